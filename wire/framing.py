@@ -1,0 +1,113 @@
+"""Message framing for the echo protocol.
+
+`length`: each message is a 4-byte big-endian length, then that many payload bytes. The
+decoder is fed bytes split anywhere (TCP keeps no write boundaries) and yields whole messages.
+A length over the maximum is a protocol error raised at the header, before any payload is
+buffered, so a garbage prefix cannot make the peer allocate gigabytes.
+
+`raw`: no framing at all. Whatever one read returns is "a message": three writes on a persistent
+connection may come back as one "LuffyZoroSanji", which is the point of showing it.
+"""
+
+from __future__ import annotations
+
+import struct
+
+HEADER = struct.Struct(">I")
+HEADER_SIZE = HEADER.size
+DEFAULT_MAX_MESSAGE = 1 << 20  # 1 MiB
+FRAMINGS = ("length", "raw")
+
+
+class FramingError(ValueError):
+    """The byte stream breaks the framing: the connection cannot continue."""
+
+
+class MessageTooLarge(FramingError):
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"message of {length} bytes exceeds the limit of {limit} bytes")
+        self.length = length
+        self.limit = limit
+
+
+class TruncatedMessage(FramingError):
+    def __init__(self, have: int, need: int) -> None:
+        super().__init__(f"connection ended mid-message ({have} of {need} bytes)")
+        self.have = have
+        self.need = need
+
+
+def encode_length(payload: bytes, max_message: int = DEFAULT_MAX_MESSAGE) -> bytes:
+    if len(payload) > max_message:
+        raise MessageTooLarge(len(payload), max_message)
+    return HEADER.pack(len(payload)) + payload
+
+
+class LengthDecoder:
+    """Incremental decoder for `length` framing.
+
+    `feed(data)` returns the messages completed by `data` (possibly none); `eof()` says the peer
+    closed and raises `TruncatedMessage` if a message was cut short.
+    """
+
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+        self.max_message = max_message
+        self._buf = bytearray()
+        self._need: int | None = None  # payload length of the message being read
+
+    @property
+    def pending(self) -> int:
+        """Bytes held for a message not yet complete (0 at a message boundary)."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        out: list[bytes] = []
+        while True:
+            if self._need is None:
+                if len(self._buf) < HEADER_SIZE:
+                    return out
+                (length,) = HEADER.unpack_from(self._buf)
+                if length > self.max_message:
+                    raise MessageTooLarge(length, self.max_message)
+                self._need = length
+            end = HEADER_SIZE + self._need
+            if len(self._buf) < end:
+                return out
+            out.append(bytes(self._buf[HEADER_SIZE:end]))
+            del self._buf[:end]
+            self._need = None
+
+    def eof(self) -> None:
+        if self._buf:
+            need = HEADER_SIZE + (self._need if self._need is not None else 0)
+            raise TruncatedMessage(len(self._buf), max(need, HEADER_SIZE))
+
+
+class RawDecoder:
+    """`raw` framing: every chunk of bytes read is passed through as it came."""
+
+    pending = 0
+    max_message = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        return [bytes(data)] if data else []
+
+    def eof(self) -> None:
+        return None
+
+
+def decoder(framing: str, max_message: int = DEFAULT_MAX_MESSAGE) -> LengthDecoder | RawDecoder:
+    if framing == "length":
+        return LengthDecoder(max_message)
+    if framing == "raw":
+        return RawDecoder()
+    raise ValueError(f"unknown framing {framing!r} (choose from {', '.join(FRAMINGS)})")
+
+
+def encode(framing: str, payload: bytes, max_message: int = DEFAULT_MAX_MESSAGE) -> bytes:
+    if framing == "length":
+        return encode_length(payload, max_message)
+    if framing == "raw":
+        return bytes(payload)
+    raise ValueError(f"unknown framing {framing!r} (choose from {', '.join(FRAMINGS)})")
