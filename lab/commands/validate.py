@@ -1,0 +1,40 @@
+"""`python -m lab validate SCENARIO`: check a scenario file and say what a run would do."""
+
+from __future__ import annotations
+
+import argparse
+
+from lab.scenario import format_bytes, load_scenario
+
+
+def run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)  # UsageError (exit 2) on any problem
+    workload = scenario.workload
+    print(
+        f"{args.scenario}: ok: {scenario.name} ({scenario.protocol}), "
+        f"{len(workload.byte_sizes())} requests, {format_bytes(sum(workload.byte_sizes()))}"
+    )
+    for mode in scenario.modes:
+        extra = []
+        if mode.pipeline:
+            extra.append("pipelined")
+        if scenario.protocol == "echo":
+            extra.append(f"framing {scenario.framing_of(mode)}")
+        if mode.workload is not None:
+            extra.append(f"{len(mode.workload.byte_sizes())} requests")
+        print(
+            f"  mode {mode.name}: {mode.server_mode}, {mode.parallel} at a time"
+            + "".join(f", {e}" for e in extra)
+        )
+    net = scenario.network
+    if net.shaped:
+        parts = [
+            f"rtt {net.rtt:g} ms" if net.rtt else "",
+            f"jitter {net.jitter:g} ms" if net.jitter else "",
+            f"loss {net.loss:g}%" if net.loss else "",
+            f"rate {net.rate / 1e6:g} Mbit/s" if net.rate else "",
+        ]
+        print("  network: " + ", ".join(p for p in parts if p))
+    if scenario.faults:
+        print(f"  faults: {', '.join(f.action for f in scenario.faults)}")
+    return 0
