@@ -1,0 +1,166 @@
+"""`python -m server`: the lab's threaded echo/HTTP server (a thread per connection).
+
+Logs go to stdout, one line each, flushed. Once every listener is listening it prints one
+`listening` line per listener. SIGTERM or SIGINT: stop accepting, let in-flight connections
+finish within the shutdown grace, join every handler (so every FIN is sent), exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+from server.core import MODES, Listener, Server, ServerConfig
+from server.handlers import ProtocolOptions
+from server.log import LOG_FORMATS, Log
+from wire import framing, http
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> object:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _listen(text: str) -> Listener:
+    port, sep, mode = text.partition(":")
+    if not sep or not port.isdigit() or int(port) > 65535 or mode not in MODES:
+        raise argparse.ArgumentTypeError(
+            f"expected PORT:MODE with MODE one of {', '.join(MODES)}, got {text!r}"
+        )
+    return Listener(int(port), mode)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m server",
+        description="Threaded TCP server for the lab: echo (length or raw framing) or HTTP, "
+        "non-persistent (server closes first) or persistent (keep-alive).",
+    )
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default: 0.0.0.0)")
+    p.add_argument("--port", type=int, default=3000, help="port for --mode (default: 3000)")
+    p.add_argument("--mode", choices=MODES, default="non-persistent")
+    p.add_argument(
+        "--listen",
+        type=_listen,
+        action="append",
+        default=[],
+        metavar="PORT:MODE",
+        help="serve MODE on PORT; repeat to serve several from one process "
+        "(e.g. 3000:non-persistent 3001:persistent); replaces --port/--mode. Port 0 = any",
+    )
+    p.add_argument("--protocol", choices=("echo", "http"), default="echo")
+    p.add_argument("--framing", choices=framing.FRAMINGS, default="length", help="echo framing")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default="human")
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=5.0,
+        metavar="S",
+        help="close a connection with no new message for S seconds (default: 5)",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=_positive(float),
+        default=10.0,
+        metavar="S",
+        help="drop a peer that stalls mid-message, or does not read what we write, "
+        "for S seconds (default: 10)",
+    )
+    p.add_argument(
+        "--max-requests",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="persistent: close after N answers on one connection (default: no limit)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=1024,
+        metavar="N",
+        help="concurrent connections; beyond it a new one is closed at once (default: 1024)",
+    )
+    p.add_argument(
+        "--max-message",
+        type=_positive(int),
+        default=framing.DEFAULT_MAX_MESSAGE,
+        metavar="BYTES",
+        help="largest echo message (default: 1048576); larger is a protocol error",
+    )
+    p.add_argument(
+        "--resources",
+        metavar="FILE",
+        help="http: named resources, one `name size` a line (# comments) or a JSON object "
+        '{"name": size}; GET /name then needs no ?size=',
+    )
+    p.add_argument(
+        "--wait-peer-fin",
+        action="store_true",
+        help="echo: before the first read, wait until the peer has half-closed, so all its "
+        "writes are in the buffer (makes the article's raw coalescing deterministic)",
+    )
+    p.add_argument(
+        "--shutdown-grace",
+        type=_positive(float),
+        default=5.0,
+        metavar="S",
+        help="on SIGTERM, let in-flight connections finish for up to S seconds (default: 5)",
+    )
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    resources = None
+    if args.resources:
+        try:
+            with open(args.resources, encoding="utf-8") as fh:
+                resources = http.load_resources(fh.read())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"error: --resources {args.resources}: {exc}") from None
+    listeners = args.listen or [Listener(args.port, args.mode)]
+    ports = [spec.port for spec in listeners if spec.port]
+    if len(ports) != len(set(ports)):
+        raise SystemExit("error: --listen: the same port given twice")
+    return ServerConfig(
+        listeners=listeners,
+        host=args.host,
+        options=ProtocolOptions(
+            protocol=args.protocol,
+            framing=args.framing,
+            max_message=args.max_message,
+            max_requests=args.max_requests,
+            resources=resources,
+            wait_peer_fin=args.wait_peer_fin,
+        ),
+        idle_timeout=args.idle_timeout,
+        read_timeout=args.read_timeout,
+        max_connections=args.max_connections,
+        shutdown_grace=args.shutdown_grace,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    server = Server(config, Log(args.log_format))
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: server.request_stop())
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

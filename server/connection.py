@@ -1,0 +1,176 @@
+"""One accepted socket: timed reads and writes, the FIN dance, and its log lines.
+
+Every read and write has a timeout, so no peer can hold a handler thread forever: waiting for the
+start of a message is bounded by the idle timeout, the rest of a message by the read timeout,
+and every write (a peer that never reads) by the read timeout too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+from typing import Any
+
+from server.log import Log
+
+RECV_SIZE = 65536
+
+
+class IdleTimeout(Exception):
+    """No new message within the idle timeout: the server closes first, not an error."""
+
+
+class ShuttingDown(Exception):
+    """The server is stopping and this connection is between messages."""
+
+
+class PeerError(Exception):
+    """The peer broke the connection (stall, reset, never reads): closed as an error."""
+
+
+class Connection:
+    def __init__(
+        self,
+        sock: socket.socket,
+        conn_id: int,
+        mode: str,
+        log: Log,
+        idle_timeout: float,
+        read_timeout: float,
+    ) -> None:
+        self.sock = sock
+        self.id = conn_id
+        self.mode = mode
+        self.persistent = mode == "persistent"
+        self.log = log
+        self.idle_timeout = idle_timeout
+        self.read_timeout = read_timeout
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.stopping = False
+        self._idle = False
+        self._shut_rd = False  # set by our own shutdown(SHUT_RD): later EOFs are not the peer's
+        self._lock = threading.Lock()
+        peer = sock.getpeername()
+        local = sock.getsockname()
+        self._fields = {
+            "conn": conn_id,
+            "peer": peer[0],
+            "peer_port": peer[1],
+            "local": local[0],
+            "local_port": local[1],
+            "mode": mode,
+        }
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def event(self, event: str, **extra: Any) -> None:
+        self.log.event(
+            event, **self._fields, bytes_in=self.bytes_in, bytes_out=self.bytes_out, **extra
+        )
+
+    # Reads -------------------------------------------------------------------------------
+
+    def recv(self, mid_message: bool) -> bytes:
+        """One read; b"" means the peer's FIN. Raises IdleTimeout, ShuttingDown, PeerError."""
+        with self._lock:
+            if self.stopping and not mid_message:
+                raise ShuttingDown
+            self._idle = not mid_message
+        self.sock.settimeout(self.read_timeout if mid_message else self.idle_timeout)
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except TimeoutError:
+            if mid_message:
+                raise PeerError(f"read timeout ({self.read_timeout:g} s) mid-message") from None
+            raise IdleTimeout from None
+        finally:
+            with self._lock:
+                self._idle = False
+        if not data and self.stopping and not mid_message:
+            raise ShuttingDown  # our own shutdown(SHUT_RD) woke the read, not the peer
+        self.bytes_in += len(data)
+        return data
+
+    def wait_peer_fin(self) -> None:
+        """Block until the peer's FIN is in, so every byte it wrote is in our receive buffer.
+
+        Makes the article's coalescing deterministic: one read then returns all its writes.
+        """
+        poller = select.poll()
+        poller.register(self.sock, select.POLLRDHUP)
+        with self._lock:
+            if self.stopping:
+                raise ShuttingDown
+            self._idle = True
+        try:
+            if not poller.poll(int(self.idle_timeout * 1000)):
+                raise IdleTimeout
+        finally:
+            with self._lock:
+                self._idle = False
+
+    # Writes ------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        self.sock.settimeout(self.read_timeout)
+        try:
+            self.sock.sendall(data)
+        except TimeoutError:
+            raise PeerError(
+                f"write timeout ({self.read_timeout:g} s): the peer is not reading"
+            ) from None
+        self.bytes_out += len(data)
+
+    # Closing -----------------------------------------------------------------------------
+
+    def finish(self, reason: str) -> None:
+        """Server closes first: send our FIN, wait (bounded) for the peer's, then close."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.event("fin_sent", reason=reason)
+            if self._shut_rd:
+                self.close(error=False, reason=reason)
+                return
+            # Drain until the peer's FIN so close() never meets unread data (that would be RST).
+            self.sock.settimeout(min(self.idle_timeout, self.read_timeout))
+            while True:
+                data = self.sock.recv(RECV_SIZE)
+                if not data:
+                    if not self._shut_rd:
+                        self.event("peer_fin")
+                    break
+                self.bytes_in += len(data)
+        except TimeoutError:
+            self.close(error=False, reason=f"{reason}; no FIN from the peer in time")
+            return
+        except OSError as exc:
+            self.close(error=True, reason=f"{reason}; then {exc.strerror or exc}")
+            return
+        self.close(error=False, reason=reason)
+
+    def peer_closed(self) -> None:
+        """Peer closed first (its FIN arrived): answer with ours and close."""
+        self.event("peer_fin")
+        self.close(error=False, reason="peer closed")
+
+    def close(self, error: bool, reason: str) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.event("closed", error=error, reason=reason)
+
+    def interrupt_if_idle(self) -> None:
+        """Shutdown: mark stopping; wake a handler blocked waiting for a next message."""
+        with self._lock:
+            self.stopping = True
+            if self._idle:
+                self._shut_rd = True
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RD)
+
+    def abort(self) -> None:
+        """Shutdown grace is over: break any blocked read or write."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,104 @@
+"""The two protocols on one connection. Each returns None when the peer closed first, or the
+reason the server closes first; errors are raised and the caller closes the connection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.connection import Connection, PeerError
+from server.log import preview
+from wire import framing, http
+from wire.framing import DEFAULT_MAX_MESSAGE
+
+
+@dataclass(frozen=True)
+class ProtocolOptions:
+    protocol: str = "echo"
+    framing: str = "length"
+    max_message: int = DEFAULT_MAX_MESSAGE
+    max_requests: int | None = None
+    resources: dict[str, int] | None = None
+    max_body: int = http.MAX_BODY
+    wait_peer_fin: bool = False
+
+
+def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
+    decoder = framing.decoder(opts.framing, opts.max_message)
+    if opts.wait_peer_fin:
+        conn.wait_peer_fin()
+    answered = 0
+    while True:
+        data = conn.recv(mid_message=decoder.pending > 0)
+        if not data:
+            decoder.eof()  # TruncatedMessage if the peer stopped mid-message
+            return None
+        replies = []
+        reason = None
+        for message in decoder.feed(data):
+            conn.event("message", preview=preview(message), bytes=len(message))
+            replies.append(framing.encode(opts.framing, message, opts.max_message))
+            answered += 1
+            if not conn.persistent:
+                reason = "answered one message (non-persistent)"
+                break
+            if opts.max_requests and answered >= opts.max_requests:
+                reason = f"max requests ({opts.max_requests}) reached"
+                break
+        if replies:
+            conn.send(b"".join(replies))
+        if reason:
+            return reason
+        if conn.stopping and decoder.pending == 0:
+            return "server shutting down"
+
+
+def serve_http(conn: Connection, opts: ProtocolOptions) -> str | None:
+    parser = http.RequestParser()
+    version = "HTTP/1.1" if conn.persistent else "HTTP/1.0"
+    served = 0
+    while True:
+        data = conn.recv(mid_message=parser.pending > 0)
+        if not data:
+            if parser.pending:
+                raise PeerError(f"connection ended mid-request ({parser.pending} bytes)")
+            return None
+        try:
+            requests = parser.feed(data)
+        except http.HTTPError as exc:
+            return _refuse(conn, exc, version)
+        for request in requests:
+            conn.event(
+                "request",
+                request_line=f"{request.method} {request.target} {request.version}"[:200],
+                version=request.version,
+            )
+            try:
+                name, size = http.route(request, opts.resources, opts.max_body)
+            except http.HTTPError as exc:
+                return _refuse(conn, exc, version)
+            served += 1
+            last = bool(opts.max_requests and served >= opts.max_requests)
+            wanted = conn.persistent and http.wants_keep_alive(request)
+            keep_alive = wanted and not last and not conn.stopping
+            chunks = http.body_chunks(name, size)
+            conn.send(http.response_head(200, size, keep_alive, version) + next(chunks, b""))
+            for chunk in chunks:
+                conn.send(chunk)
+            conn.event("response", status=200, request=name, bytes=size, keep_alive=keep_alive)
+            if not keep_alive:
+                if not conn.persistent:
+                    return "HTTP/1.0: one response per connection"
+                if last:
+                    return f"max requests ({opts.max_requests}) reached"
+                if conn.stopping:
+                    return "server shutting down"
+                return "client asked to close"
+        if conn.stopping and parser.pending == 0:
+            return "server shutting down"
+
+
+def _refuse(conn: Connection, exc: http.HTTPError, version: str) -> str:
+    conn.event("error", reason=f"{exc.status}: {exc}")
+    conn.send(http.error_response(exc.status, str(exc), version))
+    conn.event("response", status=exc.status, request=None, bytes=0, keep_alive=False)
+    return f"bad request ({exc.status})"
