@@ -1,0 +1,317 @@
+"""The report's charts (matplotlib, Agg): each function takes plain data and returns a Figure.
+
+- `waterfall`: connections per mode on one time axis, like a browser's network panel.
+- `ladder`: one connection's packets between client and server, with flags, seq and ack
+  (the article's handshake and teardown diagrams, from real packets).
+- `packet_categories`: packets per category (handshake, data, pure ACK, teardown, other) per mode.
+- `stevens`: sequence number against time (tcptrace / Wireshark "Stevens" graph), fresh vs warm.
+
+`render(fig, png_path)` writes the PNG and returns the SVG text for inlining.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+PHASE_COLORS = {
+    "handshake": "#e8a33d",
+    "waiting": "#cfd4da",
+    "receiving": "#3b7dd8",
+    "teardown": "#d9534f",
+}
+PHASE_LABELS = {
+    "handshake": "handshake (SYN → ACK)",
+    "waiting": "waiting (request → first byte)",
+    "receiving": "receiving (first → last byte)",
+    "teardown": "teardown (first FIN → last ACK)",
+}
+CATEGORY_COLORS = {
+    "handshake": "#e8a33d",
+    "data": "#3b7dd8",
+    "pure ACK": "#9fc5f8",
+    "teardown": "#d9534f",
+    "other": "#adb5bd",
+}
+
+plt.rcParams.update({"font.size": 9, "svg.fonttype": "none", "axes.titleweight": "bold"})
+
+
+def render(fig: Figure, png_path: Path) -> str:
+    """Write `png_path` and return the same chart as SVG text (no XML prolog) for inlining."""
+    fig.savefig(png_path, dpi=110, bbox_inches="tight")
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]
+
+
+# --- waterfall --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnPhases:
+    """One connection's phase boundaries, epoch seconds (None where the capture has no mark)."""
+
+    label: str
+    syn: float
+    established: float | None
+    exchanges: Sequence[tuple[float, float | None, float | None]]  # request, first, last byte
+    fin: float | None
+    end: float | None
+
+    def bars(self) -> list[tuple[str, float, float]]:
+        marks = [("handshake", self.syn, self.established)]
+        for request, first, last in self.exchanges:
+            marks += [("waiting", request, first), ("receiving", first, last)]
+        marks.append(("teardown", self.fin, self.end))
+        return [(p, a, b) for p, a, b in marks if a is not None and b is not None and b >= a]
+
+    @property
+    def last(self) -> float:
+        return max(b for _, _, b in self.bars()) if self.bars() else self.syn
+
+
+def waterfall(modes: Sequence[tuple[str, Sequence[ConnPhases]]]) -> Figure:
+    """One panel per mode, shared time axis (ms from each mode's first SYN)."""
+    rows = [max(1, len(conns)) for _, conns in modes]
+    height = 1.2 + sum(0.3 * r + 0.55 for r in rows)
+    fig, axes = plt.subplots(
+        len(modes),
+        1,
+        figsize=(9.5, height),
+        sharex=True,
+        gridspec_kw={"height_ratios": rows},
+        squeeze=False,
+    )
+    for ax, (name, conns) in zip(axes[:, 0], modes, strict=True):
+        t0 = min((c.syn for c in conns), default=0.0)
+        for i, c in enumerate(conns):
+            for phase, a, b in c.bars():
+                width = max((b - a) * 1000, 0.0)
+                ax.barh(i, width, left=(a - t0) * 1000, height=0.7, color=PHASE_COLORS[phase])
+        ax.set_yticks(range(len(conns)), [c.label for c in conns], fontsize=7)
+        ax.set_ylim(len(conns) - 0.4, -0.6)
+        end = max((c.last for c in conns), default=t0)
+        ax.set_title(f"{name}: {len(conns)} connection(s), {(end - t0) * 1000:.1f} ms", loc="left")
+        ax.grid(axis="x", color="#eee")
+        ax.set_axisbelow(True)
+    axes[-1, 0].set_xlabel("time since the mode's first SYN (ms)")
+    handles = [Patch(color=PHASE_COLORS[p], label=PHASE_LABELS[p]) for p in PHASE_COLORS]
+    head = 0.62  # inches above the panels for the title and the legend
+    fig.suptitle(
+        "Connection waterfall per mode (one row per TCP stream)",
+        x=0.01,
+        ha="left",
+        y=1 - 0.12 / height,
+        va="top",
+        fontweight="bold",
+        fontsize=11,
+    )
+    fig.legend(
+        handles=handles,
+        loc="upper left",
+        ncol=4,
+        frameon=False,
+        fontsize=8,
+        bbox_to_anchor=(0.005, 1 - 0.4 / height),
+    )
+    fig.tight_layout(rect=(0, 0, 1, 1 - head / height))
+    return fig
+
+
+# --- packet ladder ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LadderPacket:
+    """One captured packet, seq/ack relative to each side's ISN as Wireshark shows them."""
+
+    t: float  # seconds since the connection's first packet
+    from_client: bool
+    flags: str  # "SYN", "SYN, ACK", "PSH, ACK", "FIN, ACK", ...
+    seq: int
+    ack: int | None
+    length: int
+
+
+def ladder(packets: Sequence[LadderPacket], title: str, max_rows: int = 26) -> Figure:
+    """Client on the left, server on the right, one sloped arrow per packet in capture order."""
+    shown: list[LadderPacket | None] = list(packets)
+    if len(packets) > max_rows:  # keep the handshake and the teardown, elide the middle
+        head, tail = max_rows // 2, max_rows - max_rows // 2 - 1
+        shown = [*packets[:head], None, *packets[-tail:]]
+    step = 0.55
+    height = 1.4 + step * len(shown)
+    fig, ax = plt.subplots(figsize=(8.2, height))
+    xc, xs = 0.18, 0.82
+    for x, name in ((xc, "client"), (xs, "server")):
+        ax.plot([x, x], [0, -(len(shown) + 0.3) * step], color="#333", lw=1.5)
+        ax.text(x, 0.25 * step, name, ha="center", va="bottom", fontweight="bold", fontsize=10)
+    for i, p in enumerate(shown):
+        y = -(i + 0.5) * step
+        if p is None:
+            elided = len(packets) - (len(shown) - 1)
+            ax.text(
+                0.5,
+                y,
+                f"… {elided} more packets (data and ACKs) …",
+                ha="center",
+                va="center",
+                style="italic",
+                color="#555",
+            )
+            continue
+        a, b = (xc, xs) if p.from_client else (xs, xc)
+        color = _flag_color(p.flags)
+        ax.annotate(
+            "",
+            xy=(b, y - 0.35 * step),
+            xytext=(a, y + 0.1 * step),
+            arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.4},
+        )
+        label = f"[{p.flags}] seq={p.seq}" + (f" ack={p.ack}" if p.ack is not None else "")
+        if p.length:
+            label += f" len={p.length}"
+        ax.text(
+            0.5,
+            y - 0.02 * step,
+            label,
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color=color,
+            bbox={"fc": "white", "ec": "none", "pad": 0.6},
+        )
+        tx = 0.02 if p.from_client else 0.98
+        ax.text(
+            tx,
+            y - 0.12 * step,
+            f"{p.t * 1000:.3f} ms",
+            ha="left" if p.from_client else "right",
+            va="center",
+            fontsize=7,
+            color="#666",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-(len(shown) + 0.5) * step, 0.8 * step)
+    ax.axis("off")
+    ax.set_title(title, loc="left")
+    fig.text(
+        0.5,
+        0.005,
+        "time runs downwards; times are from the capture, ms since the SYN; "
+        "seq/ack relative, as Wireshark shows them",
+        ha="center",
+        fontsize=7,
+        color="#555",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _flag_color(flags: str) -> str:
+    if "RST" in flags:
+        return "#8b0000"
+    if "SYN" in flags:
+        return PHASE_COLORS["handshake"]
+    if "FIN" in flags:
+        return PHASE_COLORS["teardown"]
+    if "PSH" in flags:
+        return PHASE_COLORS["receiving"]
+    return "#555555"
+
+
+# --- packets per category ----------------------------------------------------------------------
+
+
+def packet_categories(counts: Sequence[tuple[str, Mapping[str, int]]]) -> Figure:
+    """Stacked horizontal bars, one per mode, with the count written in each segment."""
+    fig, ax = plt.subplots(figsize=(9, 1.3 + 0.6 * len(counts)))
+    names = [name for name, _ in counts]
+    total_max = max((sum(c.values()) for _, c in counts), default=1) or 1
+    for i, (_, c) in enumerate(counts):
+        left = 0
+        for cat, color in CATEGORY_COLORS.items():
+            v = c.get(cat, 0)
+            if not v:
+                continue
+            ax.barh(i, v, left=left, color=color, height=0.6)
+            if v / total_max > 0.035:
+                ax.text(
+                    left + v / 2,
+                    i,
+                    str(v),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if cat in ("data", "teardown") else "black",
+                )
+            left += v
+        ax.text(left + total_max * 0.01, i, f"{left} packets", va="center", fontsize=8)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_xlim(0, total_max * 1.15)
+    ax.set_xlabel("packets in the capture")
+    ax.set_title("Packets per category per mode", loc="left")
+    handles = [Patch(color=col, label=cat) for cat, col in CATEGORY_COLORS.items()]
+    ax.legend(
+        handles=handles,
+        loc="lower right",
+        fontsize=8,
+        ncol=5,
+        frameon=False,
+        bbox_to_anchor=(1.0, 1.0),
+    )
+    ax.grid(axis="x", color="#eee")
+    ax.set_axisbelow(True)
+    fig.tight_layout()
+    return fig
+
+
+# --- Stevens graph -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeqSeries:
+    label: str
+    points: Sequence[tuple[float, int]]  # (ms since the request reached the server, seq end)
+    color: str
+
+
+def stevens(series: Sequence[SeqSeries], title: str, rtt_ms: float | None = None) -> Figure:
+    """Sequence number (KB of the response sent) against time, one line per connection kind."""
+    fig, ax = plt.subplots(figsize=(8.5, 4.6))
+    for s in series:
+        if not s.points:
+            continue
+        xs = [p[0] for p in s.points]
+        ys = [p[1] / 1024 for p in s.points]
+        ax.step(xs, ys, where="post", color=s.color, lw=1.2, alpha=0.6)
+        ax.plot(xs, ys, "o", ms=3, color=s.color, label=f"{s.label}: done at {xs[-1]:.1f} ms")
+    xlabel = "time since the request reached the server (ms)"
+    if rtt_ms and rtt_ms > 0:
+        right = max((p[0] for s in series for p in s.points), default=0)
+        k = 1
+        while k * rtt_ms <= right and k <= 40:
+            ax.axvline(k * rtt_ms, color="#bbb", lw=0.7, ls=":")
+            k += 1
+        xlabel += f"; dotted lines every RTT ({rtt_ms:.1f} ms)"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("response bytes sent (KB, relative seq)")
+    ax.set_title(title, loc="left")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(color="#eee")
+    ax.set_axisbelow(True)
+    fig.tight_layout()
+    return fig

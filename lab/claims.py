@@ -1,0 +1,340 @@
+"""The article's claims, checked against a run's analysis. Pure: a dict in, a list of dicts out.
+
+The article counts what a page of N resources costs over HTTP/1.0 (N connections, N handshakes of
+3 packets, N teardowns of 4 packets, slow start on every connection) and says keep-alive pays for
+one handshake, one teardown and one slow start. Each claim here is generalised from the scenario's
+request count and returned as::
+
+    {"id", "mode", "claim", "holds": True | False | None, "observed", "expected", "why"}
+
+`holds` is None when the capture cannot decide (for example the mode was not run, or every
+response fits in the initial window so slow start leaves no trace).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+INITIAL_WINDOW_SEGMENTS = 10  # Linux's initial congestion window (RFC 6928)
+
+
+def check_claims(analysis: dict) -> list[dict]:
+    """Every claim that applies to the run's modes, in the article's order."""
+    n = request_count(analysis)
+    modes = analysis.get("modes") or []
+    closing = [m for m in modes if not m.get("persistent")]
+    keepalive = [m for m in modes if m.get("persistent")]
+    out: list[dict] = []
+    for m in closing:
+        out.append(_connections_claim(m, n))
+    for m in closing:
+        out.append(_handshake_claim(m, n))
+    for m in closing:
+        out.append(_teardown_claim(m, n))
+    for m in keepalive:
+        out.append(_keepalive_claim(m, mode_parallel(analysis, m), n))
+    for m in modes:
+        out.append(_slow_start_claim(m, n, mode_parallel(analysis, m)))
+    return out
+
+
+# --- what the run was asked to do -------------------------------------------------------------
+
+
+def request_count(analysis: Mapping[str, Any]) -> int | None:
+    """How many requests (resources or messages) one page/run of the scenario makes."""
+    sc = analysis.get("scenario") or {}
+    for holder in (sc, sc.get("workload") or {}):
+        for key in ("resources", "messages", "sizes"):
+            items = holder.get(key)
+            if isinstance(items, list) and items:
+                return len(items)
+    counts = [m.get("requests") for m in analysis.get("modes") or []]
+    counts = [c if isinstance(c, int) else len(c) for c in counts if c]
+    return max(counts) if counts else None
+
+
+def scenario_mode(analysis: Mapping[str, Any], name: str) -> dict:
+    """The scenario's definition of a mode (persistent, parallel, pipeline), or {}."""
+    sc = analysis.get("scenario") or {}
+    for m in sc.get("modes") or []:
+        if isinstance(m, Mapping) and m.get("name") == name:
+            return dict(m)
+    return {}
+
+
+def mode_parallel(analysis: Mapping[str, Any], mode: Mapping[str, Any]) -> int:
+    """Parallel connections the client was told to open for this mode (default 1)."""
+    for source in (mode, scenario_mode(analysis, mode.get("name", ""))):
+        value = source.get("parallel")
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1
+
+
+def connections_of(mode: Mapping[str, Any]) -> list[dict]:
+    return list(mode.get("connections_detail") or [])
+
+
+# --- the claims ------------------------------------------------------------------------------
+
+
+def _claim(cid: str, mode: Mapping, text: str, holds, observed, expected, why: str) -> dict:
+    return {
+        "id": cid,
+        "mode": mode.get("name"),
+        "claim": text,
+        "holds": holds,
+        "observed": observed,
+        "expected": expected,
+        "why": why,
+    }
+
+
+def _connections_claim(mode: Mapping, n: int | None) -> dict:
+    observed = mode.get("connections")
+    text = f"{n} resources need {n} connections" if n else "one connection per request"
+    if n is None or observed is None:
+        return _claim("connections", mode, text, None, observed, n, "request count unknown")
+    if observed == n:
+        why = "each connection carried one request and was closed after its response (HTTP/1.0)"
+        return _claim("connections", mode, text, True, observed, n, why)
+    conns = connections_of(mode)
+    reused = [c for c in conns if len(_requests(c)) > 1]
+    if observed > n:
+        extra = observed - n
+        why = f"{extra} more connection(s) than requests: retried or failed connections"
+        refused = sum(1 for c in conns if not _requests(c))
+        if refused:
+            why += f" ({refused} carried no request)"
+    elif reused:
+        why = (
+            f"{len(reused)} connection(s) carried more than one request: the server kept them open"
+        )
+    else:
+        why = f"the capture holds {observed} of {n} connections (capture cut, or requests failed)"
+    return _claim("connections", mode, text, False, observed, n, why)
+
+
+def _handshake_claim(mode: Mapping, n: int | None) -> dict:
+    observed = mode.get("handshake_packets")
+    expected = 3 * n if n else None
+    text = f"{n} handshakes = {expected} packets" if n else "a handshake is 3 packets"
+    if expected is None or observed is None:
+        return _claim("handshakes", mode, text, None, observed, expected, "request count unknown")
+    conns = mode.get("connections") or 0
+    if observed == expected:
+        why = "every handshake was SYN, SYN-ACK, ACK: 3 packets per connection"
+        return _claim("handshakes", mode, text, True, observed, expected, why)
+    reasons = []
+    if conns and conns != n:
+        reasons.append(f"{conns} connections instead of {n}")
+    per_conn = Counter(_int(c.get("handshake_packets")) for c in connections_of(mode))
+    odd = {k: v for k, v in per_conn.items() if k not in (3, None)}
+    for k, v in sorted(odd.items()):
+        reasons.append(f"{v} handshake(s) took {k} packets")
+    retrans = mode.get("syn_retransmissions") or sum(
+        _int(c.get("syn_retransmissions")) or 0 for c in connections_of(mode)
+    )
+    if retrans:
+        reasons.append(f"{retrans} SYN or SYN-ACK retransmission(s)")
+    why = "; ".join(reasons) or "the handshake packet count differs from 3 per connection"
+    return _claim("handshakes", mode, text, False, observed, expected, why)
+
+
+def teardown_kinds(mode: Mapping) -> Counter:
+    """How each connection of a mode closed: '3-packet', '4-packet', 'rst', or 'none'."""
+    kinds: Counter = Counter()
+    for c in connections_of(mode):
+        kinds[_teardown_kind(c)] += 1
+    return kinds
+
+
+def _teardown_kind(conn: Mapping) -> str:
+    kind = conn.get("teardown") or conn.get("teardown_kind")
+    if isinstance(kind, str):
+        if kind.startswith("3"):
+            return "3-packet"
+        if kind.startswith("4"):
+            return "4-packet"
+        if "rst" in kind.lower():
+            return "rst"
+    if conn.get("rst") and not conn.get("teardown_packets"):
+        return "rst"
+    packets = _int(conn.get("teardown_packets"))
+    if packets == 3:
+        return "3-packet"
+    if packets == 4:
+        return "4-packet"
+    if packets:
+        return f"{packets}-packet"
+    return "none"
+
+
+def _teardown_claim(mode: Mapping, n: int | None) -> dict:
+    observed = mode.get("teardown_packets")
+    expected = 4 * n if n else None
+    text = f"{n} teardowns = {expected} packets" if n else "a teardown is 4 packets"
+    if expected is None or observed is None:
+        return _claim("teardowns", mode, text, None, observed, expected, "request count unknown")
+    if observed == expected:
+        why = "every close was FIN, ACK, FIN, ACK: 4 packets per connection"
+        return _claim("teardowns", mode, text, True, observed, expected, why)
+    kinds = teardown_kinds(mode)
+    total = sum(kinds.values())
+    parts = []
+    if kinds["3-packet"]:
+        parts.append(
+            f"in {kinds['3-packet']} of {total} connections the second FIN rode on the ACK of the "
+            "first (FIN+ACK in one packet), so the teardown took 3 packets, not 4"
+        )
+    if kinds["4-packet"]:
+        parts.append(f"{kinds['4-packet']} took the textbook 4 packets")
+    if kinds["rst"]:
+        parts.append(f"{kinds['rst']} ended with a RST instead of FINs")
+    if kinds["none"]:
+        parts.append(f"{kinds['none']} have no complete teardown in the capture")
+    for k, v in kinds.items():
+        if k not in ("3-packet", "4-packet", "rst", "none"):
+            parts.append(f"{v} took {k.split('-')[0]} packets (retransmitted FIN or ACK)")
+    why = "; ".join(parts) or f"{observed} teardown packets for {n} connections"
+    return _claim("teardowns", mode, text, False, observed, expected, why)
+
+
+def _keepalive_claim(mode: Mapping, parallel: int, n: int | None) -> dict:
+    expected_conns = min(parallel, n) if n else parallel
+    if expected_conns == 1:
+        text = "persistent: one handshake, one teardown"
+    else:
+        text = f"persistent: one handshake and one teardown per connection ({expected_conns})"
+    conns = mode.get("connections")
+    kinds = teardown_kinds(mode)
+    teardowns = sum(v for k, v in kinds.items() if k != "none") if kinds else None
+    hs = mode.get("handshake_packets")
+    observed = {"connections": conns, "handshake_packets": hs, "teardowns": teardowns}
+    expected = {"connections": expected_conns, "handshake_packets": 3 * expected_conns}
+    if conns is None:
+        return _claim("keepalive", mode, text, None, observed, expected, "no connection count")
+    per_conn = (n / conns) if n and conns else None
+    carried = f"{n} requests on {conns} connection(s)" if n else f"{conns} connection(s)"
+    if conns == expected_conns and (hs is None or hs == 3 * conns):
+        why = f"{carried}: each paid one handshake"
+        if teardowns is not None and teardowns == conns:
+            why += " and one teardown"
+        elif teardowns is not None:
+            why += f"; {teardowns} teardown(s) in the capture"
+        if per_conn and per_conn > 1:
+            why += f", about {per_conn:.1f} requests each"
+        return _claim("keepalive", mode, text, True, observed, expected, why)
+    if conns > expected_conns:
+        why = f"{carried}: the connection was not kept for every request"
+    elif hs is not None and hs != 3 * conns:
+        why = f"{hs} handshake packets for {conns} connection(s) (a SYN was retransmitted?)"
+    else:
+        why = f"{carried}: fewer connections than the client was told to open"
+    return _claim("keepalive", mode, text, False, observed, expected, why)
+
+
+def _slow_start_claim(mode: Mapping, n: int | None, parallel: int) -> dict:
+    """Count the responses that began in slow start, from the server's flights.
+
+    A response "starts cold" when its first flight is no larger than the initial window and the
+    response was larger than that window (so the window, not the data, limited the flight).
+    A new connection always starts cold; on a warm keep-alive connection a later response starts
+    cold only if the window was reset (Linux: tcp_slow_start_after_idle after an idle RTO).
+    """
+    persistent = bool(mode.get("persistent"))
+    conns = connections_of(mode)
+    n_conns = mode.get("connections")
+    if persistent:
+        text = "slow start happens once per connection"
+        expected = n_conns
+    else:
+        text = (
+            f"slow start on every connection ({n} times)" if n else "slow start on every connection"
+        )
+        expected = n_conns if n_conns is not None else n
+    restarts, warm_decided, cold_conns, undecided = 0, 0, 0, 0
+    mss_seen = 0
+    for c in conns:
+        responses = _responses_with_flights(c)
+        if not responses:
+            undecided += 1
+            continue
+        cold_conns += 1  # a connection's first response always begins at the initial window
+        for flights in responses[1:]:
+            total_segments = sum(_int(f.get("segments")) or 0 for f in flights)
+            first = _int(flights[0].get("segments")) or 0
+            mss_seen = max(mss_seen, first)
+            if total_segments <= INITIAL_WINDOW_SEGMENTS:
+                continue  # fits in the initial window: cannot tell kept from reset
+            warm_decided += 1
+            if first <= INITIAL_WINDOW_SEGMENTS:
+                restarts += 1
+    observed = {"slow_starts": cold_conns + restarts, "restarts_on_warm_connection": restarts}
+    if not conns or cold_conns == 0:
+        why = "no per-connection flights in the analysis: cannot tell from the capture"
+        return _claim("slow_start", mode, text, None, observed, expected, why)
+    if not persistent:
+        holds = cold_conns == (expected or cold_conns)
+        why = (
+            f"each of the {cold_conns} connections began at the initial window of "
+            f"{INITIAL_WINDOW_SEGMENTS} segments: slow start restarted with every resource"
+        )
+        return _claim("slow_start", mode, text, holds, observed, expected, why)
+    if warm_decided == 0:
+        why = (
+            f"{cold_conns} connection(s) began in slow start; every later response fit in the "
+            f"initial window ({INITIAL_WINDOW_SEGMENTS} segments), so the capture cannot show "
+            "whether the window was kept"
+        )
+        return _claim("slow_start", mode, text, None, observed, expected, why)
+    if restarts == 0:
+        why = (
+            f"{cold_conns} slow start(s), one per connection; the {warm_decided} later response(s) "
+            "large enough to tell began with more than the initial window: the window was kept"
+        )
+        return _claim("slow_start", mode, text, True, observed, expected, why)
+    why = (
+        f"{restarts} of {warm_decided} later response(s) restarted at the initial window: Linux "
+        "resets the window after an idle RTO (net.ipv4.tcp_slow_start_after_idle=1)"
+    )
+    return _claim("slow_start", mode, text, False, observed, expected, why)
+
+
+# --- tolerant readers of per-connection detail ------------------------------------------------
+
+
+def _requests(conn: Mapping) -> list:
+    reqs = conn.get("requests")
+    if isinstance(reqs, list):
+        return reqs
+    return [reqs] if reqs else []
+
+
+def _responses_with_flights(conn: Mapping) -> list[list[dict]]:
+    """The server's flights grouped per response: [[flight, ...], ...] in order."""
+    flights = conn.get("flights") or []
+    if not flights:
+        return []
+    if isinstance(flights[0], list):
+        return [f for f in flights if f]
+    groups: dict[Any, list[dict]] = {}
+    for f in flights:
+        key = f.get("response", f.get("request", 0))
+        groups.setdefault(key, []).append(f)
+    return list(groups.values())
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def verdict(holds: bool | None) -> str:
+    return {True: "holds", False: "differs", None: "can't tell"}[holds]
+
+
+def summarize(claims: Iterable[dict]) -> Counter:
+    return Counter(verdict(c["holds"]) for c in claims)

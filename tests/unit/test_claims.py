@@ -1,0 +1,174 @@
+"""The article's claims checked against hand-made analysis dicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.claims import check_claims, request_count
+
+
+def conn(stream, teardown=3, handshake=3, requests=("r",), flights=None, rst=False):
+    return {
+        "stream": stream,
+        "handshake_packets": handshake,
+        "teardown_packets": teardown,
+        "requests": list(requests),
+        "flights": flights or [],
+        "rst": rst,
+    }
+
+
+def closing_mode(n=10, teardown=3, **over):
+    mode = {
+        "name": "non-persistent",
+        "persistent": False,
+        "connections": n,
+        "syn": n,
+        "handshake_packets": 3 * n,
+        "teardown_packets": teardown * n,
+        "connections_detail": [conn(i, teardown=teardown, requests=[f"r{i}"]) for i in range(n)],
+    }
+    mode.update(over)
+    return mode
+
+
+def keepalive_mode(name="keep-alive", conns=1, n=10, flights=None):
+    per = n // conns
+    return {
+        "name": name,
+        "persistent": True,
+        "connections": conns,
+        "syn": conns,
+        "handshake_packets": 3 * conns,
+        "teardown_packets": 3 * conns,
+        "connections_detail": [
+            conn(i, requests=[f"r{j}" for j in range(per)], flights=flights) for i in range(conns)
+        ],
+    }
+
+
+def analysis(*modes, n=10, parallel=None):
+    sc_modes = [{"name": m["name"], "parallel": (parallel or {}).get(m["name"], 1)} for m in modes]
+    return {
+        "scenario": {"resources": [{"name": f"r{i}"} for i in range(n)], "modes": sc_modes},
+        "modes": list(modes),
+    }
+
+
+def by_id(claims, cid, mode=None):
+    found = [c for c in claims if c["id"] == cid and (mode is None or c["mode"] == mode)]
+    assert len(found) == 1, (cid, mode, claims)
+    return found[0]
+
+
+def test_textbook_counts_hold_except_the_3_packet_teardown():
+    claims = check_claims(analysis(closing_mode(), keepalive_mode()))
+    assert by_id(claims, "connections")["claim"] == "10 resources need 10 connections"
+    assert by_id(claims, "connections")["holds"] is True
+    hs = by_id(claims, "handshakes")
+    assert (hs["claim"], hs["holds"], hs["observed"], hs["expected"]) == (
+        "10 handshakes = 30 packets",
+        True,
+        30,
+        30,
+    )
+    td = by_id(claims, "teardowns")
+    assert (td["claim"], td["holds"], td["observed"], td["expected"]) == (
+        "10 teardowns = 40 packets",
+        False,
+        30,
+        40,
+    )
+    assert "in 10 of 10 connections" in td["why"] and "3 packets, not 4" in td["why"]
+    ka = by_id(claims, "keepalive")
+    assert ka["claim"] == "persistent: one handshake, one teardown"
+    assert ka["holds"] is True
+    assert ka["observed"] == {"connections": 1, "handshake_packets": 3, "teardowns": 1}
+
+
+def test_claims_generalise_to_the_request_count():
+    claims = check_claims(analysis(closing_mode(n=5, teardown=4), n=5))
+    assert by_id(claims, "connections")["claim"] == "5 resources need 5 connections"
+    td = by_id(claims, "teardowns")
+    assert (td["claim"], td["holds"], td["observed"]) == ("5 teardowns = 20 packets", True, 20)
+
+
+@pytest.mark.parametrize(
+    ("mode", "needle"),
+    [
+        pytest.param(
+            closing_mode(connections=11, syn=11), "more connection(s) than requests", id="extra"
+        ),
+        pytest.param(closing_mode(connections=7), "holds 7 of 10 connections", id="capture-cut"),
+    ],
+)
+def test_connection_count_differs_with_a_reason(mode, needle):
+    claim = by_id(check_claims(analysis(mode)), "connections")
+    assert claim["holds"] is False
+    assert needle in claim["why"]
+
+
+def test_retransmitted_syn_explains_the_handshake_count():
+    mode = closing_mode(handshake_packets=31)
+    mode["connections_detail"][0]["handshake_packets"] = 4
+    claim = by_id(check_claims(analysis(mode)), "handshakes")
+    assert claim["holds"] is False
+    assert "1 handshake(s) took 4 packets" in claim["why"]
+
+
+def test_rst_teardowns_are_named():
+    mode = closing_mode(teardown_packets=27)
+    mode["connections_detail"][0].update(teardown_packets=0, rst=True)
+    claim = by_id(check_claims(analysis(mode)), "teardowns")
+    assert "1 ended with a RST" in claim["why"]
+    assert "in 9 of 10 connections" in claim["why"]
+
+
+def test_six_keepalive_connections_expect_six_handshakes():
+    mode = keepalive_mode("six", conns=6, n=12)
+    claims = check_claims(analysis(mode, n=12, parallel={"six": 6}))
+    claim = by_id(claims, "keepalive")
+    assert claim["claim"].endswith("per connection (6)")
+    assert claim["holds"] is True
+
+
+def test_keepalive_that_reconnects_differs():
+    mode = keepalive_mode(conns=3)
+    claim = by_id(check_claims(analysis(mode)), "keepalive")
+    assert claim["holds"] is False
+    assert "not kept" in claim["why"]
+
+
+def response_flights(*first_segments, total=40):
+    """Flights grouped per response: each response starts with `first` segments."""
+    out = []
+    for first in first_segments:
+        out.append([{"segments": first}, {"segments": total - first}])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("flights", "holds", "restarts"),
+    [
+        pytest.param(response_flights(10, 40, 40), True, 0, id="window-kept"),
+        pytest.param(response_flights(10, 10, 40), False, 1, id="restarted-after-idle"),
+        pytest.param([[{"segments": 10}], [{"segments": 3}]], None, 0, id="fits-initial-window"),
+    ],
+)
+def test_slow_start_once_per_keepalive_connection(flights, holds, restarts):
+    mode = keepalive_mode(flights=flights)
+    claim = by_id(check_claims(analysis(mode)), "slow_start", "keep-alive")
+    assert claim["holds"] is holds
+    assert claim["observed"]["restarts_on_warm_connection"] == restarts
+
+
+def test_slow_start_without_flights_cannot_tell():
+    claim = by_id(check_claims(analysis(closing_mode())), "slow_start")
+    assert claim["holds"] is None
+    assert "cannot tell" in claim["why"]
+
+
+def test_request_count_from_messages_and_missing_scenario():
+    assert request_count({"scenario": {"workload": {"messages": ["a", "b", "c"]}}}) == 3
+    claims = check_claims({"modes": [closing_mode()]})
+    assert by_id(claims, "connections")["holds"] is None
