@@ -1,0 +1,113 @@
+"""`python -m client`: send requests in non-persistent or persistent mode, check every reply.
+
+Exit 0 when every response matched byte for byte; 1 otherwise, with a one-line error on stderr;
+2 on bad arguments. With `--log-format json`, stdout is one JSON object per request and a last
+summary object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from client import plan
+from client.core import ClientConfig, run
+from client.log import LOG_FORMATS, Output
+from wire import framing
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> object:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m client",
+        description="Client for the lab's server: a connection per request (non-persistent) "
+        "or keep-alive connections (persistent); every reply checked byte for byte.",
+    )
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--protocol", choices=("echo", "http"), default="echo")
+    p.add_argument("--framing", choices=framing.FRAMINGS, default="length", help="echo framing")
+    p.add_argument("--mode", choices=("non-persistent", "persistent"), default="non-persistent")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--messages", metavar="A,B,C", help="echo messages, e.g. Luffy,Zoro,Sanji")
+    what.add_argument(
+        "--sizes",
+        metavar="N,N",
+        help="requests of these sizes in bytes (echo: deterministic payloads; http: /rK?size=N)",
+    )
+    what.add_argument(
+        "--resources",
+        metavar="NAME:SIZE,...",
+        help="http: GET /NAME?size=SIZE for each; echo: payload of that name and size",
+    )
+    p.add_argument(
+        "--parallel",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="non-persistent: N connections at a time; persistent: N keep-alive connections "
+        "sharing the requests (default: 1)",
+    )
+    p.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="persistent: write every request, then read every response",
+    )
+    p.add_argument("--connect-timeout", type=_positive(float), default=5.0, metavar="S")
+    p.add_argument(
+        "--timeout", type=_positive(float), default=10.0, metavar="S", help="each read/write"
+    )
+    p.add_argument("--log-format", choices=LOG_FORMATS, default="human")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.messages is not None:
+            items = plan.items_from_messages(args.messages)
+        elif args.sizes is not None:
+            items = plan.items_from_sizes(args.sizes, args.protocol)
+        else:
+            items = plan.items_from_resources(args.resources, args.protocol)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.protocol == "http" and args.framing == "raw":
+        parser.error("--framing raw applies to the echo protocol only")
+    config = ClientConfig(
+        host=args.host,
+        port=args.port,
+        items=items,
+        protocol=args.protocol,
+        framing=args.framing,
+        mode=args.mode,
+        parallel=args.parallel,
+        pipeline=args.pipeline,
+        connect_timeout=args.connect_timeout,
+        timeout=args.timeout,
+    )
+    result = run(config, Output(args.log_format))
+    if result.ok:
+        return 0
+    failed = result.summary["failed"]
+    print(
+        f"error: {failed} of {len(result.records)} requests failed: {result.first_error}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

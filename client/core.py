@@ -1,0 +1,345 @@
+"""The client's two modes on top of `Session`: every request gets one record."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from client.log import Output, preview
+from client.plan import Item, Protocol, ResponseDecoder, share
+from client.session import ClientError, Session
+from wire import http
+from wire.framing import FramingError
+
+
+@dataclass
+class ClientConfig:
+    host: str
+    port: int
+    items: list[Item]
+    protocol: str = "echo"
+    framing: str = "length"
+    mode: str = "non-persistent"
+    parallel: int = 1
+    pipeline: bool = False
+    connect_timeout: float = 5.0
+    timeout: float = 10.0
+
+
+@dataclass
+class Record:
+    conn: int
+    request: str
+    local_port: int | None = None
+    t_connect_start: float | None = None
+    t_connected: float | None = None
+    t_sent: float | None = None
+    t_first_byte: float | None = None
+    t_done: float | None = None
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    ok: bool = False
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        extra = data.pop("extra")
+        return {"event": "request", **data, **extra}
+
+
+@dataclass
+class Result:
+    records: list[Record]
+    summary: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.records) and all(r.ok for r in self.records)
+
+    @property
+    def first_error(self) -> str | None:
+        return next((r.error for r in self.records if r.error), None)
+
+
+class Client:
+    def __init__(self, config: ClientConfig, out: Output) -> None:
+        self.cfg = config
+        self.out = out
+        self.persistent = config.mode == "persistent"
+        self.raw = config.protocol == "echo" and config.framing == "raw"
+        self.proto = Protocol(
+            config.protocol, config.framing, self.persistent, f"{config.host}:{config.port}"
+        )
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._records: list[Record] = []
+
+    def run(self) -> Result:
+        t_start = time.time()
+        if self.persistent:
+            groups = share(self.cfg.items, self.cfg.parallel)
+            workers, jobs, fn = len(groups), groups, self._guard(self._persistent)
+        else:
+            workers = min(self.cfg.parallel, len(self.cfg.items))
+            jobs, fn = [[i] for i in self.cfg.items], self._guard(self._non_persistent)
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            list(pool.map(fn, jobs))
+        t_end = time.time()
+        records = self._records
+        ok = sum(r.ok for r in records)
+        summary = {
+            "event": "summary",
+            "mode": self.cfg.mode,
+            "protocol": self.cfg.protocol,
+            "framing": self.cfg.framing,
+            "parallel": self.cfg.parallel,
+            "pipeline": self.cfg.pipeline,
+            "requests": len(records),
+            "ok": ok,
+            "failed": len(records) - ok,
+            "connections": len({r.conn for r in records}),
+            "local_ports": sorted({r.local_port for r in records if r.local_port}),
+            "bytes_sent": sum(r.bytes_sent for r in records),
+            "bytes_received": sum(r.bytes_received for r in records),
+            "t_start": t_start,
+            "t_end": t_end,
+            "elapsed_s": t_end - t_start,
+            "error": next((r.error for r in records if r.error), None),
+        }
+        self.out.record(summary)
+        return Result(records, summary)
+
+    # Plumbing ----------------------------------------------------------------------------
+
+    def _guard(self, fn: Any) -> Any:
+        """Run one connection's work; whatever happens, every request ends with a record."""
+
+        def run(items: list[Item]) -> None:
+            session = Session(
+                self.cfg.host,
+                self.cfg.port,
+                next(self._ids),
+                self.cfg.connect_timeout,
+                self.cfg.timeout,
+            )
+            records = [Record(conn=session.id, request=i.name) for i in items]
+            try:
+                fn(session, items, records)
+            except ClientError as exc:
+                self._fail(session, records, str(exc))
+            except Exception as exc:  # a bug still gives a record and an exit 1, not a hang
+                self._fail(session, records, f"internal error: {type(exc).__name__}: {exc}")
+            finally:
+                session.close()
+                if session.sock is not None:
+                    self.out.say(f"Connection closed ID {session.id}")
+                self._finish(session, records)
+
+        return run
+
+    def _fail(self, session: Session, records: list[Record], reason: str) -> None:
+        self.out.say(f"Error for Client {session.id}: {reason}")
+        # Requests without a complete response fail; if all had one, the failure came at the
+        # close (no FIN, extra bytes), which the last request on the connection owns.
+        unfinished = [r for r in records if r.t_done is None] or records[-1:]
+        for rec in unfinished:
+            rec.ok = False
+            rec.error = rec.error or reason
+
+    def _finish(self, session: Session, records: list[Record]) -> None:
+        share_sent = _split(session.bytes_sent, len(records))
+        share_recv = _split(session.bytes_received, len(records))
+        with self._lock:
+            for rec, sent, recv in zip(records, share_sent, share_recv, strict=True):
+                rec.local_port = session.local_port
+                rec.t_connect_start = session.t_connect_start
+                rec.t_connected = session.t_connected
+                if not rec.bytes_sent and not rec.bytes_received:
+                    rec.bytes_sent, rec.bytes_received = sent, recv
+                self._records.append(rec)
+                self.out.record(rec.as_json())
+
+    def _connect(self, session: Session) -> None:
+        session.connect()
+        self.out.say(f"Socket ID {session.id} successful (local port {session.local_port})")
+
+    def _label(self, item: Item) -> str:
+        if self.cfg.protocol == "http":
+            return f"GET /{item.name}?size={item.size}"
+        return preview(item.name)
+
+    def _show(self, session: Session, response: object) -> None:
+        if isinstance(response, http.Response):
+            text = f"{response.status} ({len(response.body)} bytes body)"
+        else:
+            text = preview(response)  # type: ignore[arg-type]
+        self.out.say(f"Response from server (Client {session.id}): {text}")
+
+    def _read(self, session: Session, decoder: ResponseDecoder, n: int) -> list[Any]:
+        """Read until `n` more responses are complete; a FIN before that is a short response."""
+        got: list[Any] = []
+        while len(got) < n:
+            data = session.recv()
+            if not data:
+                partial = f", {decoder.pending} bytes of the next" if decoder.pending else ""
+                raise ClientError(
+                    f"short response: {session.where} closed the connection after "
+                    f"{len(got)} of {n} responses{partial}"
+                )
+            try:
+                got += decoder.feed(data)
+            except (FramingError, http.HTTPError) as exc:
+                raise ClientError(f"bad response from {session.where}: {exc}") from None
+        return got
+
+    def _expect_fin(self, session: Session, decoder: ResponseDecoder | None) -> float:
+        data = session.recv()
+        if data:
+            raise ClientError(
+                f"{session.where} sent {len(data)} unexpected bytes after the last response"
+            )
+        self.out.say(f"Socket ID {session.id} stops receiving data (server FIN)")
+        return time.time()
+
+    def _settle(
+        self, session: Session, item: Item, rec: Record, response: object, start: int, length: int
+    ) -> None:
+        rec.t_first_byte = session.time_of_byte(start)
+        rec.t_done = session.time_of_byte(start + length - 1) if length else time.time()
+        rec.bytes_received = length
+        self._show(session, response)
+        rec.error = self.proto.check(item, response)
+        rec.ok = rec.error is None
+
+    # Non-persistent: one connection per request, the server closes first ----------------
+
+    def _non_persistent(self, session: Session, items: list[Item], records: list[Record]) -> None:
+        (item,), (rec,) = items, records
+        self._connect(session)
+        request = item.payload if self.raw else self.proto.request(item)
+        rec.t_sent = session.send(request)
+        rec.bytes_sent = len(request)
+        self.out.say(f"{self._label(item)} sent by Client {session.id}")
+        if self.raw:  # no boundaries: the reply is whatever comes before the server's FIN
+            reply = self._read_to_eof(
+                session, len(item.payload), "Server FIN (stops receiving data): Socket ID"
+            )
+            rec.extra["t_fin"] = time.time()
+            self._settle(session, item, rec, reply, 0, len(reply))
+            return
+        decoder = self.proto.decoder(items)
+        ((response, length),) = self._read(session, decoder, 1)
+        self._settle(session, item, rec, response, 0, length)
+        rec.extra["t_fin"] = self._expect_fin(session, decoder)
+
+    def _read_to_eof(
+        self, session: Session, expected: int, fin_text: str = "Server FIN: Client"
+    ) -> bytes:
+        chunks = []
+        total = 0
+        while True:
+            data = session.recv()
+            if not data:
+                self.out.say(f"{fin_text} {session.id}")
+                return b"".join(chunks)
+            self.out.say(f"Response from server (Client {session.id}): {preview(data)}")
+            chunks.append(data)
+            total += len(data)
+            if total > 2 * expected + 65536:
+                raise ClientError(f"{session.where} sent {total} bytes, expected {expected}")
+
+    # Persistent: one connection for many requests, the client closes first --------------
+
+    def _persistent(self, session: Session, items: list[Item], records: list[Record]) -> None:
+        self._connect(session)
+        if self.raw:
+            self._raw_persistent(session, items, records)
+            return
+        decoder = self.proto.decoder(items)
+        offset = 0
+        if self.cfg.pipeline:
+            writer = self._start_writer(session, items, records)
+            responses = self._read(session, decoder, len(items))
+            writer.join(self.cfg.timeout)
+            if writer.error:
+                raise ClientError(writer.error)
+            for item, rec, (response, length) in zip(items, records, responses, strict=False):
+                self._settle(session, item, rec, response, offset, length)
+                offset += length
+        else:
+            for item, rec in zip(items, records, strict=True):
+                request = self.proto.request(item)
+                rec.t_sent = session.send(request)
+                rec.bytes_sent = len(request)
+                self.out.say(f"{self._label(item)} sent by Client {session.id}")
+                responses = self._read(session, decoder, 1)
+                if len(responses) > 1:
+                    raise ClientError(f"{session.where} sent more responses than requests")
+                ((response, length),) = responses
+                self._settle(session, item, rec, response, offset, length)
+                offset += length
+        self._close_first(session)
+
+    def _close_first(self, session: Session) -> None:
+        session.shutdown_write()
+        self.out.say(f"Socket closing initiated for Client {session.id}")
+        data = session.recv()
+        if data:
+            raise ClientError(f"{session.where} sent {len(data)} bytes nobody asked for")
+        self.out.say(f"Server stopped sending for Client {session.id}")
+
+    def _start_writer(self, session: Session, items: list[Item], records: list[Record]) -> Any:
+        # Writes from their own thread, so large pipelined requests cannot deadlock against a
+        # server that is blocked writing responses we have not read yet.
+        def write() -> None:
+            try:
+                for item, rec in zip(items, records, strict=True):
+                    request = self.proto.request(item)
+                    rec.t_sent = session.send(request)
+                    rec.bytes_sent = len(request)
+                    self.out.say(f"{self._label(item)} sent by Client {session.id}")
+            except ClientError as exc:
+                thread.error = str(exc)
+
+        thread: Any = threading.Thread(target=write, name=f"writer-{session.id}")
+        thread.error = None
+        thread.start()
+        return thread
+
+    def _raw_persistent(self, session: Session, items: list[Item], records: list[Record]) -> None:
+        """The article's persistent case: write every message, half-close, read until EOF."""
+        for item, rec in zip(items, records, strict=True):
+            rec.t_sent = session.send(item.payload)
+            rec.bytes_sent = len(item.payload)
+            self.out.say(f"{self._label(item)} sent by Client {session.id}")
+        session.shutdown_write()
+        self.out.say(f"Socket closing initiated for Client {session.id}")
+        expected = b"".join(i.payload for i in items)
+        reply = self._read_to_eof(session, len(expected), "Server stopped sending for Client")
+        whole = reply == expected
+        offset = 0
+        for item, rec in zip(items, records, strict=True):
+            piece = reply[offset : offset + len(item.payload)]
+            rec.t_first_byte = session.time_of_byte(offset)
+            rec.t_done = session.time_of_byte(offset + len(item.payload) - 1)
+            rec.bytes_received = len(piece)
+            rec.ok = whole
+            if not whole:
+                rec.error = (
+                    f"reply differs from the concatenated messages "
+                    f"({len(reply)} bytes back, {len(expected)} sent)"
+                )
+            offset += len(item.payload)
+
+
+def _split(total: int, n: int) -> list[int]:
+    return [total // n + (1 if i < total % n else 0) for i in range(n)] if n else []
+
+
+def run(config: ClientConfig, out: Output) -> Result:
+    return Client(config, out).run()
