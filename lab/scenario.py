@@ -390,7 +390,7 @@ class Obj(Spec):
             return self.cls(**values)
         except Invalid as exc:
             target, where = _walk(node, exc.path)
-            raise _Fail(target, prefix + where, exc.message) from None
+            raise _Fail(target, prefix + where if where else path, exc.message) from None
 
     def schema(self) -> dict[str, Any]:
         props: dict[str, Any] = {}
@@ -579,6 +579,9 @@ class Timeouts:
     connect: float = spec(Num(0.1, 300, "s"), 5.0, doc="client connect timeout, seconds")
     request: float = spec(Num(0.1, 3600, "s"), 10.0, doc="client timeout per request, seconds")
     run: float = spec(Num(1, 86400, "s"), 120.0, doc="one mode's traffic, seconds")
+    ready: float = spec(
+        Num(1, 600, "s"), 15.0, doc="wait for the server and capture to be ready, seconds"
+    )
 
 
 @dataclass(frozen=True)
@@ -752,6 +755,13 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
+def dump_yaml(scenario: Scenario) -> str:
+    """The scenario as run, as YAML that `load_scenario` reads back to an equal Scenario."""
+    import yaml
+
+    return yaml.safe_dump(scenario.to_dict(), sort_keys=False, allow_unicode=False, width=100)
+
+
 # --- Loading ---------------------------------------------------------------------------------
 
 
@@ -759,6 +769,12 @@ def _loader() -> type:
     import yaml
 
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+# Explicit tags beyond plain data (`!!python/object`, `!custom`) are refused outright.
+_PLAIN_TAGS = {None, "!"} | {
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")
+}
 
 
 def _check_events(text: str, where: str) -> None:
@@ -772,6 +788,9 @@ def _check_events(text: str, where: str) -> None:
             raise UsageError(f"{where}:{line}: too many YAML nodes (more than {MAX_EVENTS})")
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise UsageError(f"{where}:{line}: YAML anchors and aliases are not allowed")
+        tag = getattr(event, "tag", None)
+        if tag not in _PLAIN_TAGS:
+            raise UsageError(f"{where}:{line}: YAML tag {tag[:60]!r} is not allowed")
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
@@ -796,8 +815,14 @@ def parse_scenario(text: str, where: str = "<scenario>") -> Scenario:
         line = mark.line + 1 if mark else 0
         problem = exc.problem or exc.context or "syntax error"
         raise UsageError(f"{where}:{line}: invalid YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise UsageError(
+            f"{where}:{line}: invalid YAML: character {exc.character!r} is not allowed"
+        ) from None
     except yaml.YAMLError as exc:
-        raise UsageError(f"{where}: invalid YAML: {exc}") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"{where}: invalid YAML: {first}") from None
     if root is None:
         raise UsageError(f"{where}:1: empty file: expected a mapping with name, protocol, ...")
     try:
@@ -882,12 +907,15 @@ def _secs(x: float) -> str:
     return f"{x:g}"
 
 
-def server_argv(scenario: Scenario, modes: Sequence[Mode] | None = None) -> list[str]:
+def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) -> list[str]:
     """Arguments after `python3 -m server`: one listener per mode on `scenario.port_of(mode)`.
 
-    The server takes one framing, so the modes given must share it (pass one mode at a time
-    when a mode overrides the framing). Logs are JSON lines.
+    `modes` is one mode, several, or None for all. The server takes one framing, so the modes
+    given must share it (pass one mode at a time when a mode overrides the framing).
+    Logs are JSON lines.
     """
+    if isinstance(modes, Mode):
+        modes = (modes,)
     modes = tuple(modes) if modes is not None else scenario.modes
     if not modes:
         raise ValueError("server_argv needs at least one mode")
