@@ -213,8 +213,8 @@ def _keepalive_claim(mode: Mapping, parallel: int, n: int | None) -> dict:
     kinds = teardown_kinds(mode)
     teardowns = sum(v for k, v in kinds.items() if k != "none") if kinds else None
     hs = mode.get("handshake_packets")
-    observed = {"connections": conns, "handshake_packets": hs, "teardowns": teardowns}
-    expected = {"connections": expected_conns, "handshake_packets": 3 * expected_conns}
+    observed = f"{_plural(conns, 'handshake')}, {_plural(teardowns, 'teardown')}"
+    expected = f"{_plural(expected_conns, 'handshake')}, {_plural(expected_conns, 'teardown')}"
     if conns is None:
         return _claim("keepalive", mode, text, None, observed, expected, "no connection count")
     per_conn = (n / conns) if n and conns else None
@@ -275,6 +275,7 @@ def _slow_start_claim(mode: Mapping, n: int | None, parallel: int) -> dict:
                 restarts += 1
     observed = {"slow_starts": cold_conns + restarts, "restarts_on_warm_connection": restarts}
     if not conns or cold_conns == 0:
+        observed = None
         why = "no per-connection flights in the analysis: cannot tell from the capture"
         return _claim("slow_start", mode, text, None, observed, expected, why)
     if not persistent:
@@ -326,6 +327,12 @@ def _responses_with_flights(conn: Mapping) -> list[list[dict]]:
         key = f.get("response", f.get("request", 0))
         groups.setdefault(key, []).append(f)
     return list(groups.values())
+
+
+def _plural(n: int | None, noun: str) -> str:
+    if n is None:
+        return f"? {noun}s"
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _int(value: Any) -> int | None:

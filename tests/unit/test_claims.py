@@ -83,7 +83,7 @@ def test_textbook_counts_hold_except_the_3_packet_teardown():
     ka = by_id(claims, "keepalive")
     assert ka["claim"] == "persistent: one handshake, one teardown"
     assert ka["holds"] is True
-    assert ka["observed"] == {"connections": 1, "handshake_packets": 3, "teardowns": 1}
+    assert ka["observed"] == ka["expected"] == "1 handshake, 1 teardown"
 
 
 def test_claims_generalise_to_the_request_count():

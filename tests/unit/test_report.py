@@ -338,3 +338,34 @@ def test_packet_counts_add_up_to_the_analysis_total():
         "teardown": 4,
         "other": 3,
     }
+
+
+def test_terminal_summary_and_comparison(built):
+    from rich.console import Console
+
+    from lab.summary import print_comparison, print_summary
+
+    run, _ = built
+    a = json.loads((run / "analysis.json").read_text())
+    console = Console(record=True, width=160)
+    print_summary(a, console, timings={"containers": 3.25, "traffic": 1.5})
+    text = console.export_text()
+    for needle in [
+        "non-persistent",
+        "keep-alive",
+        "432.1",
+        "+8.0%",
+        "✗ differs",
+        "✓ holds",
+        "4 teardowns = 16 packets",
+        "containers 3.25 s",
+        "total 4.75 s",
+    ]:
+        assert needle in text, needle
+    b = json.loads(json.dumps(a))
+    b["modes"][0]["page_time_s"] = 0.8642
+    console = Console(record=True, width=160)
+    print_comparison(a, b, console)
+    text = console.export_text()
+    assert "864.2" in text and "+100.0%" in text
+    assert "Every claim has the same verdict in both runs." in text

@@ -1,0 +1,40 @@
+"""`python -m lab compare RUN_A RUN_B`: two runs' modes side by side, and claims whose verdict
+changed (for example page10 against page10-wan, or a run before and after a kernel change)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lab.errors import UsageError
+
+
+def load_analysis(arg: str) -> tuple[str, dict]:
+    """A run folder or an analysis.json path -> (short name, analysis dict)."""
+    path = Path(arg)
+    if path.is_dir():
+        path = path / "analysis.json"
+    if not path.exists():
+        raise UsageError(f"{arg}: no analysis.json there (give a run folder or its analysis.json)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: line {exc.lineno}: not valid JSON") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("modes"), list):
+        raise UsageError(f'{path}: not a lab analysis (no "modes" list)')
+    return path.parent.name, data
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from lab.summary import print_comparison
+
+    name_a, a = load_analysis(args.run_a)
+    name_b, b = load_analysis(args.run_b)
+    if name_a == name_b:
+        name_a, name_b = f"A: {name_a}", f"B: {name_b}"
+    console = Console()
+    console.print(f"A = {args.run_a}\nB = {args.run_b}")
+    print_comparison(a, b, console, names=(name_a, name_b))
+    return 0
