@@ -1,0 +1,155 @@
+"""The page-time model against cases computed by hand (see lab/model.py's docstring)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lab.model import (
+    HTTP_HEAD_BYTES,
+    INIT_CWND,
+    MSS,
+    error_percent,
+    predict_page_time,
+    predict_scenario,
+)
+from lab.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+RTT = 0.05
+WINDOW = INIT_CWND * MSS  # 14480 bytes: what the first flight carries
+SMALL = [1000] * 10
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected_s", "connections"),
+    [
+        pytest.param(dict(persistent=False), 10 * 2 * RTT, 10, id="non-persistent-sequential"),
+        pytest.param(dict(persistent=True), RTT + 10 * RTT, 1, id="keepalive-one-connection"),
+        pytest.param(dict(persistent=True, pipeline=True), 2 * RTT, 1, id="pipelined"),
+        pytest.param(dict(persistent=False, parallel=5), 2 * 2 * RTT, 10, id="non-persistent-5"),
+        pytest.param(dict(persistent=False, parallel=10), 2 * RTT, 10, id="non-persistent-10"),
+        # round-robin: connections 0-3 carry two requests, 4-5 one
+        pytest.param(dict(persistent=True, parallel=6), RTT + 2 * RTT, 6, id="keepalive-6"),
+    ],
+)
+def test_small_resources_cost_round_trips(kwargs, expected_s: float, connections: int) -> None:
+    p = predict_page_time(SMALL, rtt_s=RTT, **kwargs)
+    assert p.total_s == pytest.approx(expected_s)
+    assert p.connections == p.handshakes == connections
+
+
+def test_slow_start_doubles_per_round_trip() -> None:
+    # 3 windows = 10 + 20 segments: two flights, so one extra rtt on a fresh connection
+    p = predict_page_time([3 * WINDOW], persistent=False, rtt_s=0.1)
+    assert p.total_s == pytest.approx(0.1 + 0.1 + 0.1)
+    assert p.requests[0].flights == 2
+    # one byte more needs a third flight
+    p = predict_page_time([3 * WINDOW + 1], persistent=False, rtt_s=0.1)
+    assert p.total_s == pytest.approx(0.4)
+    assert p.requests[0].flights == 3
+
+
+def test_keepalive_keeps_its_window_and_non_persistent_restarts() -> None:
+    sizes = [3 * WINDOW, 3 * WINDOW]
+    warm = predict_page_time(sizes, persistent=True, rtt_s=0.1)
+    # first: handshake + 2 flights; second: window now 30 segments, one flight
+    assert [r.flights for r in warm.requests] == [2, 1]
+    assert warm.total_s == pytest.approx(0.1 + 0.2 + 0.1)
+    cold = predict_page_time(sizes, persistent=False, rtt_s=0.1)
+    assert [r.flights for r in cold.requests] == [2, 2]
+    assert cold.total_s == pytest.approx(2 * 0.3)
+
+
+def test_small_flights_do_not_grow_the_window() -> None:
+    # a 1-segment response uses a tenth of the window: Linux does not grow it (not cwnd-limited)
+    p = predict_page_time([MSS] * 5 + [3 * WINDOW], persistent=True, rtt_s=0.1)
+    assert p.requests[-1].flights == 2
+
+
+def test_rate_bounds_a_bulk_transfer() -> None:
+    size, rate = 10_000_000, 20e6
+    p = predict_page_time([size], persistent=True, rtt_s=RTT, rate_bps=rate)
+    ideal = 2 * RTT + size * 8 / rate  # handshake + request rtt + serialisation
+    assert ideal < p.total_s < ideal + 6 * RTT  # slow start costs a few rtt before the pipe fills
+
+
+def test_without_delay_the_rate_alone_decides() -> None:
+    p = predict_page_time([1_000_000], persistent=True, rtt_s=0.0, rate_bps=8e6)
+    assert p.total_s == pytest.approx(1.0)
+
+
+def test_parallel_connections_share_the_rate() -> None:
+    # two equal bulk transfers on two connections take as long as both on one at the full rate
+    one = predict_page_time([5_000_000], persistent=True, rtt_s=0.0, rate_bps=8e6)
+    two = predict_page_time([5_000_000] * 2, persistent=True, parallel=2, rtt_s=0.0, rate_bps=8e6)
+    assert one.total_s == pytest.approx(5.0)
+    assert two.total_s == pytest.approx(10.0)
+
+
+def test_zero_byte_response_costs_one_round_trip() -> None:
+    assert predict_page_time([0], persistent=True, rtt_s=RTT).total_s == pytest.approx(2 * RTT)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param(dict(persistent=False, pipeline=True), id="pipeline-non-persistent"),
+        pytest.param(dict(persistent=True, parallel=0), id="parallel-0"),
+        pytest.param(dict(persistent=True, rtt_s=-1), id="negative-rtt"),
+        pytest.param(dict(persistent=True, rate_bps=0), id="zero-rate"),
+    ],
+)
+def test_bad_arguments(kwargs) -> None:
+    with pytest.raises(ValueError):
+        predict_page_time([1], **kwargs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 5_000_000), min_size=1, max_size=12),
+    parallel=st.integers(1, 8),
+    rtt=st.floats(0, 0.3),
+    rate=st.one_of(st.none(), st.floats(1e5, 1e9)),
+)
+def test_invariants(sizes, parallel, rtt, rate) -> None:
+    non = predict_page_time(sizes, False, parallel, rtt_s=rtt, rate_bps=rate)
+    keep = predict_page_time(sizes, True, parallel, rtt_s=rtt, rate_bps=rate)
+    assert len(non.requests) == len(keep.requests) == len(sizes)
+    assert non.connections == len(sizes)
+    assert keep.connections == min(parallel, len(sizes))
+    # nothing beats one round trip for the handshake and one for the request, nor the link rate
+    floor = 2 * rtt + (sum(sizes) * 8 / rate if rate else 0.0)
+    for p in (non, keep):
+        assert p.total_s >= floor * (1 - 1e-9)
+        assert all(r.done_s >= r.start_s for r in p.requests)
+    if parallel == 1:  # one connection at a time: keep-alive never loses to a new connection each
+        assert keep.total_s <= non.total_s + 1e-9
+
+
+def test_page10_wan_predictions_rank_the_modes() -> None:
+    s = load_scenario(ROOT / "scenarios" / "page10-wan.yaml")
+    p = predict_scenario(s, base_rtt_s=0.0002)
+    assert set(p) == {"http1.0", "keepalive", "keepalive-6"}
+    assert p["keepalive-6"].total_s < p["keepalive"].total_s < p["http1.0"].total_s
+    assert p["http1.0"].connections == 10 and p["keepalive"].connections == 1
+    # http1.0 pays at least 10 handshakes and 10 request round trips
+    assert p["http1.0"].total_s >= 20 * 0.0502
+    assert p["http1.0"].rtt_s == pytest.approx(0.0502)
+    assert p["http1.0"].rate_bps == 20_000_000
+
+
+def test_http_sizes_include_the_response_head() -> None:
+    s = load_scenario(ROOT / "scenarios" / "page10.yaml")
+    no_net = predict_scenario(s)["keepalive"]
+    assert no_net.total_s == 0.0  # no delay, no rate: the model has nothing to charge
+    assert HTTP_HEAD_BYTES > 0
+
+
+def test_error_percent() -> None:
+    assert error_percent(1.0, 1.1) == pytest.approx(10.0)
+    assert error_percent(2.0, 1.0) == pytest.approx(-50.0)
+    assert error_percent(0.0, 1.0) is None
