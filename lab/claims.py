@@ -17,36 +17,35 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-INITIAL_WINDOW_SEGMENTS = 10  # Linux's initial congestion window (RFC 6928)
+INITIAL_WINDOW = 10  # Linux's initial congestion window, segments (RFC 6928)
+# Below this RTT a round trip is shorter than the server's write of a response: flights show
+# the application's pacing, not the congestion window.
+LAN_RTT_MS = 2.0
 
 
 def check_claims(analysis: dict) -> list[dict]:
     """Every claim that applies to the run's modes, in the article's order."""
-    n = request_count(analysis)
     modes = analysis.get("modes") or []
     closing = [m for m in modes if not m.get("persistent")]
     keepalive = [m for m in modes if m.get("persistent")]
     out: list[dict] = []
-    for m in closing:
-        out.append(_connections_claim(m, n))
-    for m in closing:
-        out.append(_handshake_claim(m, n))
-    for m in closing:
-        out.append(_teardown_claim(m, n))
+    for check in (_connections_claim, _handshake_claim, _teardown_claim):
+        out += [check(m, request_count(analysis, m)) for m in closing]
     for m in keepalive:
-        out.append(_keepalive_claim(m, mode_parallel(analysis, m), n))
+        out.append(_keepalive_claim(m, mode_parallel(analysis, m), request_count(analysis, m)))
     for m in modes:
-        out.append(_slow_start_claim(m, n, mode_parallel(analysis, m)))
+        out.append(_slow_start_claim(m, request_count(analysis, m), mode_parallel(analysis, m)))
     return out
 
 
 # --- what the run was asked to do -------------------------------------------------------------
 
 
-def request_count(analysis: Mapping[str, Any]) -> int | None:
-    """How many requests (resources or messages) one page/run of the scenario makes."""
+def request_count(analysis: Mapping[str, Any], mode: Mapping[str, Any] | None = None) -> int | None:
+    """How many requests (resources or messages) one page of the scenario (or mode) makes."""
     sc = analysis.get("scenario") or {}
-    for holder in (sc, sc.get("workload") or {}):
+    own = scenario_mode(analysis, mode.get("name", "")).get("workload") if mode else None
+    for holder in (own or {}, sc, sc.get("workload") or {}):
         for key in ("resources", "messages", "sizes"):
             items = holder.get(key)
             if isinstance(items, list) and items:
@@ -75,7 +74,8 @@ def mode_parallel(analysis: Mapping[str, Any], mode: Mapping[str, Any]) -> int:
 
 
 def connections_of(mode: Mapping[str, Any]) -> list[dict]:
-    return list(mode.get("connections_detail") or [])
+    """The mode's per-connection dicts (lab.analysis calls the list `per_connection`)."""
+    return list(mode.get("connections_detail") or mode.get("per_connection") or [])
 
 
 # --- the claims ------------------------------------------------------------------------------
@@ -145,32 +145,34 @@ def _handshake_claim(mode: Mapping, n: int | None) -> dict:
 
 
 def teardown_kinds(mode: Mapping) -> Counter:
-    """How each connection of a mode closed: '3-packet', '4-packet', 'rst', or 'none'."""
-    kinds: Counter = Counter()
-    for c in connections_of(mode):
-        kinds[_teardown_kind(c)] += 1
-    return kinds
+    """How the connections of a mode closed: '3-packet', '4-packet', 'rst', 'simultaneous',
+    'half-close' or 'none' (no teardown in the capture)."""
+    counted = mode.get("teardowns")
+    if isinstance(counted, Mapping):  # lab.analysis counts them already
+        return Counter({_kind_name(k): v for k, v in counted.items()})
+    return Counter(_teardown_kind(c) for c in connections_of(mode))
+
+
+def _kind_name(kind: str) -> str:
+    if kind.startswith("3"):
+        return "3-packet"
+    if kind.startswith("4"):
+        return "4-packet"
+    if kind in ("reset", "rst"):
+        return "rst"
+    return kind
 
 
 def _teardown_kind(conn: Mapping) -> str:
     kind = conn.get("teardown") or conn.get("teardown_kind")
     if isinstance(kind, str):
-        if kind.startswith("3"):
-            return "3-packet"
-        if kind.startswith("4"):
-            return "4-packet"
-        if "rst" in kind.lower():
-            return "rst"
+        return _kind_name(kind)
     if conn.get("rst") and not conn.get("teardown_packets"):
         return "rst"
     packets = _int(conn.get("teardown_packets"))
-    if packets == 3:
-        return "3-packet"
-    if packets == 4:
-        return "4-packet"
-    if packets:
+    if packets in (3, 4):
         return f"{packets}-packet"
-    return "none"
+    return f"{packets}-packet" if packets else "none"
 
 
 def _teardown_claim(mode: Mapping, n: int | None) -> dict:
@@ -194,10 +196,13 @@ def _teardown_claim(mode: Mapping, n: int | None) -> dict:
         parts.append(f"{kinds['4-packet']} took the textbook 4 packets")
     if kinds["rst"]:
         parts.append(f"{kinds['rst']} ended with a RST instead of FINs")
-    if kinds["none"]:
-        parts.append(f"{kinds['none']} have no complete teardown in the capture")
+    if kinds["simultaneous"]:
+        parts.append(f"{kinds['simultaneous']} closed simultaneously (the FINs crossed)")
+    if kinds["half-close"] or kinds["none"]:
+        n_open = kinds["half-close"] + kinds["none"]
+        parts.append(f"{n_open} have no complete teardown in the capture")
     for k, v in kinds.items():
-        if k not in ("3-packet", "4-packet", "rst", "none"):
+        if k.endswith("-packet") and k not in ("3-packet", "4-packet"):
             parts.append(f"{v} took {k.split('-')[0]} packets (retransmitted FIN or ACK)")
     why = "; ".join(parts) or f"{observed} teardown packets for {n} connections"
     return _claim("teardowns", mode, text, False, observed, expected, why)
@@ -211,7 +216,9 @@ def _keepalive_claim(mode: Mapping, parallel: int, n: int | None) -> dict:
         text = f"persistent: one handshake and one teardown per connection ({expected_conns})"
     conns = mode.get("connections")
     kinds = teardown_kinds(mode)
-    teardowns = sum(v for k, v in kinds.items() if k != "none") if kinds else None
+    teardowns = (
+        sum(v for k, v in kinds.items() if k not in ("none", "half-close")) if kinds else None
+    )
     hs = mode.get("handshake_packets")
     observed = f"{_plural(conns, 'handshake')}, {_plural(teardowns, 'teardown')}"
     expected = f"{_plural(expected_conns, 'handshake')}, {_plural(expected_conns, 'teardown')}"
@@ -238,71 +245,79 @@ def _keepalive_claim(mode: Mapping, parallel: int, n: int | None) -> dict:
 
 
 def _slow_start_claim(mode: Mapping, n: int | None, parallel: int) -> dict:
-    """Count the responses that began in slow start, from the server's flights.
+    """Slow start, read from the server's flights (lab.analysis: one flight per round trip,
+    grouped in bursts, one burst per response).
 
-    A response "starts cold" when its first flight is no larger than the initial window and the
-    response was larger than that window (so the window, not the data, limited the flight).
-    A new connection always starts cold; on a warm keep-alive connection a later response starts
-    cold only if the window was reset (Linux: tcp_slow_start_after_idle after an idle RTO).
+    A new connection starts at the initial window: its first round sends at most 10 segments.
+    On a warm keep-alive connection a later response restarts slow start only if the window was
+    reset (Linux: net.ipv4.tcp_slow_start_after_idle after an idle RTO). A later response can
+    show that only if it needed more than one round (the window, not the data, limited it).
     """
     persistent = bool(mode.get("persistent"))
     conns = connections_of(mode)
     n_conns = mode.get("connections")
     if persistent:
         text = "slow start happens once per connection"
-        expected = n_conns
     else:
-        text = (
-            f"slow start on every connection ({n} times)" if n else "slow start on every connection"
-        )
-        expected = n_conns if n_conns is not None else n
-    restarts, warm_decided, cold_conns, undecided = 0, 0, 0, 0
-    mss_seen = 0
+        text = f"slow start on every connection ({n} times)" if n else "slow start per connection"
+    expected = n_conns if n_conns is not None else n
+    fresh, over_iw, warm_decided, restarts = 0, 0, 0, 0
     for c in conns:
-        responses = _responses_with_flights(c)
-        if not responses:
-            undecided += 1
+        bursts = _bursts(c)
+        if not bursts:
             continue
-        cold_conns += 1  # a connection's first response always begins at the initial window
-        for flights in responses[1:]:
-            total_segments = sum(_int(f.get("segments")) or 0 for f in flights)
-            first = _int(flights[0].get("segments")) or 0
-            mss_seen = max(mss_seen, first)
-            if total_segments <= INITIAL_WINDOW_SEGMENTS:
-                continue  # fits in the initial window: cannot tell kept from reset
-            warm_decided += 1
-            if first <= INITIAL_WINDOW_SEGMENTS:
-                restarts += 1
-    observed = {"slow_starts": cold_conns + restarts, "restarts_on_warm_connection": restarts}
-    if not conns or cold_conns == 0:
-        observed = None
-        why = "no per-connection flights in the analysis: cannot tell from the capture"
-        return _claim("slow_start", mode, text, None, observed, expected, why)
-    if not persistent:
-        holds = cold_conns == (expected or cold_conns)
-        why = (
-            f"each of the {cold_conns} connections began at the initial window of "
-            f"{INITIAL_WINDOW_SEGMENTS} segments: slow start restarted with every resource"
+        fresh += 1
+        if _cwnd(bursts[0][0]) > INITIAL_WINDOW:
+            over_iw += 1
+        later = [b for b in bursts[1:] if len(b) > 1]
+        warm_decided += len(later)
+        counted = _int(c.get("slow_start_restarts"))
+        restarts += (
+            counted
+            if counted is not None
+            else sum(1 for b in later if _cwnd(b[0]) <= INITIAL_WINDOW)
         )
-        return _claim("slow_start", mode, text, holds, observed, expected, why)
+    if fresh == 0:
+        why = "no per-connection flights in the analysis: cannot tell from the capture"
+        return _claim("slow_start", mode, text, None, None, expected, why)
+    observed = fresh + restarts
+    rtt = mode.get("rtt_ms")
+    if isinstance(rtt, (int, float)) and rtt < LAN_RTT_MS:
+        why = (
+            f"{fresh} connection(s) opened, each starting from the initial window; but at a "
+            f"{rtt:.2f} ms RTT the server's rounds are paced by the application, not by the "
+            "window: run a scenario with network: rtt (page10-wan) to see slow start"
+        )
+        return _claim("slow_start", mode, text, None, observed, expected, why)
+    if over_iw:
+        why = (
+            f"{over_iw} new connection(s) sent more than {INITIAL_WINDOW} segments in their "
+            "first round: the initial window is larger than RFC 6928's (route initcwnd?)"
+        )
+        return _claim("slow_start", mode, text, False, observed, expected, why)
+    if not persistent:
+        why = (
+            f"each of the {fresh} connections began at most {INITIAL_WINDOW} segments in its first "
+            "round: slow start restarted with every resource"
+        )
+        return _claim("slow_start", mode, text, fresh == expected, observed, expected, why)
+    if restarts:
+        why = (
+            f"{restarts} later response(s) restarted from the initial window: Linux resets the "
+            "window after an idle RTO (net.ipv4.tcp_slow_start_after_idle=1)"
+        )
+        return _claim("slow_start", mode, text, False, observed, expected, why)
     if warm_decided == 0:
         why = (
-            f"{cold_conns} connection(s) began in slow start; every later response fit in the "
-            f"initial window ({INITIAL_WINDOW_SEGMENTS} segments), so the capture cannot show "
-            "whether the window was kept"
+            f"{fresh} slow start(s), one per connection; every later response fit in one round, "
+            "so the capture cannot show whether the window was kept"
         )
         return _claim("slow_start", mode, text, None, observed, expected, why)
-    if restarts == 0:
-        why = (
-            f"{cold_conns} slow start(s), one per connection; the {warm_decided} later response(s) "
-            "large enough to tell began with more than the initial window: the window was kept"
-        )
-        return _claim("slow_start", mode, text, True, observed, expected, why)
     why = (
-        f"{restarts} of {warm_decided} later response(s) restarted at the initial window: Linux "
-        "resets the window after an idle RTO (net.ipv4.tcp_slow_start_after_idle=1)"
+        f"{fresh} slow start(s), one per connection; the {warm_decided} later response(s) that "
+        "needed several rounds started above the initial window: the window was kept"
     )
-    return _claim("slow_start", mode, text, False, observed, expected, why)
+    return _claim("slow_start", mode, text, True, observed, expected, why)
 
 
 # --- tolerant readers of per-connection detail ------------------------------------------------
@@ -315,18 +330,19 @@ def _requests(conn: Mapping) -> list:
     return [reqs] if reqs else []
 
 
-def _responses_with_flights(conn: Mapping) -> list[list[dict]]:
-    """The server's flights grouped per response: [[flight, ...], ...] in order."""
+def _bursts(conn: Mapping) -> list[list[dict]]:
+    """The server's flights grouped per response (burst), each burst's rounds in order."""
     flights = conn.get("flights") or []
-    if not flights:
-        return []
-    if isinstance(flights[0], list):
+    if flights and isinstance(flights[0], list):
         return [f for f in flights if f]
     groups: dict[Any, list[dict]] = {}
     for f in flights:
-        key = f.get("response", f.get("request", 0))
-        groups.setdefault(key, []).append(f)
-    return list(groups.values())
+        groups.setdefault(f.get("burst", 0), []).append(f)
+    return [groups[k] for k in sorted(groups)]
+
+
+def _cwnd(flight: Mapping) -> int:
+    return _int(flight.get("cwnd_segments")) or _int(flight.get("segments")) or 0
 
 
 def _plural(n: int | None, noun: str) -> str:

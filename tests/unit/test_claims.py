@@ -159,7 +159,7 @@ def test_slow_start_once_per_keepalive_connection(flights, holds, restarts):
     mode = keepalive_mode(flights=flights)
     claim = by_id(check_claims(analysis(mode)), "slow_start", "keep-alive")
     assert claim["holds"] is holds
-    assert claim["observed"]["restarts_on_warm_connection"] == restarts
+    assert claim["observed"] == 1 + restarts  # slow starts: one per connection plus restarts
 
 
 def test_slow_start_without_flights_cannot_tell():
@@ -172,3 +172,56 @@ def test_request_count_from_messages_and_missing_scenario():
     assert request_count({"scenario": {"workload": {"messages": ["a", "b", "c"]}}}) == 3
     claims = check_claims({"modes": [closing_mode()]})
     assert by_id(claims, "connections")["holds"] is None
+
+
+def analysis_flights(*bursts):
+    """Flights as lab.analysis writes them: one dict per round, tagged with its burst."""
+    return [
+        {"burst": b, "round": r, "segments": seg, "cwnd_segments": seg}
+        for b, rounds in enumerate(bursts)
+        for r, seg in enumerate(rounds)
+    ]
+
+
+def test_slow_start_from_lab_analysis_flights_and_its_restart_count():
+    mode = keepalive_mode(flights=analysis_flights([10, 20], [40, 10]))
+    mode["per_connection"] = mode.pop("connections_detail")
+    claim = by_id(check_claims(analysis(mode)), "slow_start")
+    assert claim["holds"] is True and claim["observed"] == 1
+    mode["per_connection"][0]["slow_start_restarts"] = 1
+    claim = by_id(check_claims(analysis(mode)), "slow_start")
+    assert claim["holds"] is False and "tcp_slow_start_after_idle" in claim["why"]
+
+
+def test_slow_start_on_a_lan_cannot_be_seen():
+    mode = closing_mode(rtt_ms=0.08)
+    for c in mode["connections_detail"]:
+        c["flights"] = analysis_flights([10, 20])
+    claim = by_id(check_claims(analysis(mode)), "slow_start")
+    assert claim["holds"] is None and "0.08 ms RTT" in claim["why"]
+    mode["rtt_ms"] = 40.0
+    claim = by_id(check_claims(analysis(mode)), "slow_start")
+    assert claim["holds"] is True and claim["observed"] == 10
+
+
+def test_fresh_connection_above_the_initial_window_differs():
+    mode = closing_mode(n=2, rtt_ms=40.0)
+    for c in mode["connections_detail"]:
+        c["flights"] = analysis_flights([30])
+    claim = by_id(check_claims(analysis(mode, n=2)), "slow_start")
+    assert claim["holds"] is False and "more than 10 segments" in claim["why"]
+
+
+def test_teardown_counts_from_lab_analysis():
+    mode = closing_mode(teardowns={"3-packet": 8, "4-packet": 1, "reset": 1})
+    claim = by_id(check_claims(analysis(mode)), "teardowns")
+    assert "in 8 of 10 connections" in claim["why"]
+    assert "1 took the textbook 4 packets" in claim["why"]
+    assert "1 ended with a RST" in claim["why"]
+
+
+def test_a_mode_with_its_own_workload_counts_its_own_requests():
+    a = analysis(closing_mode(n=3), n=10)
+    a["scenario"]["modes"][0]["workload"] = {"messages": ["Luffy", "Zoro", "Nami"]}
+    claim = by_id(check_claims(a), "connections")
+    assert (claim["claim"], claim["holds"]) == ("3 resources need 3 connections", True)
