@@ -211,6 +211,10 @@ class Client:
     ) -> None:
         rec.t_first_byte = session.time_of_byte(start)
         rec.t_done = session.time_of_byte(start + length - 1) if length else time.time()
+        if rec.t_sent and rec.t_first_byte and rec.t_first_byte < rec.t_sent:
+            # A reply needs the whole request, so the kernel had it before the first reply
+            # byte: the pipelining writer thread was merely descheduled before reading the clock.
+            rec.t_sent = rec.t_first_byte
         rec.bytes_received = length
         self._show(session, response)
         rec.error = self.proto.check(item, response)

@@ -117,12 +117,12 @@ def run_client(
     return result, out.getvalue()
 
 
-def assert_serves(port: int, protocol: str = "echo") -> None:
+def assert_serves(port: int, protocol: str = "echo", mode: str = "persistent") -> None:
     """A good client still gets correct answers."""
     if protocol == "http":
-        result, _ = run_client(port, resources="after:1000", protocol="http")
+        result, _ = run_client(port, resources="after:1000,again:10", protocol="http", mode=mode)
     else:
-        result, _ = run_client(port, messages="still,here")
+        result, _ = run_client(port, messages="still,here", mode=mode)
     assert result.ok, result.first_error
 
 
