@@ -526,47 +526,16 @@ def error_pct(measured: Any, predicted: Any) -> float | None:
 
 
 def mode_rows(analysis: dict) -> tuple[list[str], list[list[str]]]:
-    headers = [
-        "mode",
-        "persistent",
-        "parallel",
-        "connections",
-        "SYNs",
-        "handshake pkts",
-        "teardown pkts",
-        "packets",
-        "overhead",
-        "bytes",
-        "retrans.",
-        "RTT (ms)",
-        "page time (ms)",
-    ]
+    """Metrics as rows, modes as columns (the terminal table's layout and formatting)."""
+    from lab.summary import METRICS
+
+    modes = analysis.get("modes") or []
     rows = []
-    for m in analysis.get("modes") or []:
-        packets = m.get("packets")
-        overhead = None
-        if packets:
-            overhead = (
-                (m.get("handshake_packets") or 0) + (m.get("teardown_packets") or 0)
-            ) / packets
-        rows.append(
-            [
-                m["name"],
-                fmt(m.get("persistent")),
-                fmt(mode_parallel(analysis, m)),
-                fmt(m.get("connections")),
-                fmt(m.get("syn")),
-                fmt(m.get("handshake_packets")),
-                fmt(m.get("teardown_packets")),
-                fmt(packets),
-                f"{overhead:.0%}" if overhead is not None else "–",
-                fmt(m.get("bytes")),
-                fmt(m.get("retransmissions")),
-                fmt(m.get("rtt_ms"), 2),
-                fmt(ms(m.get("page_time_s"))),
-            ]
-        )
-    return headers, rows
+    for label, get, show in METRICS:
+        values = [get(analysis, m) for m in modes]
+        if any(v is not None for v in values):
+            rows.append([label, *(show(v) for v in values)])
+    return ["", *(m["name"] for m in modes)], rows
 
 
 def prediction_rows(analysis: dict) -> tuple[list[str], list[list[str]]]:

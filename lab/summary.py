@@ -34,6 +34,9 @@ def _ms(seconds: Any) -> float | None:
 
 
 def _overhead(m: Mapping) -> float | None:
+    """Share of packets that carried no data: lab.analysis' figure, else handshake+teardown."""
+    if isinstance(m.get("overhead_share"), (int, float)):
+        return m["overhead_share"]
     packets = m.get("packets")
     if not packets:
         return None
@@ -62,10 +65,14 @@ METRICS: list[tuple[str, Callable[[dict, dict], Any], Callable[[Any], str]]] = [
     ("handshake packets", lambda a, m: m.get("handshake_packets"), _num),
     ("teardown packets", lambda a, m: m.get("teardown_packets"), _num),
     ("all packets", lambda a, m: m.get("packets"), _num),
-    ("handshake+teardown share", lambda a, m: _overhead(m), _pct),
+    ("overhead share (no data)", lambda a, m: _overhead(m), _pct),
+    ("first FIN sent by", lambda a, m: m.get("closed_first") or None, _num),
     ("bytes on the wire", lambda a, m: m.get("bytes"), _num),
     ("retransmissions", lambda a, m: m.get("retransmissions"), _num),
     ("handshake RTT (ms, median)", lambda a, m: m.get("rtt_ms"), lambda v: _num(v, 2)),
+    ("waiting on handshakes (ms)", lambda a, m: _ms(m.get("handshake_wait_wall_s")), _num),
+    ("request latency p50 (ms)", lambda a, m: m.get("latency_p50_ms"), _num),
+    ("request latency p95 (ms)", lambda a, m: m.get("latency_p95_ms"), _num),
     ("page time (ms)", lambda a, m: _ms(m.get("page_time_s")), _num),
     ("predicted (ms)", lambda a, m: _ms(m.get("predicted_page_time_s")), _num),
     ("error vs model", lambda a, m: _error_pct(m), lambda v: _pct(v, signed=True)),
@@ -150,7 +157,9 @@ def comparison_rows(a: dict, b: dict) -> list[tuple[str, str, str, str, str]]:
                 continue
             change = ""
             both = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb))
-            if both and va != vb and label not in ("error vs model", "handshake+teardown share"):
+            if label == "first FIN sent by":
+                both = False
+            if both and va != vb and label not in ("error vs model", "overhead share (no data)"):
                 change = _pct((vb - va) / va * 100, signed=True) if va else ""
             rows.append((name, label, show(va), show(vb), change))
     return rows
