@@ -181,7 +181,7 @@ class Stats:
 
         return (
             f"packets={self.packets} dropped={self.dropped} max_held={self.max_held} "
-            f"late_ms_p50={pct(0.5)} late_ms_p99={pct(0.99)}"
+            f"late_ms_p50={pct(0.5)} late_ms_p99={pct(0.99)} cpu_s={time.process_time():.2f}"
         )
 
 

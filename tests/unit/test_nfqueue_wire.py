@@ -109,6 +109,23 @@ def test_parse_packet_with_payload_and_cap_len() -> None:
     assert pkt.cap_len == 1500
 
 
+# A PACKET message the kernel (6.18, META copy mode) sent on this project's machines for a
+# SYN-ACK arriving at a lab client: PACKET_HDR, IFINDEX_INDEV 11, HWADDR, SKB_INFO.
+KERNEL_PACKET = h(
+    "40000000 0003 0000 00000000 00000000  02 00 0005"
+    "  0b00 0100 00000001 0800 01 00"
+    "  0800 0500 0000000b"
+    "  1000 0900 0006 0000 0242ac120002 0000"
+    "  0800 0e00 00000001"
+)
+
+
+def test_parse_a_message_the_kernel_sent() -> None:
+    assert nfqueue.parse(KERNEL_PACKET) == [
+        nfqueue.Packet(queue=5, packet_id=1, hw_protocol=0x0800, hook=1, indev=11)
+    ]
+
+
 def test_attribute_flags_are_masked() -> None:
     # The kernel may set NLA_F_NESTED / NLA_F_NET_BYTEORDER in nla_type; the type is below them.
     hdr = struct.pack("!IHB", 77, 0x0800, 1)
