@@ -1,0 +1,29 @@
+"""`python -m lab build [--force]`: build the lab's images, saying which path the base took."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lab import images
+
+    console = Console(stderr=True, highlight=False)
+    started = time.monotonic()
+    with console.status("checking the lab's images", spinner="dots") as status:
+
+        def progress(message: str, detail: bool = False) -> None:
+            # Build output scrolls past in the spinner line; headlines stay on screen.
+            if detail:
+                status.update(message[:120])
+            else:
+                console.print(message, markup=False, soft_wrap=True)
+
+        refs = images.ensure_images(progress=progress, force=args.force)
+    console.print(f"images ready in {time.monotonic() - started:.1f} s", markup=False)
+    for role, ref in refs.items():
+        print(f"{role}\t{ref}")
+    return 0
