@@ -1,0 +1,144 @@
+"""What each container of a run looks like: pure specs, no Docker calls.
+
+One function per role returns the keyword arguments for the Docker SDK's `containers.run`.
+Keeping them pure makes least privilege checkable without starting anything, and the runner
+and the tests build containers from the same specs.
+
+    role      network namespace        capabilities               user
+    server    its own (on the run net)  none                       10001
+    client    its own, or the netns     none                       10001
+              holder's when shaped
+    capture   the server's              NET_RAW, SETUID, SETGID    root (tcpdump drops to root
+                                        (tcpdump's privilege drop)  owner; see DESIGN.md)
+    shaper    the server's / client's   NET_ADMIN (+ NET_RAW for    root
+                                        iptables)
+    netns     its own                   none                       10001 (holds the client's
+                                                                    namespace while shapers attach)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lab import LABELS, RUN_LABEL
+
+LAB_UID = "10001:10001"
+CAPTURE_PATH = "/tmp/capture.pcap"  # in the capture container's writable layer; read back via API
+
+DEFAULT_MEMORY = 512 * 1024 * 1024
+DEFAULT_PIDS = 2048  # a thread per connection: the server needs room for its connection limit
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory: int | str = DEFAULT_MEMORY  # bytes, or Docker's "512m"
+    pids: int = DEFAULT_PIDS
+
+
+def labels(run_id: str, role: str, mode: str) -> dict[str, str]:
+    return {**LABELS, RUN_LABEL: run_id, "tcplab.role": role, "tcplab.mode": mode}
+
+
+def _base(run_id: str, role: str, mode: str, limits: Limits) -> dict:
+    return {
+        "name": f"tcplab-{run_id}-{mode}-{role}",
+        "labels": labels(run_id, role, mode),
+        "detach": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "privileged": False,
+        "mem_limit": limits.memory,
+        "pids_limit": limits.pids,
+        "init": False,
+    }
+
+
+def server_spec(
+    *, image: str, run_id: str, mode: str, network: str, command: list[str], limits: Limits
+) -> dict:
+    return {
+        **_base(run_id, "server", mode, limits),
+        "image": image,
+        "command": command,
+        "user": LAB_UID,
+        "read_only": True,
+        "network": network,
+        "hostname": "server",
+    }
+
+
+def netns_spec(*, image: str, run_id: str, mode: str, network: str, limits: Limits) -> dict:
+    """A do-nothing container that owns the client's network namespace.
+
+    A shaper must be in the client's namespace before the client sends its first SYN, and a
+    one-shot client container starts sending as soon as it starts: so the namespace is created
+    first by this holder (like Kubernetes' pause container), the shapers join it, and only then
+    does the client join it too.
+    """
+    return {
+        **_base(run_id, "netns", mode, limits),
+        "image": image,
+        "entrypoint": ["python3", "-c", "import signal; signal.pause()"],
+        "command": [],
+        "user": LAB_UID,
+        "read_only": True,
+        "network": network,
+        "hostname": "client",
+    }
+
+
+def client_spec(
+    *,
+    image: str,
+    run_id: str,
+    mode: str,
+    command: list[str],
+    limits: Limits,
+    network: str | None = None,
+    netns_of: str | None = None,
+) -> dict:
+    spec = {
+        **_base(run_id, "client", mode, limits),
+        "image": image,
+        "command": command,
+        "user": LAB_UID,
+        "read_only": True,
+    }
+    if netns_of:
+        spec["network_mode"] = f"container:{netns_of}"
+    else:
+        spec["network"] = network
+        spec["hostname"] = "client"
+    return spec
+
+
+def capture_spec(
+    *, image: str, run_id: str, mode: str, server_id: str, snaplen: int, limits: Limits
+) -> dict:
+    # -p: no promiscuous mode; --immediate-mode -U: every packet reaches the file at once (without
+    # it the last second before the stop is lost, see DESIGN.md); -Z root keeps the file root's.
+    command = [
+        "-i", "eth0", "-p", "--immediate-mode", "-U", "-n",
+        "-s", str(snaplen), "-Z", "root", "-w", CAPTURE_PATH, "tcp",
+    ]  # fmt: skip
+    return {
+        **_base(run_id, "capture", mode, limits),
+        "image": image,
+        "entrypoint": ["tcpdump"],
+        "command": command,
+        "cap_add": ["NET_RAW", "SETUID", "SETGID"],
+        "network_mode": f"container:{server_id}",
+    }
+
+
+def shaper_spec(
+    *, image: str, run_id: str, mode: str, side: str, target_id: str, command: list[str],
+    limits: Limits,
+) -> dict:  # fmt: skip
+    return {
+        **_base(run_id, f"shaper-{side}", mode, limits),
+        "image": image,
+        "command": command,
+        "cap_add": ["NET_ADMIN", "NET_RAW"],
+        "network_mode": f"container:{target_id}",
+    }

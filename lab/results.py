@@ -1,0 +1,218 @@
+"""From a scenario to run plans, and from a run folder's artifacts to `analysis.json`.
+
+`plans()` decides every mode's command lines and limits before anything starts; `analyze_run()`
+reads what the modes left (pcap, client log) and joins them with the model's prediction.
+Both are used by `lab run`; `lab report` re-reads a finished folder with `analyze_folder()`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from lab import hosts
+from lab.runner import ModePlan
+
+
+def plans(scenario, modes, run_dir: Path) -> list[ModePlan]:
+    from lab import scenario as sc
+
+    out = []
+    for mode in modes:
+        for repeat in range(1, scenario.repeats + 1):
+            folder = run_dir / mode.name
+            if scenario.repeats > 1:
+                folder = folder / f"repeat-{repeat}"
+            rtt_s = (scenario.network.rtt or 0.0) / 1000.0
+            out.append(
+                ModePlan(
+                    mode=mode.name,
+                    repeat=repeat,
+                    repeats=scenario.repeats,
+                    folder=folder,
+                    server_argv=sc.server_argv(scenario, mode),
+                    client_argv=sc.client_argv(scenario, mode, "server"),
+                    shaper_argv=shaper_argv(scenario) if scenario.network.shaped else None,
+                    limits=hosts.Limits(scenario.limits.memory, scenario.limits.pids),
+                    snaplen=scenario.capture.snaplen or 262144,
+                    ready_timeout=scenario.timeouts.ready,
+                    run_timeout=scenario.timeouts.run,
+                    # the teardown's last ACK is at most one round trip behind the client's exit
+                    drain_s=scenario.capture.drain + 2 * rtt_s,
+                )
+            )
+    return out
+
+
+def shaper_argv(scenario) -> dict[str, list[str]]:
+    """The shaper sidecars' arguments, one per end (see shaper.placement for why half each)."""
+    from shaper.placement import sidecar_args
+
+    net = scenario.network
+    ports = [scenario.port_of(m) for m in scenario.modes]
+    return sidecar_args(
+        rtt_ms=net.rtt or 0.0,
+        jitter_ms=net.jitter or 0.0,
+        loss_pct=net.loss or 0.0,
+        rate=f"{net.rate}bit" if net.rate else None,
+        ports=f"{min(ports)}-{max(ports)}",
+    )
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """JSON lines, skipping lines that are not JSON objects (a human line, a cut last line)."""
+    records = []
+    if not path.exists():
+        return records
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def analyze_mode_folder(folder: Path, server_ports: tuple[int, ...] = ()) -> dict:
+    """One mode's figures from what it left: its capture and its client log."""
+    from lab import analysis, capture
+
+    pcap = folder / "capture.pcap"
+    records = read_jsonl(folder / "client.jsonl")
+    if not pcap.exists():
+        return {"missing": "capture.pcap", "requests": len(records)}
+    parsed = analysis.analyze(capture.read_capture(pcap), server_ports=server_ports)
+    summary = analysis.summarize_mode(parsed, records, server_ports=server_ports)
+    summary["client_ok"] = sum(1 for r in records if r.get("event") == "request" and r.get("ok"))
+    summary["client_failed"] = sum(
+        1 for r in records if r.get("event") == "request" and not r.get("ok")
+    )
+    return summary
+
+
+def analyze_run(scenario, mode_runs, run_dir: Path) -> dict:
+    """analysis.json: per mode, the capture's figures next to the model's prediction.
+
+    With repeats, a mode's row is the repeat with the median page time, and `repeats` lists
+    every repeat's page time so the spread is visible.
+    """
+    from lab import claims, model
+
+    by_mode: dict[str, list] = {}
+    for m in mode_runs:
+        by_mode.setdefault(m.mode, []).append(m)
+    modes_out = []
+    base_rtts = []
+    for name, runs in by_mode.items():
+        mode = scenario.mode(name)
+        rows = []
+        for m in runs:
+            row = analyze_mode_folder(m.folder, (scenario.port_of(mode),))
+            row["folder"] = str(m.folder.relative_to(run_dir))
+            row["client_exit"] = m.client_exit
+            row["error"] = m.client_error
+            row["shaping"] = m.shaping
+            rows.append(row)
+        timed = [r for r in rows if r.get("page_time_s") is not None]
+        chosen = (
+            sorted(timed, key=lambda r: r["page_time_s"])[(len(timed) - 1) // 2]
+            if timed
+            else rows[0]
+        )
+        chosen = {"name": name, **{k: v for k, v in chosen.items() if k != "name"}}
+        chosen["persistent"] = mode.persistent
+        chosen["parallel"] = mode.parallel
+        chosen["pipeline"] = mode.pipeline
+        if len(rows) > 1:
+            chosen["repeats"] = [r.get("page_time_s") for r in rows]
+        if chosen.get("rtt_ms") is not None:
+            base_rtts.append(chosen["rtt_ms"])
+        modes_out.append(chosen)
+
+    # The model's RTT is the configured delay plus the bridge's own round trip; the latter is
+    # taken from the unshaped part of the measurement, so it is never a free parameter.
+    configured = scenario.network.rtt or 0.0
+    measured_rtt = statistics.median(base_rtts) if base_rtts else configured
+    base_rtt_ms = max(0.0, measured_rtt - configured) if configured else measured_rtt
+    predictions = model.predict_scenario(scenario, base_rtt_s=base_rtt_ms / 1000.0)
+    for row in modes_out:
+        prediction = predictions.get(row["name"])
+        if prediction is not None:
+            row["predicted_page_time_s"] = prediction.total_s
+            row["prediction"] = prediction.as_dict()
+            if row.get("page_time_s"):
+                row["prediction_error_pct"] = model.error_percent(
+                    prediction.total_s, row["page_time_s"]
+                )
+    analysis_doc = {
+        "scenario": scenario.to_dict(),
+        "network": _network_check(scenario, modes_out, base_rtt_ms),
+        "modes": modes_out,
+    }
+    analysis_doc["claims"] = claims.check_claims(analysis_doc)
+    return analysis_doc
+
+
+def _network_check(scenario, modes_out: list[dict], base_rtt_ms: float) -> dict | None:
+    """Did the configured conditions take effect? The handshake RTT says (issue: 10% or 2 ms)."""
+    net = scenario.network
+    if not net.shaped:
+        return None
+    methods = sorted({(m.get("shaping") or {}).get("method", "unknown") for m in modes_out})
+    out = {
+        "rtt_ms": net.rtt,
+        "jitter_ms": net.jitter,
+        "loss_pct": net.loss,
+        "rate_bps": net.rate,
+        "method": ",".join(methods),
+        "base_rtt_ms": base_rtt_ms,
+    }
+    if net.rtt:
+        expected = net.rtt + base_rtt_ms
+        tolerance = max(0.1 * expected, 2.0)
+        verdicts = []
+        for m in modes_out:
+            measured = m.get("rtt_ms")
+            ok = measured is not None and abs(measured - expected) <= tolerance
+            verdicts.append({"mode": m["name"], "measured_ms": measured, "ok": ok})
+        out["rtt_check"] = {
+            "expected_ms": expected,
+            "tolerance_ms": tolerance,
+            "modes": verdicts,
+            "ok": all(v["ok"] for v in verdicts),
+        }
+    return out
+
+
+def verify(analysis_doc: dict) -> list[str]:
+    """Reasons the run must fail although every client succeeded (empty when all is well)."""
+    problems = []
+    check = (analysis_doc.get("network") or {}).get("rtt_check")
+    if check and not check["ok"]:
+        for v in check["modes"]:
+            if not v["ok"]:
+                measured = "nothing" if v["measured_ms"] is None else f"{v['measured_ms']:.1f} ms"
+                problems.append(
+                    f"{v['mode']}: the network condition did not take effect: handshake RTT "
+                    f"{measured}, expected {check['expected_ms']:.1f} ± "
+                    f"{check['tolerance_ms']:.1f} ms"
+                )
+    for m in analysis_doc.get("modes", []):
+        if m.get("missing"):
+            problems.append(f"{m['name']}: no {m['missing']} was recorded")
+    return problems
+
+
+def write_reports(run_dir: Path) -> list[Path]:
+    from lab import report
+
+    return report.build_reports(run_dir)
+
+
+def print_summary(analysis_doc: dict, console, timings: dict | None = None) -> None:
+    from lab import summary
+
+    summary.print_summary(analysis_doc, console, timings=timings)
