@@ -1,0 +1,195 @@
+"""Benchmark: `lab analyze` against tshark on a synthetic capture of a million packets.
+
+    python benchmarks/analyze_bench.py [--packets 1000000] [--quick] [--keep FILE]
+
+Writes a real pcap (Ethernet, snap length 96 like `tcpdump -s 96`, so payload is counted from
+the IP header as on a real trace) of many short HTTP/1.0-style connections: handshake, request,
+a response of one to three segments, the client's ACK, and a 3- or 4-packet teardown; some
+connections lose a segment (a retransmission), some end with RST, and some reuse a client port
+with a new ISN (a new Wireshark stream on the same address/port pair).
+
+Then, in one run, it times our reader + analysis and `tshark -r FILE -q -z conv,tcp`, prints
+packets/s of each and the ratio, and asserts that the streams, SYNs and FINs we count equal
+tshark's (a second, untimed tshark pass counts the flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lab.analysis import analyze
+from lab.capture import read_capture
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+SNAPLEN = 96
+MSS = 1448
+
+
+def synthesize(path: str, target_packets: int) -> dict[str, int]:
+    """Write the capture; returns what was written (packets, connections, syn, fin)."""
+    record = struct.Struct("<IIII").pack
+    # Ethernet + IPv4 (no options) + TCP (no options): 54 bytes, all the snap length keeps here.
+    header = struct.Struct("!6s6sH BBHHHBBH4s4s HHIIBBHHH").pack
+    mac_c, mac_s = b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02"
+    server_ip = bytes([10, 0, 0, 1])
+    out: list[bytes] = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, 1)]
+    counts = {"packets": 0, "connections": 0, "syn": 0, "fin": 0}
+    t = 1_700_000_000.0
+    n = 0
+    pair = (b"", 0)
+    while counts["packets"] < target_packets:
+        if n % 97 == 5:  # the previous connection's pair again, new ISN: a new stream
+            client_ip, port = pair
+        else:
+            client_ip, port = bytes([10, 1, (n >> 14) & 0xFF, 2 + (n >> 22)]), 1024 + (n & 0x3FFF)
+        pair = (client_ip, port)
+        pkts = _connection(n)
+        for from_client, flags, seq, ack, length in pkts:
+            src, dst = (client_ip, server_ip) if from_client else (server_ip, client_ip)
+            sport, dport = (port, 80) if from_client else (80, port)
+            macs = (mac_s, mac_c) if from_client else (mac_c, mac_s)
+            frame = header(
+                *macs, 0x0800, 0x45, 0, 40 + length, 0, 0x4000, 64, 6, 0, src, dst,
+                sport, dport, seq, ack, 0x50, flags, 64240, 0, 0,
+            )  # fmt: skip
+            wire = 54 + length
+            sec = int(t)
+            out.append(record(sec, int((t - sec) * 1e6), len(frame), wire) + frame)
+            t += 0.00002
+            counts["packets"] += 1
+            counts["syn"] += flags & (SYN | ACK) == SYN
+            counts["fin"] += bool(flags & FIN)
+        counts["connections"] += 1
+        n += 1
+    with open(path, "wb") as f:
+        f.write(b"".join(out))
+    return counts
+
+
+def _connection(n: int) -> list[tuple]:
+    """Connection n as (from_client, flags, seq, ack, payload_len) tuples."""
+    seq = [(n * 2654435761) & 0xFFFFFFFF, (n * 40503 + 12345) & 0xFFFFFFFF]  # client, server ISN
+    pkts: list[tuple] = []
+
+    def seg(side: int, flags: int, length: int = 0) -> None:
+        ack = seq[1 - side] if flags & ACK else 0
+        pkts.append((side == 0, flags, seq[side], ack, length))
+        seq[side] = (seq[side] + length + (1 if flags & (SYN | FIN) else 0)) & 0xFFFFFFFF
+
+    client, server = 0, 1
+    seg(client, SYN)
+    seg(server, SYN | ACK)
+    seg(client, ACK)
+    seg(client, PSH | ACK, 120)
+    response = left = 500 + (n % 3) * 1400
+    while left:
+        size = min(MSS, left)
+        if n % 53 == 7 and left == response:  # lost after the capture point, sent again
+            pkts.append((False, ACK, seq[server], seq[client], size))
+        seg(server, (PSH | ACK) if size == left else ACK, size)
+        left -= size
+    seg(client, ACK)
+    if n % 101 == 3:
+        seg(server, RST | ACK)
+    elif n % 2:  # 3-packet teardown: the client's ACK of the FIN rides on its own FIN
+        seg(server, FIN | ACK)
+        seg(client, FIN | ACK)
+        seg(server, ACK)
+    else:
+        seg(server, FIN | ACK)
+        seg(client, ACK)
+        seg(client, FIN | ACK)
+        seg(server, ACK)
+    return pkts
+
+
+def ours(path: str) -> tuple[float, dict[str, int]]:
+    start = time.perf_counter()
+    analysis = analyze(read_capture(path))
+    elapsed = time.perf_counter() - start
+    counts = {
+        "packets": analysis.packets,
+        "streams": len(analysis.connections),
+        "syn": analysis.syn,
+        "fin": analysis.fin,
+    }
+    return elapsed, counts
+
+
+def tshark_conv(path: str) -> tuple[float, int]:
+    start = time.perf_counter()
+    out = subprocess.run(
+        ["tshark", "-r", path, "-q", "-z", "conv,tcp"],
+        capture_output=True, text=True, check=True, timeout=900,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    rows = [line for line in out.stdout.splitlines() if "<->" in line]
+    return elapsed, len(rows)
+
+
+def tshark_flags(path: str) -> dict[str, int]:
+    """SYN (without ACK) and FIN packets as tshark counts them (untimed)."""
+    filters = ["tcp.flags.syn==1 && tcp.flags.ack==0", "tcp.flags.fin==1"]
+    args = ["tshark", "-r", path, "-q", "-z", "io,stat,0," + ",".join(filters)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=900).stdout
+    # The table's last row: | 0.0 <> Dur | frames | bytes | frames | bytes |
+    row = [line for line in out.splitlines() if "<>" in line][-1]
+    numbers = [int(x) for x in re.findall(r"\|\s*(\d+)\s*(?=\|)", row)]
+    return {"syn": numbers[0], "fin": numbers[2]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="100,000 packets")
+    parser.add_argument("--keep", metavar="FILE", help="write the capture here and keep it")
+    args = parser.parse_args()
+    target = 100_000 if args.quick else args.packets
+    if shutil.which("tshark") is None:
+        print("tshark is not installed (apt-get install tshark)", file=sys.stderr)
+        return 2
+    workdir = tempfile.mkdtemp(prefix="tcplab-bench-")
+    path = args.keep or os.path.join(workdir, "bench.pcap")
+    try:
+        start = time.perf_counter()
+        written = synthesize(path, target)
+        size = os.path.getsize(path)
+        print(
+            f"capture: {written['packets']:,} packets, {written['connections']:,} connections, "
+            f"{size / 1e6:.0f} MB, written in {time.perf_counter() - start:.1f} s"
+        )
+        t_ours, counts = ours(path)
+        t_tshark, tshark_streams = tshark_conv(path)
+        flags = tshark_flags(path)
+        packets = counts["packets"]
+        print(f"ours:   {t_ours:6.2f} s  {packets / t_ours:>10,.0f} packets/s")
+        print(f"tshark: {t_tshark:6.2f} s  {packets / t_tshark:>10,.0f} packets/s  (-z conv,tcp)")
+        print(f"ratio:  ours is {t_tshark / t_ours:.2f}x tshark's speed")
+        print(
+            f"streams {counts['streams']:,} (tshark {tshark_streams:,}), "
+            f"SYN {counts['syn']:,} (tshark {flags['syn']:,}), "
+            f"FIN {counts['fin']:,} (tshark {flags['fin']:,})"
+        )
+        assert packets == written["packets"], (packets, written)
+        assert counts["streams"] == tshark_streams, (counts, tshark_streams)
+        assert counts["syn"] == flags["syn"] == written["syn"], (counts, flags, written)
+        assert counts["fin"] == flags["fin"] == written["fin"], (counts, flags, written)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,441 @@
+"""Read a pcap or pcapng capture into a flat list of TCP packet records (the analysis' shell).
+
+The file formats and link types are dpkt's (its magic numbers, DLT_* and block constants, and
+its pcapng option parser for interface timestamp resolution). Records are walked here with
+`struct` on the raw bytes instead of dpkt's readers, for two reasons:
+
+- speed: building dpkt objects for every layer of a million packets takes about three times
+  as long as tshark; unpacking just the header fields we need beats it;
+- hostile files: dpkt's pcap reader returns a short last record without saying so, and its
+  pcapng reader trusts block lengths. We stop at the cut, keep what came before it, and say
+  the capture was truncated.
+
+Only TCP over IPv4/IPv6 becomes a record; every other frame is counted and skipped. Payload
+lengths come from the IP header, so a capture with a small snap length still measures bytes.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from dpkt import pcap as dpkt_pcap
+from dpkt import pcapng as dpkt_pcapng
+
+from lab.errors import UsageError
+
+
+class Packet(NamedTuple):
+    """One TCP segment as seen on the wire. `frame` is Wireshark's frame.number (1-based)."""
+
+    ts: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    flags: int
+    seq: int
+    ack: int
+    payload_len: int
+    wire_len: int
+    window: int
+    frame: int
+
+
+@dataclass
+class Capture:
+    """What a capture file held: its TCP packets, and how much of the file could be read."""
+
+    name: str
+    format: str  # "pcap" or "pcapng"
+    packets: list[Packet]
+    frames: int = 0  # every record in the file, TCP or not (Wireshark's frame count)
+    skipped: int = 0  # frames that were not TCP over IP, or too short to decode
+    truncated: bool = False
+    problem: str | None = None  # why reading stopped early, one line
+    link_types: list[int] = field(default_factory=list)
+
+
+DLT_NULL = dpkt_pcap.DLT_NULL
+DLT_EN10MB = dpkt_pcap.DLT_EN10MB
+DLT_LOOP = dpkt_pcap.DLT_LOOP
+DLT_LINUX_SLL = dpkt_pcap.DLT_LINUX_SLL
+DLT_LINUX_SLL2 = dpkt_pcap.DLT_LINUX_SLL2
+DLT_IPV4 = dpkt_pcap.DLT_IPV4
+DLT_IPV6 = dpkt_pcap.DLT_IPV6
+# Raw IP has three numbers: LINKTYPE_RAW (101) in files, and the BSDs' DLT_RAW (12 or 14).
+RAW_IP = frozenset({101, 12, 14, DLT_IPV4, DLT_IPV6})
+SUPPORTED_LINK_TYPES = frozenset({DLT_NULL, DLT_EN10MB, DLT_LOOP, DLT_LINUX_SLL, DLT_LINUX_SLL2})
+SUPPORTED_LINK_TYPES |= RAW_IP
+
+_VLAN_TYPES = frozenset({0x8100, 0x88A8, 0x9100})
+_IPV6_EXT = frozenset({0, 43, 60, 51})  # hop-by-hop, routing, destination options, AH
+_ETH_IPV4 = 0x0800
+_ETH_IPV6 = 0x86DD
+
+_U16 = struct.Struct("!H").unpack_from
+_IPV4 = struct.Struct("!BxHxxHxB").unpack_from  # version/ihl, total length, fragment, protocol
+_IPV6 = struct.Struct("!4xHB").unpack_from  # payload length, next header
+_TCP = struct.Struct("!HHIIBBH").unpack_from
+
+
+def _address_namer():
+    """inet_ntop with a cache: captures hold few distinct addresses and many packets."""
+    names: dict[bytes, str] = {}
+
+    def name(raw: bytes) -> str:
+        text = names.get(raw)
+        if text is None:
+            family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+            text = names[raw] = socket.inet_ntop(family, raw)
+        return text
+
+    return names, name
+
+
+def _make_decoder(linktype: int):
+    """A function (data, offset, end, ts, wire_len, frame) -> Packet | None for one link type."""
+    names, name = _address_namer()
+    new_packet = Packet._make
+
+    def decode(data, o: int, end: int, ts: float, wire_len: int, frame: int) -> Packet | None:
+        # Link layer: find the network protocol and where its header starts.
+        if linktype == DLT_EN10MB:
+            if end - o < 14:
+                return None
+            etype = _U16(data, o + 12)[0]
+            o += 14
+            while etype in _VLAN_TYPES and end - o >= 4:
+                etype = _U16(data, o + 2)[0]
+                o += 4
+        elif linktype == DLT_LINUX_SLL:
+            if end - o < 16:
+                return None
+            etype = _U16(data, o + 14)[0]
+            o += 16
+        elif linktype == DLT_LINUX_SLL2:
+            if end - o < 20:
+                return None
+            etype = _U16(data, o)[0]
+            o += 20
+        elif linktype in RAW_IP:
+            if end - o < 1:
+                return None
+            version = data[o] >> 4
+            etype = _ETH_IPV4 if version == 4 else _ETH_IPV6 if version == 6 else 0
+        elif linktype in (DLT_NULL, DLT_LOOP):
+            # The BSD loopback header is the address family, in the writer's byte order.
+            if end - o < 5:
+                return None
+            version = data[o + 4] >> 4
+            etype = _ETH_IPV4 if version == 4 else _ETH_IPV6 if version == 6 else 0
+            o += 4
+        else:
+            return None
+
+        # Network layer: addresses, where TCP starts, and how long the IP payload really is.
+        if etype == _ETH_IPV4:
+            if end - o < 20:
+                return None
+            vihl, total, frag, proto = _IPV4(data, o)
+            ihl = (vihl & 15) * 4
+            if proto != 6 or vihl >> 4 != 4 or ihl < 20 or frag & 0x1FFF:
+                return None  # not TCP, or a later fragment that holds no TCP header
+            raw_src = data[o + 12 : o + 16]
+            raw_dst = data[o + 16 : o + 20]
+            t = o + ihl
+            # A zero total length comes from TSO captured on the sender: trust what we have.
+            ip_payload = total - ihl if total else end - t
+        elif etype == _ETH_IPV6:
+            if end - o < 40:
+                return None
+            ip_payload, nxt = _IPV6(data, o)
+            raw_src = data[o + 8 : o + 24]
+            raw_dst = data[o + 24 : o + 40]
+            t = o + 40
+            if ip_payload == 0:  # jumbogram or TSO: the captured bytes are all we know
+                ip_payload = end - t
+            while nxt != 6:
+                if end - t < 8:
+                    return None
+                if nxt in _IPV6_EXT:
+                    size = (data[t + 1] + 2) * 4 if nxt == 51 else (data[t + 1] + 1) * 8
+                elif nxt == 44:  # fragment header
+                    if _U16(data, t + 2)[0] & 0xFFF8:
+                        return None
+                    size = 8
+                else:
+                    return None
+                nxt = data[t]
+                t += size
+                ip_payload -= size
+        else:
+            return None
+
+        if end - t < 20:
+            return None
+        sport, dport, seq, ack, offset, flags, window = _TCP(data, t)
+        payload = ip_payload - (offset >> 4) * 4
+        src = names.get(raw_src) or name(raw_src)
+        dst = names.get(raw_dst) or name(raw_dst)
+        return new_packet(
+            (
+                ts,
+                src,
+                dst,
+                sport,
+                dport,
+                flags | (offset & 1) << 8,  # the NS bit sits in the data-offset byte
+                seq,
+                ack,
+                payload if payload > 0 else 0,
+                wire_len,
+                window,
+                frame,
+            )
+        )
+
+    return decode
+
+
+_PCAP_MAGIC = {
+    # magic as read little-endian -> (byte order, fraction of a second per timestamp unit)
+    dpkt_pcap.TCPDUMP_MAGIC: ("<", 1e-6),
+    dpkt_pcap.TCPDUMP_MAGIC_NANO: ("<", 1e-9),
+    dpkt_pcap.PMUDPCT_MAGIC: (">", 1e-6),
+    dpkt_pcap.PMUDPCT_MAGIC_NANO: (">", 1e-9),
+}
+_PCAPNG_SHB = dpkt_pcapng.PCAPNG_BT_SHB
+
+
+def parse_capture(data, name: str = "<capture>") -> Capture:
+    """Decode a whole capture held in memory (bytes, bytearray or mmap)."""
+    if len(data) >= 4:
+        magic = struct.unpack_from("<I", data, 0)[0]
+        if magic in _PCAP_MAGIC:
+            return _parse_pcap(data, name, *_PCAP_MAGIC[magic])
+        if magic == _PCAPNG_SHB:
+            return _parse_pcapng(data, name)
+    raise UsageError(f"{name}: not a pcap or pcapng capture")
+
+
+def read_capture(path: str | os.PathLike) -> Capture:
+    """Read a capture file; a file that is not a capture raises UsageError (exit 2)."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                raise UsageError(f"{name}: not a pcap or pcapng capture (empty file)")
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return parse_capture(data, name)
+    except FileNotFoundError:
+        raise UsageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{name}: is a directory, not a capture") from None
+    except (PermissionError, ValueError, OSError) as exc:
+        if isinstance(exc, UsageError):
+            raise
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UsageError(f"{name}: cannot read ({reason})") from None
+
+
+# Fast path for the common frame: a link header with an EtherType, then IPv4 without options,
+# then TCP. One unpack reads every field we need; anything else takes the general decoder.
+_FAST_LINKS = {
+    DLT_EN10MB: ("!12xH", 14),
+    DLT_LINUX_SLL: ("!14xH", 16),
+    DLT_LINUX_SLL2: ("!H18x", 20),
+}
+_FAST_TAIL = "BxHxxHxB2x4s4sHHIIBBH"
+
+
+def _parse_pcap(data, name: str, order: str, unit: float) -> Capture:
+    size = len(data)
+    capture = Capture(name=name, format="pcap", packets=[])
+    if size < 24:
+        capture.truncated = True
+        capture.problem = "the file ends inside the pcap file header"
+        return capture
+    linktype = struct.unpack_from(order + "I", data, 20)[0] & 0x0FFFFFFF  # top bits: FCS info
+    capture.link_types = [linktype]
+    decode = _make_decoder(linktype)
+    names, name_of = _address_namer()
+    new_packet = Packet._make
+    prefix, link_len = _FAST_LINKS.get(linktype, (None, 0))
+    fast = struct.Struct(prefix + _FAST_TAIL).unpack_from if prefix else None
+    fast_len = link_len + 40
+    record = struct.Struct(order + "IIII").unpack_from
+    append = capture.packets.append
+    o = 24
+    frame = 0
+    skipped = 0
+    while o < size:
+        if size - o < 16:
+            capture.truncated = True
+            capture.problem = f"the file ends inside the header of record {frame + 1}"
+            break
+        sec, frac, caplen, wire_len = record(data, o)
+        o += 16
+        frame += 1
+        end = o + caplen
+        if end > size:
+            capture.truncated = True
+            capture.problem = (
+                f"record {frame} claims {caplen} bytes but only {size - o} remain in the file"
+            )
+            end = size
+        if fast is not None and end - o >= fast_len:
+            etype, vihl, total, frag, proto, rs, rd, sp, dp, seq, ack, off, flags, win = fast(
+                data, o
+            )
+            if etype == _ETH_IPV4 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF:
+                payload = (total - 20 if total else end - o - link_len - 20) - (off >> 4) * 4
+                append(
+                    new_packet(
+                        (
+                            sec + frac * unit,
+                            names.get(rs) or name_of(rs),
+                            names.get(rd) or name_of(rd),
+                            sp,
+                            dp,
+                            flags | (off & 1) << 8,
+                            seq,
+                            ack,
+                            payload if payload > 0 else 0,
+                            wire_len,
+                            win,
+                            frame,
+                        )
+                    )
+                )
+                o = end
+                continue
+        packet = decode(data, o, end, sec + frac * unit, wire_len, frame)
+        if packet is None:
+            skipped += 1
+        else:
+            append(packet)
+        o = end
+    capture.frames = frame
+    capture.skipped = skipped
+    return capture
+
+
+def _interface(block: bytes, order: str) -> tuple[int, float, float]:
+    """(link type, seconds per timestamp unit, timestamp offset) of an interface block."""
+    linktype = struct.unpack_from(order + "H", block, 8)[0]
+    unit, offset = 1e-6, 0.0
+    try:
+        cls = (
+            dpkt_pcapng.InterfaceDescriptionBlockLE
+            if order == "<"
+            else dpkt_pcapng.InterfaceDescriptionBlock
+        )
+        for opt in cls(block).opts:
+            if opt.code == dpkt_pcapng.PCAPNG_OPT_IF_TSRESOL and opt.data:
+                value = opt.data[0]
+                exponent = value & 0x7F
+                unit = 2.0**-exponent if value & 0x80 else 10.0**-exponent
+            elif opt.code == dpkt_pcapng.PCAPNG_OPT_IF_TSOFFSET and len(opt.data) == 8:
+                offset = float(struct.unpack(order + "q", opt.data)[0])
+    except Exception:  # malformed options: keep the defaults, the packets still decode
+        pass
+    return linktype, unit, offset
+
+
+def _parse_pcapng(data, name: str) -> Capture:
+    size = len(data)
+    capture = Capture(name=name, format="pcapng", packets=[])
+    append = capture.packets.append
+    interfaces: list[tuple] = []  # (decode, unit, offset, snaplen)
+    decoders: dict[int, object] = {}
+    order = "<"
+    o = 0
+    frame = 0
+    skipped = 0
+    last_ts = 0.0
+
+    def stop(problem: str) -> None:
+        capture.truncated = True
+        capture.problem = problem
+
+    while o < size:
+        if size - o < 12:
+            stop(f"the file ends inside a block header at byte {o}")
+            break
+        if struct.unpack_from("<I", data, o)[0] == _PCAPNG_SHB:
+            bom = struct.unpack_from("<I", data, o + 8)[0]
+            if bom == dpkt_pcapng.BYTE_ORDER_MAGIC:
+                order = "<"
+            elif bom == dpkt_pcapng.BYTE_ORDER_MAGIC_LE:
+                order = ">"
+            else:
+                stop(f"section header at byte {o} has an unknown byte-order magic")
+                break
+            interfaces = []  # interface ids are per section
+        btype, blen = struct.unpack_from(order + "II", data, o)
+        if blen < 12 or blen % 4:
+            stop(f"block at byte {o} has an invalid length {blen}")
+            break
+        end = o + blen
+        cut = end > size
+        if cut:
+            stop(f"block at byte {o} claims {blen} bytes but only {size - o} remain in the file")
+            end = size
+        if btype == dpkt_pcapng.PCAPNG_BT_IDB:
+            if cut or blen < 20:
+                break
+            linktype, unit, offset = _interface(bytes(data[o:end]), order)
+            snaplen = struct.unpack_from(order + "I", data, o + 12)[0]
+            if linktype not in decoders:
+                decoders[linktype] = _make_decoder(linktype)
+            interfaces.append((decoders[linktype], unit, offset, snaplen))
+            if linktype not in capture.link_types:
+                capture.link_types.append(linktype)
+        elif btype in (dpkt_pcapng.PCAPNG_BT_EPB, dpkt_pcapng.PCAPNG_BT_PB):
+            if end - o < 28:
+                break
+            frame += 1
+            if btype == dpkt_pcapng.PCAPNG_BT_EPB:
+                iface, hi, lo, caplen, wire_len = struct.unpack_from(order + "5I", data, o + 8)
+            else:
+                iface, hi, lo, caplen, wire_len = struct.unpack_from(order + "H2xIIII", data, o + 8)
+            start = o + 28
+            stop_at = min(start + caplen, end if cut else end - 4)
+            if iface < len(interfaces):
+                decode, unit, offset, _snaplen = interfaces[iface]
+                last_ts = ((hi << 32) | lo) * unit + offset
+                packet = decode(data, start, stop_at, last_ts, wire_len, frame)
+            else:
+                packet = None  # a packet of an interface never described: unreadable
+            if packet is None:
+                skipped += 1
+            else:
+                append(packet)
+        elif btype == dpkt_pcapng.PCAPNG_BT_SPB:
+            if end - o < 16:
+                break
+            frame += 1
+            wire_len = struct.unpack_from(order + "I", data, o + 8)[0]
+            packet = None
+            if interfaces:
+                decode, _unit, _offset, snaplen = interfaces[0]
+                caplen = min(wire_len, snaplen) if snaplen else wire_len
+                stop_at = min(o + 12 + caplen, end if cut else end - 4)
+                # A simple packet block has no timestamp: it inherits the previous one.
+                packet = decode(data, o + 12, stop_at, last_ts, wire_len, frame)
+            if packet is None:
+                skipped += 1
+            else:
+                append(packet)
+        if cut:
+            break
+        o = end
+    capture.frames = frame
+    capture.skipped = skipped
+    return capture

@@ -1,0 +1,97 @@
+"""`python -m lab analyze FILE [--json]`: any TCP capture, read the way Wireshark numbers it.
+
+The human view is a rich table (one row per stream) under the capture's totals; `--json` prints
+one JSON object: the totals (`packets`, `connections`, `syn`, `fin`, `rst`, `retransmissions`,
+... as in DESIGN.md), `truncated`, and a `streams` list with every connection's details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from lab.analysis import Analysis, Connection, analyze
+from lab.capture import Capture, read_capture
+
+
+def run(args: argparse.Namespace) -> int:
+    capture = read_capture(args.pcap)
+    analysis = analyze(capture)
+    try:
+        if args.json:
+            json.dump(to_json(capture, analysis), sys.stdout, separators=(",", ":"))
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        else:
+            print_table(capture, analysis)
+    except BrokenPipeError:  # `... | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def to_json(capture: Capture, analysis: Analysis) -> dict:
+    out = {"file": capture.name, "format": capture.format, "link_types": capture.link_types}
+    out.update(analysis.to_dict())
+    out["skipped_frames"] = capture.skipped
+    return out
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.2f}"
+
+
+def _teardown(c: Connection) -> str:
+    if c.teardown in ("none", "half-close"):
+        return c.teardown
+    if c.teardown == "reset":
+        return f"RST by {c.rst_by}" if c.rst_by else "reset"
+    return f"{c.teardown}, {c.closed_first} first"
+
+
+def print_table(capture: Capture, analysis: Analysis, limit: int = 200) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # piped: no terminal to fit, keep rows on one line
+    if capture.truncated:
+        console.print(
+            f"[bold yellow]truncated capture:[/] {capture.problem}; analysed up to the cut"
+        )
+    console.print(
+        f"{capture.name}: {capture.format}, {capture.frames} frames, {analysis.packets} TCP "
+        f"packets, {len(analysis.connections)} connections (tcp.stream), SYN {analysis.syn}, "
+        f"SYN-ACK {analysis.synack}, FIN {analysis.fin}, RST {analysis.rst}, "
+        f"retransmissions {analysis.retransmissions}, {analysis.bytes} bytes on the wire"
+    )
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table.add_column("stream", justify="right", no_wrap=True)
+    table.add_column("client → server", no_wrap=True)
+    for title in ("pkts", "hs pkts", "RTT ms", "data c/s", "bytes c/s", "acks c/s", "retr"):
+        table.add_column(title, justify="right", no_wrap=True)
+    table.add_column("teardown", no_wrap=True)
+    table.add_column("td pkts", justify="right")
+    table.add_column("ms", justify="right", no_wrap=True)
+    for c in analysis.connections[:limit]:
+        table.add_row(
+            str(c.stream),
+            f"{c.client} → {c.server}",
+            str(c.packets),
+            str(c.handshake_packets),
+            _ms(c.handshake_rtt),
+            f"{c.data_segments[0]}/{c.data_segments[1]}",
+            f"{c.payload_bytes[0]}/{c.payload_bytes[1]}",
+            f"{c.pure_acks[0]}/{c.pure_acks[1]}",
+            str(sum(c.retransmissions)),
+            _teardown(c),
+            str(c.teardown_packets),
+            _ms(c.duration),
+        )
+    console.print(table)
+    console.print("c/s: sent by the client / by the server; hs: handshake; td: teardown")
+    if len(analysis.connections) > limit:
+        console.print(f"... {len(analysis.connections) - limit} more streams (--json shows all)")
