@@ -76,8 +76,8 @@ class Connection:
     def recv(self, mid_message: bool) -> bytes:
         """One read; b"" means the peer's FIN. Raises IdleTimeout, ShuttingDown, PeerError."""
         with self._lock:
-            if self.stopping and not mid_message:
-                raise ShuttingDown
+            if self.stopping and not mid_message and not self._buffered():
+                raise ShuttingDown  # a request already in our buffer is still answered
             self._idle = not mid_message
         self.sock.settimeout(self.read_timeout if mid_message else self.idle_timeout)
         try:
@@ -94,6 +94,15 @@ class Connection:
         self.bytes_in += len(data)
         return data
 
+    def _buffered(self) -> bool:
+        try:
+            data = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True  # let the real read report the error
+        return bool(data) or not self._shut_rd
+
     def wait_peer_fin(self) -> None:
         """Block until the peer's FIN is in, so every byte it wrote is in our receive buffer.
 
@@ -103,7 +112,7 @@ class Connection:
         poller.register(self.sock, select.POLLRDHUP)
         with self._lock:
             if self.stopping:
-                raise ShuttingDown
+                return  # shutting down: answer what is already here, wait for nothing more
             self._idle = True
         try:
             if not poller.poll(int(self.idle_timeout * 1000)):

@@ -249,6 +249,20 @@ def test_server_cli_listens_twice_and_sigterm_drains_and_exits_0() -> None:
         socket.create_connection(("127.0.0.1", ports["persistent"]), timeout=2).close()
 
 
+def test_shutdown_still_answers_a_request_already_received() -> None:
+    # --wait-peer-fin holds the request unread in the server's buffer until we stop the server:
+    # the stop must answer it, then send the FIN.
+    with live_server(modes=("persistent",), framing="raw", wait_peer_fin=True) as (srv, log, ports):
+        with socket.create_connection(("127.0.0.1", ports["persistent"]), timeout=5) as sock:
+            sock.sendall(b"Luffy")
+            log.wait_for("accepted")
+            time.sleep(0.1)
+            srv.request_stop()
+            assert recv_all(sock) == b"Luffy"
+        assert "shutting down" in log.wait_for("fin_sent")["reason"]
+    assert log.events("closed")[0]["error"] is False
+
+
 def recv_all_frames(sock: socket.socket, n: int) -> list[bytes]:
     decoder = framing.LengthDecoder()
     got: list[bytes] = []
