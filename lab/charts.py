@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +26,17 @@ from matplotlib.patches import Patch
 
 PHASE_COLORS = {
     "handshake": "#e8a33d",
+    "idle": "#efe9d6",
     "waiting": "#cfd4da",
     "receiving": "#3b7dd8",
     "teardown": "#d9534f",
 }
 PHASE_LABELS = {
-    "handshake": "handshake (SYN → ACK)",
-    "waiting": "waiting (request → first byte)",
-    "receiving": "receiving (first → last byte)",
-    "teardown": "teardown (first FIN → last ACK)",
+    "handshake": "handshake (SYN→ACK)",
+    "idle": "idle (nothing asked)",
+    "waiting": "waiting (request→first byte)",
+    "receiving": "receiving (first→last byte)",
+    "teardown": "teardown (first FIN→last ACK)",
 }
 CATEGORY_COLORS = {
     "handshake": "#e8a33d",
@@ -75,7 +78,13 @@ class ConnPhases:
         for request, first, last in self.exchanges:
             marks += [("waiting", request, first), ("receiving", first, last)]
         marks.append(("teardown", self.fin, self.end))
-        return [(p, a, b) for p, a, b in marks if a is not None and b is not None and b >= a]
+        bars = [(p, a, b) for p, a, b in marks if a is not None and b is not None and b >= a]
+        idle = [
+            ("idle", prev[2], nxt[1])
+            for prev, nxt in itertools.pairwise(bars)
+            if nxt[1] > prev[2] and prev[0] != "waiting"
+        ]
+        return idle + bars
 
     @property
     def last(self) -> float:
@@ -258,10 +267,11 @@ def packet_categories(counts: Sequence[tuple[str, Mapping[str, int]]]) -> Figure
                     color="white" if cat in ("data", "teardown") else "black",
                 )
             left += v
-        ax.text(left + total_max * 0.01, i, f"{left} packets", va="center", fontsize=8)
+        cost = f"{c.get('handshake', 0)} handshake + {c.get('teardown', 0)} teardown"
+        ax.text(left + total_max * 0.01, i, f"{left} packets\n({cost})", va="center", fontsize=8)
     ax.set_yticks(range(len(names)), names)
     ax.set_ylim(len(names) - 0.5, -0.5)
-    ax.set_xlim(0, total_max * 1.15)
+    ax.set_xlim(0, total_max * 1.4)
     ax.set_xlabel("packets in the capture")
     ax.set_title("Packets per category per mode", loc="left")
     handles = [Patch(color=col, label=cat) for cat, col in CATEGORY_COLORS.items()]
@@ -295,20 +305,22 @@ def stevens(series: Sequence[SeqSeries], title: str, rtt_ms: float | None = None
     for s in series:
         if not s.points:
             continue
-        xs = [p[0] for p in s.points]
-        ys = [p[1] / 1024 for p in s.points]
+        xs = [0.0] + [p[0] for p in s.points]  # the request arrives: nothing sent yet
+        ys = [0.0] + [p[1] / 1024 for p in s.points]
         ax.step(xs, ys, where="post", color=s.color, lw=1.2, alpha=0.6)
         ax.plot(xs, ys, "o", ms=3, color=s.color, label=f"{s.label}: done at {xs[-1]:.1f} ms")
     xlabel = "time since the request reached the server (ms)"
-    if rtt_ms and rtt_ms > 0:
-        right = max((p[0] for s in series for p in s.points), default=0)
-        k = 1
-        while k * rtt_ms <= right and k <= 40:
+    right = max((p[0] for s in series for p in s.points), default=0)
+    if rtt_ms and rtt_ms > 0 and right / rtt_ms <= 40:  # a line per RTT, if they stay apart
+        for k in range(1, int(right / rtt_ms) + 1):
             ax.axvline(k * rtt_ms, color="#bbb", lw=0.7, ls=":")
-            k += 1
         xlabel += f"; dotted lines every RTT ({rtt_ms:.1f} ms)"
+    elif rtt_ms is not None:
+        xlabel += f" (RTT {rtt_ms:.2f} ms: too short for rounds to show)"
     ax.set_xlabel(xlabel)
     ax.set_ylabel("response bytes sent (KB, relative seq)")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
     ax.set_title(title, loc="left")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(color="#eee")

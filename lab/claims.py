@@ -284,9 +284,8 @@ def _slow_start_claim(mode: Mapping, n: int | None, parallel: int) -> dict:
     rtt = mode.get("rtt_ms")
     if isinstance(rtt, (int, float)) and rtt < LAN_RTT_MS:
         why = (
-            f"{fresh} connection(s) opened, each starting from the initial window; but at a "
-            f"{rtt:.2f} ms RTT the server's rounds are paced by the application, not by the "
-            "window: run a scenario with network: rtt (page10-wan) to see slow start"
+            f"at a {rtt:.2f} ms RTT the server's rounds show the application's pacing, not the "
+            "window; add network: rtt to the scenario (as page10-wan does) to see slow start"
         )
         return _claim("slow_start", mode, text, None, observed, expected, why)
     if over_iw:
