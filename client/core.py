@@ -207,7 +207,14 @@ class Client:
         return time.time()
 
     def _settle(
-        self, session: Session, item: Item, rec: Record, response: object, start: int, length: int
+        self,
+        session: Session,
+        item: Item,
+        rec: Record,
+        response: object,
+        start: int,
+        length: int,
+        show: bool = True,
     ) -> None:
         rec.t_first_byte = session.time_of_byte(start)
         rec.t_done = session.time_of_byte(start + length - 1) if length else time.time()
@@ -216,7 +223,8 @@ class Client:
             # byte: the pipelining writer thread was merely descheduled before reading the clock.
             rec.t_sent = rec.t_first_byte
         rec.bytes_received = length
-        self._show(session, response)
+        if show:
+            self._show(session, response)
         rec.error = self.proto.check(item, response)
         rec.ok = rec.error is None
 
@@ -231,25 +239,23 @@ class Client:
         self.out.say(f"{self._label(item)} sent by Client {session.id}")
         if self.raw:  # no boundaries: the reply is whatever comes before the server's FIN
             reply = self._read_to_eof(
-                session, len(item.payload), "Server FIN (stops receiving data): Socket ID"
+                session, len(item.payload), "Socket ID {id} stops receiving data (server FIN)"
             )
             rec.extra["t_fin"] = time.time()
-            self._settle(session, item, rec, reply, 0, len(reply))
+            self._settle(session, item, rec, reply, 0, len(reply), show=False)
             return
         decoder = self.proto.decoder(items)
         ((response, length),) = self._read(session, decoder, 1)
         self._settle(session, item, rec, response, 0, length)
         rec.extra["t_fin"] = self._expect_fin(session, decoder)
 
-    def _read_to_eof(
-        self, session: Session, expected: int, fin_text: str = "Server FIN: Client"
-    ) -> bytes:
+    def _read_to_eof(self, session: Session, expected: int, fin_text: str) -> bytes:
         chunks = []
         total = 0
         while True:
             data = session.recv()
             if not data:
-                self.out.say(f"{fin_text} {session.id}")
+                self.out.say(fin_text.format(id=session.id))
                 return b"".join(chunks)
             self.out.say(f"Response from server (Client {session.id}): {preview(data)}")
             chunks.append(data)
@@ -324,7 +330,7 @@ class Client:
         session.shutdown_write()
         self.out.say(f"Socket closing initiated for Client {session.id}")
         expected = b"".join(i.payload for i in items)
-        reply = self._read_to_eof(session, len(expected), "Server stopped sending for Client")
+        reply = self._read_to_eof(session, len(expected), "Server stopped sending for Client {id}")
         whole = reply == expected
         offset = 0
         for item, rec in zip(items, records, strict=True):

@@ -104,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--wait-peer-fin",
         action="store_true",
-        help="echo: before the first read, wait until the peer has half-closed, so all its "
-        "writes are in the buffer (makes the article's raw coalescing deterministic)",
+        help="echo, persistent listeners: before the first read, wait until the peer has "
+        "half-closed, so all its writes are in the buffer (makes the article's raw coalescing "
+        "deterministic)",
     )
     p.add_argument(
         "--shutdown-grace",

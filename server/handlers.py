@@ -24,7 +24,7 @@ class ProtocolOptions:
 
 def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
     decoder = framing.decoder(opts.framing, opts.max_message)
-    if opts.wait_peer_fin:
+    if opts.wait_peer_fin and conn.persistent:  # non-persistent clients wait for our FIN
         conn.wait_peer_fin()
     answered = 0
     while True:

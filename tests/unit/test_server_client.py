@@ -102,6 +102,17 @@ def test_article_raw_persistent_case_coalesces_into_one_reply() -> None:
     assert stdout.index("Sanji sent by Client 1") < stdout.index("Socket closing initiated")
 
 
+def test_article_raw_non_persistent_case_one_connection_per_message() -> None:
+    with live_server(framing="raw", wait_peer_fin=True) as (_, log, ports):
+        result, stdout = run_client(
+            ports["non-persistent"], messages=ARTICLE, framing="raw", parallel=5, log_format="human"
+        )
+    assert result.ok, result.first_error
+    assert len(log.events("accepted")) == 5
+    assert sorted(e["preview"] for e in log.events("message")) == sorted(ARTICLE.split(","))
+    assert stdout.count("stops receiving data (server FIN)") == 5
+
+
 def test_length_framing_keeps_the_three_messages_in_the_same_situation() -> None:
     with live_server(modes=("persistent",), wait_peer_fin=True) as (_, log, ports):
         with socket.create_connection(("127.0.0.1", ports["persistent"]), timeout=5) as sock:
