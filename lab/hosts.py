@@ -117,8 +117,10 @@ def capture_spec(
 ) -> dict:
     # -p: no promiscuous mode; --immediate-mode -U: every packet reaches the file at once (without
     # it the last second before the stop is lost, see DESIGN.md); -Z root keeps the file root's.
+    # -B: a 32 MiB kernel buffer. veth hands tcpdump GSO frames of up to 64 KiB, so the default
+    # 2 MiB holds only ~30 of them and a busy machine dropped packets mid-run (seen here).
     command = [
-        "-i", "eth0", "-p", "--immediate-mode", "-U", "-n",
+        "-i", "eth0", "-p", "--immediate-mode", "-U", "-n", "-B", "32768",
         "-s", str(snaplen), "-Z", "root", "-w", CAPTURE_PATH, "tcp",
     ]  # fmt: skip
     return {

@@ -115,6 +115,7 @@ def analyze_run(scenario, mode_runs, run_dir: Path) -> dict:
             row["client_exit"] = m.client_exit
             row["error"] = m.client_error
             row["shaping"] = m.shaping
+            row["capture_drops"] = m.capture_drops
             rows.append(row)
         timed = [r for r in rows if r.get("page_time_s") is not None]
         chosen = (
@@ -201,6 +202,11 @@ def verify(analysis_doc: dict) -> list[str]:
                     f"{check['tolerance_ms']:.1f} ms"
                 )
     for m in analysis_doc.get("modes", []):
+        if m.get("capture_drops"):
+            problems.append(
+                f"{m['name']}: tcpdump lost {m['capture_drops']} packets (dropped by the kernel): "
+                "the counts from this capture are incomplete; run again on a quieter machine"
+            )
         if m.get("missing"):
             problems.append(f"{m['name']}: no {m['missing']} was recorded")
     return problems

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import tarfile
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ class ModeRun:
     client_exit: int | None = None
     client_error: str | None = None
     shaping: dict | None = None
+    capture_drops: int | None = None  # tcpdump's "packets dropped by kernel"; >0 = capture lost
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -54,6 +56,12 @@ def wait_for_log(container, needle: str, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise RunError(f"{what} was not ready within {timeout:g} s")
         time.sleep(0.05)
+
+
+def capture_drops(tcpdump_log: str) -> int | None:
+    """tcpdump's own count of packets the kernel dropped before it could read them."""
+    match = re.search(r"(\d+) packets? dropped by kernel", tcpdump_log)
+    return int(match.group(1)) if match else None
 
 
 def read_file_from(container, path: str) -> bytes:
@@ -89,6 +97,16 @@ class ModeRunner:
         t = time.monotonic()
         try:
             self._run(plan, result)
+        except RunError:
+            raise
+        except Exception as exc:
+            import docker.errors
+            import requests.exceptions
+
+            engine_errors = docker.errors.DockerException | requests.exceptions.RequestException
+            if isinstance(exc, engine_errors):
+                raise RunError(f"{plan.mode}: Docker Engine: {_one_line(exc)}") from exc
+            raise
         finally:
             t_teardown = time.monotonic()
             self.teardown()
@@ -185,6 +203,9 @@ class ModeRunner:
         capture.kill(signal="SIGINT")  # the capture first: stopping the server tears down eth0
         capture.wait(timeout=10)
         (plan.folder / "capture.pcap").write_bytes(read_file_from(capture, hosts.CAPTURE_PATH))
+        capture_log = capture.logs(stdout=True, stderr=True)
+        (plan.folder / "capture.log").write_bytes(capture_log)
+        result.capture_drops = capture_drops(capture_log.decode("utf-8", "replace"))
         server.stop(timeout=5)
         (plan.folder / "server.log").write_bytes(server.logs(stdout=True, stderr=True))
         result.timings["drain"] = time.monotonic() - t2
@@ -200,6 +221,11 @@ class ModeRunner:
             with contextlib.suppress(Exception):
                 self.network.remove()
             self.network = None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
+    return str(text).strip().splitlines()[0]
 
 
 def _shaper_method(shaper) -> str:
