@@ -70,38 +70,30 @@ class Pkt:
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 
-def read_tcp_packets(path: Path) -> list[Pkt]:
-    """TCP packets of a pcap or pcapng file (Ethernet, Linux cooked v1/v2, raw IP; IPv4/IPv6)."""
-    import socket
+def load_streams(path: Path) -> list[Stream]:
+    """A capture's connections, read and numbered by lab.capture / lab.analysis (Wireshark's
+    tcp.stream numbers), as the report's `Stream`s."""
+    from lab.analysis import split_streams
+    from lab.capture import read_capture
 
-    import dpkt
+    streams = []
+    for index, packets in enumerate(split_streams(read_capture(path).packets)):
+        pkts = [
+            Pkt(p.ts, (p.src, p.sport), (p.dst, p.dport), p.flags, p.seq, p.ack, p.payload_len)
+            for p in packets
+        ]
+        client, server = _roles(pkts)
+        streams.append(Stream(index, client, server, pkts))
+    return streams
 
-    out: list[Pkt] = []
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
-        fh.seek(0)
-        reader = dpkt.pcapng.Reader(fh) if magic == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(fh)
-        link = reader.datalink()
-        for ts, buf in reader:
-            try:
-                if link == dpkt.pcap.DLT_EN10MB:
-                    ip = dpkt.ethernet.Ethernet(buf).data
-                elif link == dpkt.pcap.DLT_LINUX_SLL:
-                    ip = dpkt.sll.SLL(buf).data
-                elif link == 276:  # DLT_LINUX_SLL2
-                    ip = dpkt.sll2.SLL2(buf).data
-                else:
-                    ip = dpkt.ip6.IP6(buf) if buf[:1] and buf[0] >> 4 == 6 else dpkt.ip.IP(buf)
-            except (dpkt.UnpackError, IndexError):
-                continue
-            tcp = getattr(ip, "data", None)
-            if not isinstance(tcp, dpkt.tcp.TCP):
-                continue
-            family = socket.AF_INET6 if isinstance(ip, dpkt.ip6.IP6) else socket.AF_INET
-            src = (socket.inet_ntop(family, ip.src), tcp.sport)
-            dst = (socket.inet_ntop(family, ip.dst), tcp.dport)
-            out.append(Pkt(float(ts), src, dst, tcp.flags, tcp.seq, tcp.ack, len(tcp.data)))
-    return out
+
+def _roles(pkts: Sequence[Pkt]) -> tuple[tuple[str, int], tuple[str, int]]:
+    """The SYN's sender is the client; without a SYN, the server has the lower port."""
+    for p in pkts:
+        if p.flags & SYN:
+            return (p.dst, p.src) if p.flags & ACK else (p.src, p.dst)
+    p = pkts[0]
+    return (p.src, p.dst) if p.src[1] > p.dst[1] else (p.dst, p.src)
 
 
 @dataclass
@@ -176,22 +168,6 @@ class Stream:
                 return p.seq
         first = next((p for p in self.packets if self.from_client(p) == client), None)
         return first.seq if first else 0
-
-
-def split_streams(packets: Sequence[Pkt]) -> list[Stream]:
-    streams: list[Stream] = []
-    current: dict[frozenset, Stream] = {}
-    for p in packets:
-        key = frozenset((p.src, p.dst))
-        s = current.get(key)
-        is_syn = p.flags & SYN and not p.flags & ACK
-        if s is None or (is_syn and s.packets and p.seq != s.isn(client=True)):
-            client, server = (p.src, p.dst) if is_syn or p.dst[1] < p.src[1] else (p.dst, p.src)
-            s = Stream(len(streams), client, server)
-            streams.append(s)
-            current[key] = s
-        s.packets.append(p)
-    return streams
 
 
 # --- chart inputs, from streams (pure) ---------------------------------------------------------
@@ -303,7 +279,7 @@ def _mode_folder(run_dir: Path, mode: dict) -> Path:
 
 
 def load_report_data(run_dir: Path) -> ReportData:
-    from lab.errors import UsageError
+    from lab.errors import LabError, UsageError
 
     run_dir = Path(run_dir)
     analysis_path = run_dir / "analysis.json"
@@ -322,8 +298,8 @@ def load_report_data(run_dir: Path) -> ReportData:
             continue
         data.pcaps[mode["name"]] = pcap.relative_to(run_dir).as_posix()
         try:
-            data.streams[mode["name"]] = split_streams(read_tcp_packets(pcap))
-        except (ValueError, OSError):  # a cut or foreign file: tables still render without it
+            data.streams[mode["name"]] = load_streams(pcap)
+        except LabError:  # not a capture after all: the tables still render without charts
             data.streams[mode["name"]] = []
         data.request_names[mode["name"]] = _request_names(folder / "client.jsonl")
     return data
