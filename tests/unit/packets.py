@@ -151,14 +151,17 @@ def pcap_bytes(
     nano: bool = False,
     order: str = "<",
     extra_frames: list[tuple[float, bytes]] = (),
+    snap: int | None = None,
 ) -> bytes:
+    """A pcap file; `snap` cuts every frame to that many bytes, as `tcpdump -s N` does."""
     magic = 0xA1B23C4D if nano else 0xA1B2C3D4
     out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, LINKTYPES[link])]
     frames = [(p.ts, frame_bytes(p, link)) for p in packets] + list(extra_frames)
     for ts, data in sorted(frames, key=lambda item: item[0]):
         sec = int(ts)
         frac = round((ts - sec) * (1e9 if nano else 1e6))
-        out.append(struct.pack(order + "IIII", sec, frac, len(data), len(data)) + data)
+        kept = data[:snap] if snap else data
+        out.append(struct.pack(order + "IIII", sec, frac, len(kept), len(data)) + kept)
     return b"".join(out)
 
 
@@ -176,7 +179,61 @@ def pcapng_bytes(packets: list[Packet], link: str = "ethernet", tsresol: int = 9
     out = [shb, idb]
     for p in packets:
         data = frame_bytes(p, link)
-        ticks = round(p.ts * 10**tsresol)
+        ticks = round(p.ts * 10**tsresol) & 0xFFFFFFFFFFFFFFFF
         header = struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data), len(data))
         out.append(_block(6, header + data))
     return b"".join(out)
+
+
+# --- The committed samples in tests/data (regenerated and compared by test_capture) -----------
+
+
+def sample_http10() -> list[Packet]:
+    """Three HTTP/1.0-style connections: 4-packet teardown, 3-packet teardown, then an RST."""
+    packets: list[Packet] = []
+    conversation(1000.0, ("10.0.0.2", 40000), ("10.0.0.3", 80), 2000, "close4", packets=packets)
+    conversation(1000.1, ("10.0.0.2", 40002), ("10.0.0.3", 80), 1000, "close3", packets=packets)
+    flow = Flow(packets, ("10.0.0.2", 40004), ("10.0.0.3", 80))
+    flow.handshake(1000.2)
+    flow.exchange(1000.211, 100, 500)
+    flow.send("server", 1000.23, RST | ACK)
+    return packets
+
+
+def sample_keepalive_ipv6() -> list[Packet]:
+    """One keep-alive connection over IPv6 carrying three requests, closed in 3 packets."""
+    packets: list[Packet] = []
+    flow = Flow(packets, ("fd00::2", 45000), ("fd00::3", 8080))
+    flow.handshake(2000.0)
+    for i, size in enumerate((1500, 700, 2500)):
+        flow.exchange(2000.011 + 0.02 * i, 90, size)
+    flow.close3(2000.08, "client")
+    return packets
+
+
+def sample_port_reuse() -> list[Packet]:
+    """A retransmitted SYN, then the same address/port pair reused with a new ISN."""
+    packets: list[Packet] = []
+    flow = Flow(packets, ("192.168.7.2", 50000), ("192.168.7.3", 3000))
+    flow.send("client", 3000.0, SYN)
+    flow.send("client", 3001.0, SYN, seq=1000)
+    flow.send("server", 3001.005, SYN | ACK)
+    flow.send("client", 3001.01, ACK)
+    flow.exchange(3001.011, 50, 50)
+    flow.close4(3001.03, "server")
+    conversation(
+        3002.0, ("192.168.7.2", 50000), ("192.168.7.3", 3000), 800, "close3",
+        packets=packets, client_isn=777_000,
+    )  # fmt: skip
+    return packets
+
+
+def write_samples(folder) -> None:
+    from pathlib import Path
+
+    folder = Path(folder)
+    (folder / "http10-ipv4.pcap").write_bytes(pcap_bytes(sample_http10()))
+    (folder / "keepalive-ipv6-sll2.pcapng").write_bytes(
+        pcapng_bytes(sample_keepalive_ipv6(), "sll2")
+    )
+    (folder / "port-reuse-sll.pcap").write_bytes(pcap_bytes(sample_port_reuse(), "sll"))
