@@ -495,12 +495,6 @@ def ms(seconds: Any) -> float | None:
     return seconds * 1000 if isinstance(seconds, (int, float)) else None
 
 
-def error_pct(measured: Any, predicted: Any) -> float | None:
-    if not isinstance(measured, (int, float)) or not isinstance(predicted, (int, float)):
-        return None
-    return (measured - predicted) / predicted * 100 if predicted else None
-
-
 def mode_rows(analysis: dict) -> tuple[list[str], list[list[str]]]:
     """Metrics as rows, modes as columns (the terminal table's layout and formatting)."""
     from lab.summary import METRICS
@@ -517,8 +511,10 @@ def mode_rows(analysis: dict) -> tuple[list[str], list[list[str]]]:
 def prediction_rows(analysis: dict) -> tuple[list[str], list[list[str]]]:
     headers = ["mode", "measured (ms)", "predicted (ms)", "error"]
     rows = []
+    from lab.summary import error_pct
+
     for m in analysis.get("modes") or []:
-        err = error_pct(m.get("page_time_s"), m.get("predicted_page_time_s"))
+        err = error_pct(m)
         rows.append(
             [
                 m["name"],
@@ -548,14 +544,14 @@ def claim_rows(claims: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 def network_rows(data: ReportData) -> tuple[list[str], list[list[str]]] | None:
     """The configured conditions, the shaping method and the RTT verified from the capture."""
-    net = data.analysis.get("network")
+    from lab.summary import network_rows as rows_of
+
+    net = dict(data.analysis.get("network") or {})
     shaping = [m.get("shaping") for m in data.manifest.get("modes") or [] if m.get("shaping")]
-    if not net and not shaping:
-        return None
-    net = dict(net or {})
     if "method" not in net and shaping:
         net["method"] = shaping[0].get("method")
-    return ["setting", "value"], [[k.replace("_", " "), fmt(v, 2)] for k, v in net.items()]
+    rows = rows_of(net)
+    return (["", "value"], [list(r) for r in rows]) if rows else None
 
 
 def timing_rows(data: ReportData) -> tuple[list[str], list[list[str]]] | None:

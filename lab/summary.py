@@ -43,7 +43,9 @@ def _overhead(m: Mapping) -> float | None:
     return ((m.get("handshake_packets") or 0) + (m.get("teardown_packets") or 0)) / packets
 
 
-def _error_pct(m: Mapping) -> float | None:
+def error_pct(m: Mapping) -> float | None:
+    if isinstance(m.get("prediction_error_pct"), (int, float)):
+        return m["prediction_error_pct"]
     measured, predicted = m.get("page_time_s"), m.get("predicted_page_time_s")
     if not isinstance(measured, (int, float)) or not isinstance(predicted, (int, float)):
         return None
@@ -54,6 +56,12 @@ def _pct(v: float | None, signed: bool = False) -> str:
     if v is None:
         return "–"
     return f"{v:+.1f}%" if signed else f"{v:.0%}"
+
+
+def _repeats(values: Any) -> str:
+    if not values:
+        return "–"
+    return " ".join("–" if v is None else f"{v * 1000:.0f}" for v in values)
 
 
 # (row label, value getter, formatter); value getters take (analysis, mode)
@@ -74,8 +82,9 @@ METRICS: list[tuple[str, Callable[[dict, dict], Any], Callable[[Any], str]]] = [
     ("request latency p50 (ms)", lambda a, m: m.get("latency_p50_ms"), _num),
     ("request latency p95 (ms)", lambda a, m: m.get("latency_p95_ms"), _num),
     ("page time (ms)", lambda a, m: _ms(m.get("page_time_s")), _num),
+    ("page time, every repeat (ms)", lambda a, m: m.get("repeats") or None, _repeats),
     ("predicted (ms)", lambda a, m: _ms(m.get("predicted_page_time_s")), _num),
-    ("error vs model", lambda a, m: _error_pct(m), lambda v: _pct(v, signed=True)),
+    ("error vs model", lambda a, m: error_pct(m), lambda v: _pct(v, signed=True)),
 ]
 
 
@@ -123,13 +132,49 @@ def print_summary(analysis: dict, console, *, timings: Mapping[str, float] | Non
     claims = analysis.get("claims") or check_claims(analysis)
     if claims:
         console.print(claims_table(claims))
-    net = analysis.get("network")
-    if net:
-        shown = {k: round(v, 2) if isinstance(v, float) else v for k, v in net.items()}
-        console.print("[bold]Network conditions:[/] " + _num(shown, 2))
+    for label, value in network_rows(analysis.get("network")):
+        style = "red" if "NOT" in value else ""
+        console.print(f"[bold]{label}:[/] " + (f"[{style}]{value}[/]" if style else value))
     timings = timings or analysis.get("timings_s")
     if timings:
         console.print("[bold]Where the time went:[/] " + where_the_time_went(timings))
+
+
+def network_rows(net: Mapping | None) -> list[tuple[str, str]]:
+    """The network conditions, how they were made and the capture's check that they took."""
+    if not net:
+        return []
+    conditions = []
+    if net.get("rtt_ms"):
+        conditions.append(f"RTT +{net['rtt_ms']:g} ms")
+    if net.get("jitter_ms"):
+        conditions.append(f"jitter {net['jitter_ms']:g} ms")
+    if net.get("loss_pct"):
+        conditions.append(f"loss {net['loss_pct']:g}%")
+    if net.get("rate_bps"):
+        conditions.append(f"rate {net['rate_bps'] / 1e6:g} Mbit/s")
+    rows = [("network conditions", ", ".join(conditions) or "none")]
+    if net.get("method"):
+        rows.append(("shaping method", str(net["method"])))
+    if isinstance(net.get("base_rtt_ms"), (int, float)):
+        rows.append(("bridge's own RTT", f"{net['base_rtt_ms']:.2f} ms"))
+    check = net.get("rtt_check")
+    if check:
+        verdicts = "; ".join(
+            f"{v['mode']} {_num(v.get('measured_ms'), 2)} ms " + ("✓" if v.get("ok") else "✗")
+            for v in check.get("modes") or []
+        )
+        ok = "verified" if check.get("ok") else "NOT verified"
+        rows.append(
+            (
+                "handshake RTT check",
+                f"{ok}: expected {check['expected_ms']:.2f} ± {check['tolerance_ms']:.2f} ms; "
+                f"measured {verdicts}",
+            )
+        )
+    known = {"rtt_ms", "jitter_ms", "loss_pct", "rate_bps", "method", "base_rtt_ms", "rtt_check"}
+    rows += [(k.replace("_", " "), _num(v, 2)) for k, v in net.items() if k not in known]
+    return rows
 
 
 def where_the_time_went(timings: Mapping[str, float]) -> str:
@@ -157,7 +202,7 @@ def comparison_rows(a: dict, b: dict) -> list[tuple[str, str, str, str, str]]:
                 continue
             change = ""
             both = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb))
-            if label == "first FIN sent by":
+            if label in ("first FIN sent by", "page time, every repeat (ms)"):
                 both = False
             if both and va != vb and label not in ("error vs model", "overhead share (no data)"):
                 change = _pct((vb - va) / va * 100, signed=True) if va else ""

@@ -186,10 +186,21 @@ def make_run(tmp: Path) -> Path:
             },
         ],
         "network": {
+            "rtt_ms": 20.0,
+            "jitter_ms": None,
+            "loss_pct": None,
+            "rate_bps": 20_000_000,
             "method": "nfqueue delay line",
-            "rtt_ms": 20,
-            "measured_rtt_ms": 20.05,
-            "verified": True,
+            "base_rtt_ms": 0.05,
+            "rtt_check": {
+                "expected_ms": 20.05,
+                "tolerance_ms": 2.0,
+                "ok": True,
+                "modes": [
+                    {"mode": "non-persistent", "measured_ms": 20.05, "ok": True},
+                    {"mode": "keep-alive", "measured_ms": 20.02, "ok": True},
+                ],
+            },
         },
     }
     (run / "analysis.json").write_text(json.dumps(analysis))
@@ -260,7 +271,8 @@ def test_key_numbers_present(built, name):
         "246.8",
         "-1.3%",
         "nfqueue delay line",
-        "20.05",
+        "verified: expected 20.05 ± 2.00 ms",
+        "RTT +20 ms, rate 20 Mbit/s",
         "4 resources need 4 connections",
         "4 teardowns = 16 packets",
         "differs",
