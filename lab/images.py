@@ -250,7 +250,8 @@ def _tag_latest(c, ref: str, image_id: str) -> None:
 
 
 def _prune_old_tags(c, ref: str) -> None:
-    """Untag (and so free) older builds of this repository: disk use stays one set of images."""
+    """Untag (and so free) older base images. Role images are not pruned: an old one costs only
+    its code layer, and another process (a run, a test session) may be about to start it."""
     import docker
 
     repo = ref.split(":", 1)[0]
@@ -467,6 +468,5 @@ def _ensure_role(c, ctx: Context, say: Progress, *, force: bool) -> str:
             raise RunError(f"docker build of {ref} finished but the image is missing")
         have = ", ".join(ctx.packages) or "no code yet"
         say(f"{name}  built in {time.monotonic() - started:.1f} s ({have})")
-        _prune_old_tags(c, ref)
     _tag_latest(c, ref, image_id)
     return ref
