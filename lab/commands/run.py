@@ -115,7 +115,9 @@ def run(args) -> int:
         manifest["reason"] = str(exc)
         raise RunError(f"{exc} (partial results in {run_dir})") from exc
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # no second interrupt inside the teardown
+        # A second Ctrl-C must not cut the teardown short: it takes a second or two.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             runner.remove_leftovers(docker_client, run_id)
         finally:
@@ -128,6 +130,7 @@ def run(args) -> int:
             ]  # fmt: skip
             write_json_atomic(run_dir / "manifest.json", manifest)
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def _phase_totals(mode_runs, timings: dict[str, float]) -> dict[str, float]:
