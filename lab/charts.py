@@ -51,9 +51,9 @@ plt.rcParams.update({"font.size": 9, "svg.fonttype": "none", "axes.titleweight":
 
 def render(fig: Figure, png_path: Path) -> str:
     """Write `png_path` and return the same chart as SVG text (no XML prolog) for inlining."""
-    fig.savefig(png_path, dpi=110, bbox_inches="tight")
+    fig.savefig(png_path, dpi=110)  # layouts are set by each chart: no tight bbox (a redraw)
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    fig.savefig(buf, format="svg")
     plt.close(fig)
     svg = buf.getvalue()
     return svg[svg.index("<svg") :]
@@ -105,10 +105,16 @@ def waterfall(modes: Sequence[tuple[str, Sequence[ConnPhases]]]) -> Figure:
     )
     for ax, (name, conns) in zip(axes[:, 0], modes, strict=True):
         t0 = min((c.syn for c in conns), default=0.0)
+        by_phase: dict[str, tuple[list, list, list]] = {p: ([], [], []) for p in PHASE_COLORS}
         for i, c in enumerate(conns):
             for phase, a, b in c.bars():
-                width = max((b - a) * 1000, 0.0)
-                ax.barh(i, width, left=(a - t0) * 1000, height=0.7, color=PHASE_COLORS[phase])
+                rows_, widths, lefts = by_phase[phase]
+                rows_.append(i)
+                widths.append((b - a) * 1000)
+                lefts.append((a - t0) * 1000)
+        for phase, (rows_, widths, lefts) in by_phase.items():  # one call per phase: fast
+            if rows_:
+                ax.barh(rows_, widths, left=lefts, height=0.7, color=PHASE_COLORS[phase])
         ax.set_yticks(range(len(conns)), [c.label for c in conns], fontsize=7)
         ax.set_ylim(len(conns) - 0.4, -0.6)
         end = max((c.last for c in conns), default=t0)
