@@ -38,7 +38,7 @@ def split_streams(packets: Iterable[Packet]) -> list[list[Packet]]:
     streams: list[list[Packet]] = []
     current: dict[tuple, list] = {}  # directed 4-tuple -> [packets, {direction: base seq}]
     for p in packets:
-        _ts, src, dst, sport, dport, flags, seq, _ack, _len, _wire, _win, _frame = p
+        _ts, src, dst, sport, dport, flags, seq, _ack, _len, _wire, _win, _frame, _mss = p
         key = (src, sport, dst, dport)
         state = current.get(key)
         if state is None:
@@ -260,6 +260,8 @@ def analyze_connection(
     payload = [0, 0]
     retrans = [0, 0]
     biggest = [0, 0]  # largest payload no bigger than an Ethernet MSS
+    top = [0, 0]  # largest payload (GSO captures on the sender show segments above the MSS)
+    syn_mss = [0, 0]  # the MSS option each side announced
     series = c.server_series
     synack_seq = None
     waiting_ack = False  # SYN-ACK seen, handshake's final ACK not yet
@@ -276,7 +278,7 @@ def analyze_connection(
     client_sent = True
 
     for p in packets:
-        ts, src, _dst, sport, _dport, flags, seq, ack, plen, wire_len, _win, _frame = p
+        ts, src, _dst, sport, _dport, flags, seq, ack, plen, wire_len, _win, _frame, opt_mss = p
         wire += wire_len
         d = 1 if sport != cport or src != caddr else 0
         b = base[d]
@@ -291,6 +293,8 @@ def analyze_connection(
                     rst_side, t_rst = d, ts
                 continue
             handshake += 1
+            if opt_mss:
+                syn_mss[d] = opt_mss
             if flags & ACK:
                 synacks += 1
                 if synack_seq is None:
@@ -360,8 +364,10 @@ def analyze_connection(
         if plen:
             data_segments[d] += 1
             payload[d] += plen
-            if biggest[d] < plen <= 1460:
-                biggest[d] = plen
+            if top[d] < plen:
+                top[d] = plen
+                if plen <= 1460:
+                    biggest[d] = plen
             end = rel + plen
             retransmitted = rel < max_end[d]
             if retransmitted:
@@ -409,7 +415,7 @@ def analyze_connection(
     c.data_segments, c.pure_acks, c.payload_bytes = data_segments, pure_acks, payload
     c.retransmissions = retrans
     c.t_first_client_byte, c.t_last_server_byte = t_first_client_byte, t_last_server_byte
-    c.mss = mss or biggest[SERVER] or biggest[CLIENT] or 1448
+    c.mss = mss or _segment_size(syn_mss, top[SERVER], biggest)
     c.flights = [
         Flight(*f[:7], cwnd_segments=math.ceil(f[6] / c.mss) if f[6] > 0 else f[4]) for f in flights
     ]
@@ -417,6 +423,15 @@ def analyze_connection(
         c.rst_by = SIDES[rst_side]
     _classify_teardown(c, first_fin_side, fin_end, fin_acked, fin_acked_alone, fin_acks_peer)
     return c
+
+
+def _segment_size(syn_mss: list[int], top: int, biggest: list[int]) -> int:
+    """The server's segment size: the smaller MSS announced in the handshake, or the segments
+    seen when they are that size less TCP options (timestamps take 12 bytes of it)."""
+    negotiated = min((m for m in syn_mss if m), default=0)
+    if negotiated:
+        return top if negotiated - 40 <= top <= negotiated else negotiated
+    return biggest[SERVER] or biggest[CLIENT] or 1448
 
 
 def _classify_teardown(c, first, fin_end, fin_acked, acked_alone, acks_peer) -> None:

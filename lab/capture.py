@@ -30,7 +30,8 @@ from lab.errors import UsageError
 
 
 class Packet(NamedTuple):
-    """One TCP segment as seen on the wire. `frame` is Wireshark's frame.number (1-based)."""
+    """One TCP segment as seen on the wire. `frame` is Wireshark's frame.number (1-based);
+    `mss` is the MSS option of a SYN or SYN-ACK (0 when absent or not a SYN)."""
 
     ts: float
     src: str
@@ -44,6 +45,7 @@ class Packet(NamedTuple):
     wire_len: int
     window: int
     frame: int
+    mss: int = 0
 
 
 @dataclass
@@ -179,7 +181,8 @@ def _make_decoder(linktype: int):
         if end - t < 20:
             return None
         sport, dport, seq, ack, offset, flags, window = _TCP(data, t)
-        payload = ip_payload - (offset >> 4) * 4
+        header = (offset >> 4) * 4
+        payload = ip_payload - header
         src = names.get(raw_src) or name(raw_src)
         dst = names.get(raw_dst) or name(raw_dst)
         return new_packet(
@@ -196,10 +199,29 @@ def _make_decoder(linktype: int):
                 wire_len,
                 window,
                 frame,
+                _syn_mss(data, t, min(end, t + header)) if flags & 2 else 0,
             )
         )
 
     return decode
+
+
+def _syn_mss(data, start: int, end: int) -> int:
+    """The MSS option's value in a SYN's TCP options (start: the TCP header), 0 if absent."""
+    o = start + 20
+    while o < end:
+        kind = data[o]
+        if kind == 0:  # end of options
+            break
+        if kind == 1:  # no-operation
+            o += 1
+            continue
+        if o + 1 >= end or data[o + 1] < 2:
+            break
+        if kind == 2 and data[o + 1] == 4 and o + 4 <= end:
+            return _U16(data, o + 2)[0]
+        o += data[o + 1]
+    return 0
 
 
 _PCAP_MAGIC = {
@@ -310,6 +332,13 @@ def _parse_pcap(data, name: str, order: str, unit: float) -> Capture:
                             wire_len,
                             win,
                             frame,
+                            _syn_mss(
+                                data,
+                                o + fast_len - 20,
+                                min(end, o + fast_len - 20 + (off >> 4) * 4),
+                            )
+                            if flags & 2
+                            else 0,
                         )
                     )
                 )

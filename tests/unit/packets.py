@@ -48,9 +48,10 @@ class Flow:
                 this_seq & 0xFFFFFFFF,
                 ack & 0xFFFFFFFF,
                 length,
-                54 + length,
+                54 + length + (4 if flags & SYN else 0),
                 64240,
                 len(self.packets) + 1,
+                1460 if flags & SYN else 0,
             )
         )
         end = this_seq + length + (1 if flags & (SYN | FIN) else 0)
@@ -115,15 +116,17 @@ def conversation(
 def ip_bytes(p: Packet, snap_payload: bool = True) -> bytes:
     """The IP datagram of a record (payload zero-filled; omitted when snap_payload is False)."""
     flags = p.flags & 0xFF
-    offset = 5 << 4 | (p.flags >> 8 & 1)
+    options = struct.pack("!BBH", 2, 4, p.mss) if p.mss else b""
+    offset = (5 + len(options) // 4) << 4 | (p.flags >> 8 & 1)
     tcp = struct.pack("!HHIIBBHHH", p.sport, p.dport, p.seq, p.ack, offset, flags, p.window, 0, 0)
+    tcp += options
     payload = bytes(p.payload_len) if snap_payload else b""
     src, dst = ipaddress.ip_address(p.src), ipaddress.ip_address(p.dst)
     if src.version == 4:
-        total = 20 + 20 + p.payload_len
+        total = 20 + len(tcp) + p.payload_len
         header = struct.pack("!BBHHHBBH", 0x45, 0, total, 0, 0x4000, 64, 6, 0)
         return header + src.packed + dst.packed + tcp + payload
-    header = struct.pack("!IHBB", 6 << 28, 20 + p.payload_len, 6, 64)
+    header = struct.pack("!IHBB", 6 << 28, len(tcp) + p.payload_len, 6, 64)
     return header + src.packed + dst.packed + tcp + payload
 
 

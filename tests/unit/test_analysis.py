@@ -204,7 +204,7 @@ def test_data_segments_pure_acks_and_bytes_each_way():
     c = one(conversation(response=3000))
     assert c.data_segments == [1, 3] and c.payload_bytes == [100, 3000]
     assert c.pure_acks == [1, 0]  # the client's ACK of the response (the FIN ACKs are teardown)
-    assert c.packets == 12 and c.bytes == 12 * 54 + 3100
+    assert c.packets == 12 and c.bytes == 12 * 54 + 3100 + 2 * 4  # the SYNs carry an MSS option
     assert c.overhead_packets == 3 + 4 + 1
     assert c.t_last_server_byte == pytest.approx(1000.0162)
 
@@ -436,3 +436,14 @@ def test_json_shape_of_a_connection():
     assert set(s["flights"][0]) == {
         "burst", "round", "start", "end", "segments", "bytes", "in_flight_max", "cwnd_segments",
     }  # fmt: skip
+
+
+def test_segment_size_from_the_handshake_when_the_capture_shows_gso_segments():
+    pk: list = []
+    flow = Flow(pk)
+    flow.handshake(0.0)
+    flow.send("client", 0.02, PSH | ACK, 100)
+    for i in range(5):  # 5 super-segments of 2 MSS each: 10 segments on the wire
+        flow.send("server", 0.03 + i * 1e-4, ACK, 2920)
+    c = one(pk)
+    assert c.mss == 1460 and c.flights[0].cwnd_segments == 10

@@ -96,7 +96,7 @@ def test_snap_length_keeps_payload_sizes_from_the_ip_header():
     capture = parse_capture(pcap_bytes(packets, snap=68))
     assert [p.payload_len for p in capture.packets] == [p.payload_len for p in packets]
     assert sum(p.payload_len for p in capture.packets) == 5100
-    assert [p.wire_len for p in capture.packets] == [54 + p.payload_len for p in packets]
+    assert [p.wire_len for p in capture.packets] == [p.wire_len for p in packets]
 
 
 def test_frames_that_are_not_tcp_are_counted_and_skipped():
@@ -327,3 +327,26 @@ def _set_block_len(data: bytes, index: int, length: int) -> bytes:
     out = bytearray(data)
     struct.pack_into("<I", out, _block_offsets(data)[index] + 4, length)
     return bytes(out)
+
+
+@pytest.mark.parametrize(
+    "options,mss",
+    [
+        pytest.param(b"\x02\x04\x05\xb4", 1460, id="mss-only"),
+        pytest.param(b"\x01\x01\x08\x0a" + bytes(8) + b"\x02\x04\x23\x28", 9000, id="after-ts"),
+        pytest.param(b"\x03\x03\x07\x00", 0, id="no-mss"),
+        pytest.param(b"\x08\x00\x02\x04", 0, id="zero-length-option"),
+        pytest.param(b"\x01\x01\x02\x04", 0, id="runs-past-the-header"),
+    ],
+)
+@pytest.mark.parametrize("link", ["ethernet", "raw"])  # the fast path and the general decoder
+def test_syn_mss_option(options, mss, link):
+    syn = conversation()[0]
+    frame = bytearray(frame_bytes(syn._replace(mss=0), link))
+    at = 14 if link == "ethernet" else 0
+    options += bytes(-len(options) % 4)
+    frame[at + 32] = (5 + len(options) // 4) << 4  # TCP data offset
+    frame[at + 2 : at + 4] = struct.pack("!H", 40 + len(options))  # IP total length
+    frame += options
+    (packet,) = parse_capture(pcap_bytes([], link, extra_frames=[(1.0, bytes(frame))])).packets
+    assert packet.mss == mss and packet.payload_len == 0
