@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,11 @@ def render(fig: Figure, png_path: Path) -> str:
     fig.savefig(buf, format="svg")
     plt.close(fig)
     svg = buf.getvalue()
-    return svg[svg.index("<svg") :]
+    svg = svg[svg.index("<svg") :]
+    # The RDF metadata names URLs (creativecommons, purl); nothing fetches them, but a report
+    # that is self-contained should not even look like it points elsewhere.
+    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
+    return re.sub(r'\s+xmlns:(cc|dc|rdf)="[^"]*"', "", svg)
 
 
 # --- waterfall --------------------------------------------------------------------------------
