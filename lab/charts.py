@@ -306,7 +306,7 @@ def packet_categories(counts: Sequence[tuple[str, Mapping[str, int]]]) -> Figure
 @dataclass(frozen=True)
 class SeqSeries:
     label: str
-    points: Sequence[tuple[float, int]]  # (ms since the request reached the server, seq end)
+    points: Sequence[tuple[float, int]]  # (ms since the request was captured, seq end)
     color: str
 
 
@@ -320,7 +320,7 @@ def stevens(series: Sequence[SeqSeries], title: str, rtt_ms: float | None = None
         ys = [0.0] + [p[1] / 1024 for p in s.points]
         ax.step(xs, ys, where="post", color=s.color, lw=1.2, alpha=0.6)
         ax.plot(xs, ys, "o", ms=3, color=s.color, label=f"{s.label}: done at {xs[-1]:.1f} ms")
-    xlabel = "time since the request reached the server (ms)"
+    xlabel = "time since the capture saw the request (ms)"
     right = max((p[0] for s in series for p in s.points), default=0)
     if rtt_ms and rtt_ms > 0 and right / rtt_ms <= 40:  # a line per RTT, if they stay apart
         for k in range(1, int(right / rtt_ms) + 1):
