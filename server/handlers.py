@@ -35,7 +35,8 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
         replies = []
         reason = None
         for message in decoder.feed(data):
-            conn.event("message", preview=preview(message), bytes=len(message))
+            if conn.log.per_connection:
+                conn.event("message", preview=preview(message), bytes=len(message))
             replies.append(framing.encode(opts.framing, message, opts.max_message))
             answered += 1
             if not conn.persistent:

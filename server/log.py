@@ -1,4 +1,9 @@
-"""Server log lines: human (modelled on the article's) or JSON, one line each, flushed."""
+"""Server log lines: human (modelled on the article's) or JSON, one line each, flushed.
+
+`quiet` writes human lines for the server's own life (listening, refused, errors, stopping)
+and nothing per connection or message: for benchmarks, where a flushed line per event
+would cost more than the echo itself.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import threading
 import time
 from typing import Any, TextIO
 
-LOG_FORMATS = ("human", "json")
+LOG_FORMATS = ("human", "json", "quiet")
+QUIET_EVENTS = frozenset({"listening", "refused", "error", "stopping", "stopped"})
 
 
 def preview(data: bytes, limit: int = 60) -> str:
@@ -65,10 +71,13 @@ class Log:
         if fmt not in LOG_FORMATS:
             raise ValueError(f"unknown log format {fmt!r}")
         self.fmt = fmt
+        self.per_connection = fmt != "quiet"  # callers skip building fields nobody writes
         self.stream = stream if stream is not None else sys.stdout
         self._lock = threading.Lock()
 
     def event(self, event: str, **fields: Any) -> None:
+        if not self.per_connection and event not in QUIET_EVENTS:
+            return
         if self.fmt == "json":
             line = json.dumps({"ts": time.time(), "event": event, **fields})
         else:
