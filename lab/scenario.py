@@ -238,7 +238,7 @@ def parse_bytes(text: str) -> int | None:
     m = re.fullmatch(_BYTES_RE.strip("^$"), text.strip().lower())
     if not m:
         return None
-    return int(float(m.group(1)) * _BYTE_UNITS[m.group(2) or ""])
+    return _saturate(float(m.group(1)) * _BYTE_UNITS[m.group(2) or ""])
 
 
 def parse_rate(text: str) -> int | None:
@@ -246,7 +246,12 @@ def parse_rate(text: str) -> int | None:
     m = re.fullmatch(_RATE_RE.strip("^$"), text.strip().lower())
     if not m:
         return None
-    return int(float(m.group(1)) * _RATE_UNITS[m.group(2)])
+    return _saturate(float(m.group(1)) * _RATE_UNITS[m.group(2)])
+
+
+def _saturate(value: float) -> int:
+    # 400 digits are inf as a float and int(inf) raises: clamp, and the range check refuses it.
+    return int(min(value, 2.0**64))
 
 
 def format_bytes(n: int) -> str:
@@ -592,7 +597,7 @@ class Capture:
         Int(0, 262144), 262144, doc="bytes kept per packet (tcpdump -s); 0 means 262144"
     )
     drain: float = spec(
-        Num(0, 10, "s"), 0.5, doc="seconds to keep capturing after the client exits"
+        Num(0, 10, "s"), 0.2, doc="seconds to keep capturing after the client exits (+2 RTT)"
     )
 
 
