@@ -655,6 +655,8 @@ def _html_table(headers: list[str], rows: list[list[str]], verdict_col: int | No
             cls = ""
             if i == verdict_col:
                 cls = {"holds": "holds", "differs": "differs"}.get(c, "cant")
+            elif c.startswith("NOT verified"):
+                cls = "differs"
             elif re.fullmatch(r"[+\-–]?[\d,.]+%?|–", c):
                 cls = "num"
             cells.append(f'<td class="{cls}">{e(c)}</td>' if cls else f"<td>{e(c)}</td>")

@@ -393,3 +393,32 @@ def test_a_capture_that_is_not_one_still_gives_the_tables(tmp_path):
     page = (run / "report.html").read_text()
     assert "246.8" in page  # the keep-alive numbers come from analysis.json
     assert any(p.name == "waterfall.png" for p in paths)  # drawn from the other mode
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(None, "no analysis.json there", id="missing"),
+        pytest.param("{not json", "line 1: not valid JSON", id="bad-json"),
+        pytest.param('{"x": 1}', 'no "modes" list', id="not-an-analysis"),
+    ],
+)
+def test_compare_refuses_what_is_not_a_run(tmp_path, content, message):
+    from lab.commands.compare import load_analysis
+    from lab.errors import UsageError
+
+    if content is not None:
+        (tmp_path / "analysis.json").write_text(content)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        load_analysis(str(tmp_path))
+
+
+def test_lab_report_and_compare_commands(built, capsys):
+    from lab.cli import main
+
+    run, _ = built
+    assert main(["report", str(run)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert main(["compare", str(run), str(run / "analysis.json")]) == 0
+    assert "Every claim has the same verdict" in capsys.readouterr().out
+    assert main(["report", str(run / "nope")]) == 2
