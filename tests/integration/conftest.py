@@ -67,6 +67,7 @@ def no_lab_leftovers() -> Iterator[None]:
     yield
 
     leaked: list[str] = []
+    others: list[str] = []
     for kind, found in _objects(client).items():
         for obj_id, labels in found.items():
             if obj_id in before[kind]:
@@ -75,7 +76,7 @@ def no_lab_leftovers() -> Iterator[None]:
                 labels.get("com.docker.compose.project") == compose_project()
             )
             if not IN_CI and not ours:
-                warnings.warn(f"lab {kind} {labels['name']} is not this session's", stacklevel=1)
+                others.append(f"{kind} {labels['name']}")
                 continue
             leaked.append(f"{kind} {labels.get('name', obj_id[:12])}")
             try:
@@ -85,6 +86,8 @@ def no_lab_leftovers() -> Iterator[None]:
                     client.networks.get(obj_id).remove()
             except docker.errors.NotFound:
                 pass
+    if others:
+        warnings.warn(f"lab objects of someone else left alone: {others}", stacklevel=1)
     remaining = {k: set(v) - set(before[k]) for k, v in _objects(client).items()}
     client.close()
     assert not leaked, f"tests left lab objects behind (now removed): {leaked}"

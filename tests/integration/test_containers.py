@@ -29,6 +29,7 @@ from tests.integration.conftest import TEST_LABELS
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 PORT = 3000
+DRAIN_S = 0.1
 HARDENED = {
     "labels": TEST_LABELS,
     "cap_drop": ["ALL"],
@@ -78,29 +79,30 @@ def run_exchange(images: dict[str, str], mode: str, protocol: str, what: list[st
                 .waiting_for(LogMessageWaitStrategy("listening on eth0"))
             )
             client_args = [
-                *("--host", "server", "--port", str(PORT), "--mode", mode),
-                *("--protocol", protocol, "--log-format", "json", *what),
+                *("python3", "-m", "client", "--host", "server", "--port", str(PORT)),
+                *("--mode", mode, "--protocol", protocol, "--log-format", "json", *what),
                 *("--connect-timeout", "5", "--timeout", "10"),
             ]
             with capture:
+                # The client runs by exec in an idle container: its end is known at once,
+                # with no container teardown in between that would act as a drain.
                 client = (
                     DockerContainer(images["client"])
-                    .with_command(client_args)
                     .with_network(net)
-                    .with_kwargs(**HARDENED, read_only=True)
+                    .with_kwargs(**HARDENED, read_only=True, entrypoint=["sleep", "300"])
                 )
-                with client:
-                    wrapped = client.get_wrapped_container()
-                    code = wrapped.wait(timeout=60)["StatusCode"]
-                    log = wrapped.logs(stdout=True, stderr=False).decode()
-                    err = wrapped.logs(stdout=False, stderr=True).decode()
-                # Stop right away: a short drain is the point (the --immediate-mode trap).
                 cap = capture.get_wrapped_container()
-                time.sleep(0.2)
-                cap.kill(signal="SIGINT")
+                with client:
+                    result = client.get_wrapped_container().exec_run(client_args, demux=True)
+                    # Stop the capture after a short drain: without --immediate-mode the
+                    # packets are still in the kernel's ring and never reach the file.
+                    time.sleep(DRAIN_S)
+                    cap.kill(signal="SIGINT")
+                code = result.exit_code
+                out, err = (part.decode() if part else "" for part in result.output)
                 cap.wait(timeout=20)
                 pcap = _pcap_from(cap, "/tmp/capture.pcap")
-    return Exchange(code, log + err, pcap)
+    return Exchange(code, out + err, pcap)
 
 
 @dataclass
