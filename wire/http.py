@@ -29,9 +29,22 @@ REASONS = {
     505: "HTTP Version Not Supported",
 }
 
-_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_VERSION = re.compile(rb"^HTTP/1\.[01]$")
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# \Z, not $: `$` also matches before a trailing newline, so "GET\n" would pass as a token.
+_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_VERSION = re.compile(rb"^HTTP/1\.[01]\Z")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
+_MAX_DIGITS = 30  # longer decimal strings are over any limit (and int() refuses > 4300 digits)
+
+
+def _decimal(text: str) -> int | None:
+    """ASCII digits as an int (None if not digits); absurdly long values saturate to 10**30.
+
+    str.isdigit() alone also accepts '²' or Arabic-Indic digits, which int() then rejects.
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
 
 
 def body(name: str, size: int) -> bytes:
@@ -164,22 +177,26 @@ def route(
     """(name, size) of the resource a request asks for, or HTTPError."""
     if request.method != "GET":
         raise HTTPError(405, f"method {request.method} not allowed (GET only)")
-    url = urlsplit(request.target)
+    try:
+        url = urlsplit(request.target)
+    except ValueError:  # e.g. "//[x": an unclosed IPv6 host in an authority-form target
+        raise HTTPError(400, f"malformed target {request.target[:80]!r}") from None
     name = unquote(url.path).lstrip("/")
     if not _NAME.match(name):
         raise HTTPError(404, f"no resource at {url.path[:80]!r}")
     query = parse_qs(url.query)
     if "size" in query:
         text = query["size"][-1]
-        if not text.isdigit():
+        size = _decimal(text)
+        if size is None:
             raise HTTPError(400, f"size must be a non-negative integer, not {text[:20]!r}")
-        size = int(text)
     elif resources and name in resources:
         size = resources[name]
     else:
         raise HTTPError(404, f"unknown resource {name!r} (ask for /{name}?size=N)")
     if size > max_body:
-        raise HTTPError(413, f"size {size} exceeds the limit of {max_body} bytes")
+        shown = str(size) if size < 10**_MAX_DIGITS else "over 10**30"
+        raise HTTPError(413, f"size {shown} exceeds the limit of {max_body} bytes")
     return name, size
 
 
@@ -264,10 +281,12 @@ class ResponseParser:
         if len(parts) < 2 or not _VERSION.match(parts[0]) or not parts[1].isdigit():
             raise HTTPError(400, f"malformed status line {first[:80]!r}")
         text = headers.get("content-length", "")
-        if not text.isdigit():
+        length = _decimal(text)
+        if length is None:
             raise HTTPError(400, "response without a valid Content-Length")
-        if int(text) > self.max_body:
-            raise HTTPError(413, f"response body of {text} bytes exceeds {self.max_body}")
+        if length > self.max_body:
+            raise HTTPError(413, f"response body of {text[:20]} bytes exceeds {self.max_body}")
+        headers["content-length"] = str(length)  # feed() reads it back with int()
         return parts[0].decode(), int(parts[1]), headers, len(head) + 4
 
 
