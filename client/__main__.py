@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         "sharing the requests (default: 1)",
     )
     p.add_argument(
+        "--repeat",
+        type=_positive(int),
+        default=1,
+        metavar="K",
+        help="send the requests K times over (load runs); persistent connections share all "
+        "of them, e.g. --parallel 1000 --repeat 100 with one resource: 100 requests each",
+    )
+    p.add_argument(
         "--pipeline",
         action="store_true",
         help="persistent: write every request, then read every response",
@@ -94,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         framing=args.framing,
         mode=args.mode,
         parallel=args.parallel,
+        repeat=args.repeat,
         pipeline=args.pipeline,
         connect_timeout=args.connect_timeout,
         timeout=args.timeout,

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from client.log import Output, preview
-from client.plan import Item, Protocol, ResponseDecoder, share
+from client.plan import Item, Protocol, ResponseDecoder, checksum, numbered, share
 from client.session import ClientError, Session
 from wire import http
 from wire.framing import FramingError
@@ -25,6 +25,7 @@ class ClientConfig:
     framing: str = "length"
     mode: str = "non-persistent"
     parallel: int = 1
+    repeat: int = 1  # the items this many times over (load runs)
     pipeline: bool = False
     connect_timeout: float = 5.0
     timeout: float = 10.0
@@ -34,6 +35,7 @@ class ClientConfig:
 class Record:
     conn: int
     request: str
+    request_id: int = 0
     local_port: int | None = None
     t_connect_start: float | None = None
     t_connected: float | None = None
@@ -44,6 +46,7 @@ class Record:
     bytes_received: int = 0
     ok: bool = False
     error: str | None = None
+    crc32: int | None = None  # of the response's body (http) or echoed bytes, as received
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -81,12 +84,13 @@ class Client:
 
     def run(self) -> Result:
         t_start = time.time()
+        items = numbered(self.cfg.items, self.cfg.repeat)
         if self.persistent:
-            groups = share(self.cfg.items, self.cfg.parallel)
+            groups = share(items, self.cfg.parallel)
             workers, jobs, fn = len(groups), groups, self._guard(self._persistent)
         else:
-            workers = min(self.cfg.parallel, len(self.cfg.items))
-            jobs, fn = [[i] for i in self.cfg.items], self._guard(self._non_persistent)
+            workers = min(self.cfg.parallel, len(items))
+            jobs, fn = [[i] for i in items], self._guard(self._non_persistent)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             list(pool.map(fn, jobs))
         t_end = time.time()
@@ -98,6 +102,7 @@ class Client:
             "protocol": self.cfg.protocol,
             "framing": self.cfg.framing,
             "parallel": self.cfg.parallel,
+            "repeat": self.cfg.repeat,
             "pipeline": self.cfg.pipeline,
             "requests": len(records),
             "ok": ok,
@@ -127,7 +132,7 @@ class Client:
                 self.cfg.connect_timeout,
                 self.cfg.timeout,
             )
-            records = [Record(conn=session.id, request=i.name) for i in items]
+            records = [Record(session.id, i.name, i.request_id) for i in items]
             try:
                 fn(session, items, records)
             except ClientError as exc:
@@ -225,6 +230,7 @@ class Client:
         rec.bytes_received = length
         if show:
             self._show(session, response)
+        rec.crc32 = checksum(response)
         rec.error = self.proto.check(item, response)
         rec.ok = rec.error is None
 
@@ -338,6 +344,7 @@ class Client:
             rec.t_first_byte = session.time_of_byte(offset)
             rec.t_done = session.time_of_byte(offset + len(item.payload) - 1)
             rec.bytes_received = len(piece)
+            rec.crc32 = checksum(piece)
             rec.ok = whole
             if not whole:
                 rec.error = (

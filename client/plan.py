@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, replace
 
 from wire import framing, http, payload
 
@@ -12,6 +13,7 @@ class Item:
     name: str  # the message text, or the resource name
     payload: bytes = b""  # echo: the message
     size: int = 0  # http: the body size
+    request_id: int = 0  # 1-based position in the whole run (unique even when repeated)
 
 
 def items_from_messages(text: str) -> list[Item]:
@@ -48,6 +50,19 @@ def _ints(text: str, flag: str) -> list[int]:
     if not parts or not all(p.isdigit() for p in parts):
         raise ValueError(f"{flag}: expected sizes like 100,2000, got {text!r}")
     return [int(p) for p in parts]
+
+
+def numbered(items: list[Item], repeat: int = 1) -> list[Item]:
+    """The workload `repeat` times over, each request with its own id (load runs)."""
+    return [replace(it, request_id=n) for n, it in enumerate(items * repeat, 1)]
+
+
+def checksum(response: object) -> int:
+    """CRC-32 of what a response carries (the HTTP body, or the echoed bytes), for the log:
+    a later reader can check every response again without the bytes themselves."""
+    data = response.body if isinstance(response, http.Response) else response
+    assert isinstance(data, bytes)
+    return zlib.crc32(data)
 
 
 def share(items: list[Item], connections: int) -> list[list[Item]]:
