@@ -233,3 +233,41 @@ def print_summary(analysis_doc: dict, console, timings: dict | None = None) -> N
     from lab import summary
 
     summary.print_summary(analysis_doc, console, timings=timings)
+
+
+def analyze_folder(run_dir: Path) -> dict:
+    """analysis.json for a run folder from its saved artifacts (a run cut short, or re-analysis).
+
+    What the runner knew and the folder does not keep (exit codes, shaping, tcpdump's drop
+    count) comes from manifest.json when it exists; a mode never run is left out.
+    """
+    from lab import scenario as sc
+    from lab.runner import ModeRun
+
+    scenario = sc.load_scenario(run_dir / "scenario.yaml")
+    manifest_path = run_dir / "manifest.json"
+    recorded = {}
+    if manifest_path.exists():
+        for m in json.loads(manifest_path.read_text()).get("modes", []):
+            recorded[(m.get("mode"), m.get("repeat"))] = m
+    mode_runs = []
+    for mode in scenario.modes:
+        for repeat in range(1, scenario.repeats + 1):
+            folder = run_dir / mode.name
+            if scenario.repeats > 1:
+                folder = folder / f"repeat-{repeat}"
+            if not (folder / "capture.pcap").exists():
+                continue
+            known = recorded.get((mode.name, repeat), {})
+            mode_runs.append(
+                ModeRun(
+                    mode=mode.name,
+                    repeat=repeat,
+                    folder=folder,
+                    client_exit=known.get("client_exit"),
+                    client_error=known.get("error"),
+                    shaping=known.get("shaping"),
+                    capture_drops=known.get("capture_drops"),
+                )
+            )
+    return analyze_run(scenario, mode_runs, run_dir)

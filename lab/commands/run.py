@@ -125,7 +125,8 @@ def run(args) -> int:
             manifest["timings_s"] = _phase_totals(mode_runs, timings)
             manifest["modes"] = [
                 {"mode": m.mode, "repeat": m.repeat, "client_exit": m.client_exit,
-                 "error": m.client_error, "shaping": m.shaping, "timings_s": m.timings}
+                 "error": m.client_error, "shaping": m.shaping,
+                 "capture_drops": m.capture_drops, "timings_s": m.timings}
                 for m in mode_runs
             ]  # fmt: skip
             write_json_atomic(run_dir / "manifest.json", manifest)
