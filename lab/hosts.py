@@ -23,6 +23,10 @@ from lab import LABELS, RUN_LABEL
 
 LAB_UID = "10001:10001"
 CAPTURE_PATH = "/tmp/capture.pcap"  # in the capture container's writable layer; read back via API
+# The runner probes the bridge's own RTT with connects to this closed port (runner.py); they are
+# not the experiment's traffic, so the capture leaves them out.
+PROBE_PORT = 2999
+CAPTURE_FILTER = f"tcp and not port {PROBE_PORT}"
 
 DEFAULT_MEMORY = 512 * 1024 * 1024
 DEFAULT_PIDS = 2048  # a thread per connection: the server needs room for its connection limit
@@ -120,7 +124,7 @@ def capture_spec(
     # 2 MiB holds only ~30 of them and a busy machine dropped packets mid-run (seen here).
     command = [
         "-i", "eth0", "-p", "--immediate-mode", "-U", "-n", "-B", "32768",
-        "-s", str(snaplen), "-Z", "root", "-w", CAPTURE_PATH, "tcp",
+        "-s", str(snaplen), "-Z", "root", "-w", CAPTURE_PATH, CAPTURE_FILTER,
     ]  # fmt: skip
     return {
         **_base(run_id, "capture", mode, limits),

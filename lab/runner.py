@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import PROJECT_LABEL, hosts
+from lab import PROJECT_LABEL, faults, hosts
 from lab.errors import RunError
 
 Progress = Callable[[str], None]
@@ -41,6 +41,8 @@ class ModeRun:
     shaping: dict | None = None
     capture_drops: int | None = None  # tcpdump's "packets dropped by kernel"; >0 = capture lost
     timings: dict[str, float] = field(default_factory=dict)
+    faults: list[dict] = field(default_factory=list)  # lab.faults.Injector.stop()'s account
+    incomplete: list[str] = field(default_factory=list)  # why the capture misses part of the run
 
 
 def wait_for_log(container, needle: str, timeout: float, what: str) -> None:
@@ -57,6 +59,19 @@ def wait_for_log(container, needle: str, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise RunError(f"{what} was not ready within {timeout:g} s")
         time.sleep(0.05)
+
+
+def ended_early(server, capture) -> list[str]:
+    """Why the capture cannot cover the whole run: its sidecar or the server already ended."""
+    reasons = []
+    for container, what in ((capture, "the capture (tcpdump)"), (server, "the server")):
+        container.reload()
+        if container.status in {"exited", "dead"}:
+            code = container.attrs.get("State", {}).get("ExitCode")
+            reasons.append(f"{what} ended during the run (exit {code})")
+    if len(reasons) == 1 and reasons[0].startswith("the server"):
+        reasons.append("the capture saw nothing after the server's namespace went away")
+    return reasons
 
 
 def capture_drops(tcpdump_log: str) -> int | None:
@@ -183,6 +198,12 @@ class ModeRunner:
                 network=self.network.name, netns_of=netns.id if netns else None,
             )
         )  # fmt: skip
+        injector = None
+        if plan.faults:
+            injector = faults.Injector(
+                plan.faults, server=server, capture=capture, client=netns or client,
+                network=self.network, progress=lambda msg: self.progress(f"{tag}: {msg}"),
+            )  # fmt: skip
         try:
             status = client.wait(timeout=plan.run_timeout)
         except Exception as exc:  # requests' ReadTimeout: the client outlived the run timeout
@@ -190,6 +211,9 @@ class ModeRunner:
                 raise
             result.client_error = f"the client did not finish within {plan.run_timeout:g} s"
             status = {"StatusCode": None}
+        finally:
+            if injector is not None:
+                result.faults = injector.stop(client_s=time.monotonic() - t1)
         result.client_exit = status.get("StatusCode")
         (plan.folder / "client.jsonl").write_bytes(client.logs(stdout=True, stderr=False))
         client_stderr = client.logs(stdout=False, stderr=True).decode("utf-8", "replace").strip()
@@ -204,7 +228,9 @@ class ModeRunner:
         t2 = time.monotonic()
         self.progress(f"{tag}: draining the capture")
         time.sleep(plan.drain_s)
-        capture.kill(signal="SIGINT")  # the capture first: stopping the server tears down eth0
+        result.incomplete = ended_early(server, capture)
+        if capture.status == "running":  # ended_early() reloaded it; a killed one stays so
+            capture.kill(signal="SIGINT")  # the capture first: stopping the server tears down eth0
         capture.wait(timeout=10)
         (plan.folder / "capture.pcap").write_bytes(read_file_from(capture, hosts.CAPTURE_PATH))
         capture_log = capture.logs(stdout=True, stderr=True)
@@ -238,14 +264,13 @@ class ModeRunner:
 
 # The bridge's own round trip, measured from the client's namespace on a port the shapers leave
 # alone: a connect to a closed port is one SYN out and one RST back. The best of a few tries.
-PROBE_PORT = 2999
 _PROBE = f"""
 import socket, time
 best = None
 for _ in range(5):
     s = socket.socket(); s.settimeout(1.0); t = time.perf_counter()
     try:
-        s.connect(("server", {PROBE_PORT}))
+        s.connect(("server", {hosts.PROBE_PORT}))
     except OSError:
         pass
     dt = (time.perf_counter() - t) * 1000.0
@@ -294,6 +319,7 @@ class ModePlan:
     ready_timeout: float
     run_timeout: float
     drain_s: float
+    faults: tuple[faults.FaultPlan, ...] = ()
 
 
 def remove_leftovers(docker_client, run_id: str | None = None) -> dict[str, int]:
