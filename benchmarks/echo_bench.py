@@ -233,10 +233,11 @@ class ServerProc:
     ports: dict[str, int]
     lines: list[int] = field(default_factory=lambda: [0])  # lines logged after `listening`
 
-    def cpu(self) -> float:
+    def cpu(self) -> tuple[float, float]:
+        """User and system CPU seconds of the whole process (all threads)."""
         with open(f"/proc/{self.proc.pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+        return int(fields[11]) / TICKS, int(fields[12]) / TICKS  # utime, stime
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -287,6 +288,7 @@ def start_server(name: str, log_format: str) -> ServerProc:
 class Cell:
     rate: float  # completed requests (persistent) or connections (non-persistent) per second
     server_us: float  # server CPU microseconds per request/connection
+    server_sys: float  # the kernel's share of it
     driver_load: float  # load generator CPU seconds per second of wall time, all processes
     errors: list[str]
 
@@ -324,9 +326,11 @@ def run_cell(server: ServerProc, mode: str, clients: int, args: argparse.Namespa
     if sum(r["error_count"] for r in results):
         errors.insert(0, f"{sum(r['error_count'] for r in results)} errors")
     time.sleep(args.settle)  # let the server finish closing this cell's connections
+    user, system = cpu[1][0] - cpu[0][0], cpu[1][1] - cpu[0][1]
     return Cell(
         rate=done / args.seconds,
-        server_us=(cpu[1] - cpu[0]) / done * 1e6 if done else float("nan"),
+        server_us=(user + system) / done * 1e6 if done else float("nan"),
+        server_sys=system / (user + system) if user + system else float("nan"),
         driver_load=driver_cpu / args.seconds,
         errors=errors,
     )
@@ -434,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
                         logged = servers[name].lines[0] - before
                         print(
                             f"  run {rep + 1} {mode:>14} {clients:>3} clients {name:>8}: "
-                            f"{cell.rate:9,.0f}/s  server {cell.server_us:5.0f} µs/op  "
+                            f"{cell.rate:9,.0f}/s  server {cell.server_us:5.0f} µs/op "
+                            f"({cell.server_sys:4.0%} sys)  "
                             f"load generator {cell.driver_load:.2f} CPU  "
                             f"{logged} log lines",
                             flush=True,
