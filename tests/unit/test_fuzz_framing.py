@@ -2,7 +2,7 @@
 TCP likes, the decoder yields messages or raises `FramingError` and nothing else, never holds more
 than one message plus its header, and gives back exactly what was encoded.
 
-Bounded: 200 examples per property, no deadline (the machine is shared)."""
+Bounded: 120 examples per property, no deadline (the machine is shared)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from wire import framing
 from wire.framing import HEADER_SIZE, FramingError, LengthDecoder, TruncatedMessage
 
-FUZZ = settings(max_examples=200, deadline=None)
+FUZZ = settings(max_examples=120, deadline=None)
 
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:

@@ -24,7 +24,7 @@ from tcp_harness import assert_serves, live_server, recv_all
 from wire import http
 from wire.http import HTTPError, RequestParser, ResponseParser
 
-FUZZ = settings(max_examples=200, deadline=None)
+FUZZ = settings(max_examples=120, deadline=None)
 
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
