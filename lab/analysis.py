@@ -670,6 +670,10 @@ def summarize_mode(
         "synack": sum(c.synack_packets for c in conns),
         "fin": sum(c.fin_packets for c in conns),
         "rst": sum(c.rst for c in conns),
+        # connection attempts whose SYN (and its retransmissions) got no SYN-ACK and no RST
+        "unanswered_syn": sum(
+            1 for c in conns if c.syn_packets and not c.synack_packets and not c.rst
+        ),
         "data_segments": sum(sum(c.data_segments) for c in conns),
         "pure_acks": sum(sum(c.pure_acks) for c in conns),
         "overhead_packets": overhead,

@@ -11,7 +11,7 @@ import json
 import statistics
 from pathlib import Path
 
-from lab import hosts
+from lab import faults, hosts
 from lab.runner import ModePlan
 
 
@@ -40,6 +40,7 @@ def plans(scenario, modes, run_dir: Path) -> list[ModePlan]:
                     run_timeout=scenario.timeouts.run,
                     # the teardown's last ACK is at most one round trip behind the client's exit
                     drain_s=scenario.capture.drain + 2 * rtt_s,
+                    faults=faults.for_mode(scenario.faults, mode.name),
                 )
             )
     return out
@@ -116,6 +117,7 @@ def analyze_run(scenario, mode_runs, run_dir: Path) -> dict:
             row["error"] = m.client_error
             row["shaping"] = m.shaping
             row["capture_drops"] = m.capture_drops
+            _fault_account(row, m)
             rows.append(row)
         timed = [r for r in rows if r.get("page_time_s") is not None]
         chosen = (
@@ -158,7 +160,26 @@ def analyze_run(scenario, mode_runs, run_dir: Path) -> dict:
         "modes": modes_out,
     }
     analysis_doc["claims"] = claims.check_claims(analysis_doc)
+    fired = [{"mode": m.mode, "repeat": m.repeat, **f} for m in mode_runs for f in m.faults]
+    if fired:
+        analysis_doc["faults"] = fired
+    analysis_doc["complete"] = not any(r.get("incomplete") for r in modes_out)
     return analysis_doc
+
+
+def _fault_account(row: dict, m) -> None:
+    """A mode disturbed on purpose, or whose capture ended early, says so in its row."""
+    reasons = list(getattr(m, "incomplete", None) or [])
+    if row.get("truncated"):
+        reasons.append("the capture file ends mid-record (tcpdump was killed while writing)")
+    if row.get("missing"):
+        reasons.append(f"no {row['missing']} was recorded")
+    if reasons:
+        row["incomplete"] = reasons
+    if getattr(m, "faults", None):
+        row["faults"] = m.faults
+        row["fault_account"] = faults.account(m.faults, read_jsonl(m.folder / "client.jsonl"), row)
+        row["fault_summary"] = faults.summary_line(m.mode, m.faults, row["fault_account"])
 
 
 def _network_check(scenario, modes_out: list[dict], base_rtt_ms: float) -> dict | None:
@@ -220,6 +241,8 @@ def verify(analysis_doc: dict) -> list[str]:
             )
         if m.get("missing"):
             problems.append(f"{m['name']}: no {m['missing']} was recorded")
+        if any(f.get("fired") for f in m.get("faults", [])):
+            problems.append(m["fault_summary"])  # a disturbed run is never a clean measurement
     return problems
 
 

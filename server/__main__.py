@@ -3,6 +3,8 @@
 Logs go to stdout, one line each, flushed. Once every listener is listening it prints one
 `listening` line per listener. SIGTERM or SIGINT: stop accepting, let in-flight connections
 finish within the shutdown grace, join every handler (so every FIN is sent), exit 0.
+SIGUSR1 (or `--reset` from the start): end every connection with a RST after its next answer,
+as a crashed or misbehaving peer would (the lab's `reset_connections` fault).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from server.core import MODES, Listener, Server, ServerConfig
@@ -115,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="on SIGTERM, let in-flight connections finish for up to S seconds (default: 5)",
     )
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help="end each connection with a RST (SO_LINGER 0) after its next answer; "
+        "SIGUSR1 switches this on in a running server",
+    )
     return p
 
 
@@ -151,7 +160,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    server = Server(config, Log(args.log_format))
+    log = Log(args.log_format)
+    server = Server(config, log)
+    if args.reset:
+        config.options.resets.set()
+    signal.signal(signal.SIGUSR1, lambda *_: _start_resets(config, log))
     try:
         server.start()
     except OSError as exc:
@@ -161,6 +174,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, lambda *_: server.request_stop())
     server.serve_forever()
     return 0
+
+
+def _start_resets(config: ServerConfig, log: Log) -> None:
+    if config.options.resets.is_set():
+        return
+    config.options.resets.set()
+    # Logged from a thread: the log's lock may be held by the code this signal interrupted.
+    threading.Thread(target=log.event, args=("reset_mode",), kwargs={"signal": "SIGUSR1"}).start()
 
 
 if __name__ == "__main__":

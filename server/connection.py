@@ -22,6 +22,7 @@ from server.log import Log
 
 RECV_SIZE = 65536
 _TIMEVAL = struct.Struct("@ll")  # struct timeval for SO_RCVTIMEO
+_LINGER = struct.Struct("@ii")  # struct linger {l_onoff, l_linger}
 
 
 class IdleTimeout(Exception):
@@ -60,6 +61,7 @@ class Connection:
         self._shut_rd = False  # set by our own shutdown(SHUT_RD): later EOFs are not the peer's
         self._lock = threading.Lock()
         self._rcvtimeo: float | None = None
+        self.was_reset = False  # closed by reset(): later finish/close calls do nothing
         sock.settimeout(None)
         peer = sock.getpeername()
         local = sock.getsockname()
@@ -161,6 +163,8 @@ class Connection:
 
     def finish(self, reason: str) -> None:
         """Server closes first: send our FIN, wait (bounded) for the peer's, then close."""
+        if self.was_reset:
+            return
         try:
             self.sock.shutdown(socket.SHUT_WR)
             self.event("fin_sent", reason=reason)
@@ -186,13 +190,27 @@ class Connection:
 
     def peer_closed(self) -> None:
         """Peer closed first (its FIN arrived): answer with ours and close."""
+        if self.was_reset:
+            return
         self.event("peer_fin")
         self.close(error=False, reason="peer closed")
 
     def close(self, error: bool, reason: str) -> None:
+        if self.was_reset:
+            return
         with contextlib.suppress(OSError):
             self.sock.close()
         self.event("closed", error=error, reason=reason)
+
+    def reset(self, reason: str) -> str:
+        """Abort with a RST: SO_LINGER 0 makes close() send RST and drop any unsent bytes."""
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER.pack(1, 0))
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.was_reset = True
+        self.event("closed", error=False, reason=reason, rst_sent=True)
+        return reason
 
     def interrupt_if_idle(self) -> None:
         """Shutdown: mark stopping; wake a handler blocked waiting for a next message."""

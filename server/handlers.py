@@ -3,7 +3,8 @@ reason the server closes first; errors are raised and the caller closes the conn
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from server.connection import Connection, PeerError
 from server.log import preview
@@ -20,6 +21,9 @@ class ProtocolOptions:
     resources: dict[str, int] | None = None
     max_body: int = http.MAX_BODY
     wait_peer_fin: bool = False
+    # Set by --reset or SIGUSR1 (a lab fault): each connection ends with a RST after its next
+    # answer, instead of a FIN or another keep-alive request.
+    resets: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
@@ -47,6 +51,8 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
                 break
         if replies:
             conn.send(b"".join(replies))
+            if opts.resets.is_set():
+                return conn.reset("reset mode")
         if reason:
             return reason
         if conn.stopping and decoder.pending == 0:
@@ -86,6 +92,8 @@ def serve_http(conn: Connection, opts: ProtocolOptions) -> str | None:
             for chunk in chunks:
                 conn.send(chunk)
             conn.event("response", status=200, request=name, bytes=size, keep_alive=keep_alive)
+            if opts.resets.is_set():
+                return conn.reset("reset mode")
             if not keep_alive:
                 if not conn.persistent:
                     return "HTTP/1.0: one response per connection"

@@ -126,9 +126,13 @@ def run(args) -> int:
             manifest["modes"] = [
                 {"mode": m.mode, "repeat": m.repeat, "client_exit": m.client_exit,
                  "error": m.client_error, "shaping": m.shaping,
-                 "capture_drops": m.capture_drops, "timings_s": m.timings}
+                 "capture_drops": m.capture_drops, "timings_s": m.timings,
+                 "faults": m.faults, "incomplete": m.incomplete}
                 for m in mode_runs
             ]  # fmt: skip
+            manifest["faults"] = [
+                {"mode": m.mode, "repeat": m.repeat, **f} for m in mode_runs for f in m.faults
+            ]
             write_json_atomic(run_dir / "manifest.json", manifest)
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)
