@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.capture import Capture, Packet
+from lab.capture import Capture, Packet, without_gc
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 MASK = 0xFFFFFFFF
@@ -284,7 +284,6 @@ def analyze_connection(
         b = base[d]
         if b is None:
             b = base[d] = seq if flags & SYN else (seq - 1) & MASK
-        rel = (seq - b) & MASK
 
         if flags & (SYN | RST):
             if flags & RST:
@@ -293,6 +292,7 @@ def analyze_connection(
                     rst_side, t_rst = d, ts
                 continue
             handshake += 1
+            rel = (seq - b) & MASK
             if opt_mss:
                 syn_mss[d] = opt_mss
             if flags & ACK:
@@ -340,6 +340,7 @@ def analyze_connection(
         if flags & FIN:
             teardown += 1
             fins += 1
+            rel = (seq - b) & MASK
             end = rel + plen + 1
             if fin_end[d] is None:
                 fin_end[d] = end
@@ -364,6 +365,7 @@ def analyze_connection(
         if plen:
             data_segments[d] += 1
             payload[d] += plen
+            rel = (seq - b) & MASK
             if top[d] < plen:
                 top[d] = plen
                 if plen <= 1460:
@@ -416,8 +418,10 @@ def analyze_connection(
     c.retransmissions = retrans
     c.t_first_client_byte, c.t_last_server_byte = t_first_client_byte, t_last_server_byte
     c.mss = mss or _segment_size(syn_mss, top[SERVER], biggest)
+    size = c.mss
     c.flights = [
-        Flight(*f[:7], cwnd_segments=math.ceil(f[6] / c.mss) if f[6] > 0 else f[4]) for f in flights
+        Flight(b, r, t0, t1, n, nbytes, most, -(-most // size) if most > 0 else n)
+        for b, r, t0, t1, n, nbytes, most in flights
     ]
     if rst_side is not None:
         c.rst_by = SIDES[rst_side]
@@ -523,7 +527,9 @@ def analyze(packets: Sequence[Packet] | Capture, server_ports: Iterable[int] = (
     capture = packets if isinstance(packets, Capture) else None
     records = capture.packets if capture else packets
     ports = frozenset(server_ports)
-    conns = [analyze_connection(i, s, ports) for i, s in enumerate(split_streams(records))]
+    with without_gc():
+        streams = split_streams(records)
+        conns = [analyze_connection(i, s, ports) for i, s in enumerate(streams)]
     if ports:
         conns = [_orient(c, ports) for c in conns]
     return Analysis(
