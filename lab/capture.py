@@ -20,6 +20,7 @@ import gc
 import mmap
 import os
 import socket
+import stat
 import struct
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -269,8 +270,13 @@ def read_capture(path: str | os.PathLike) -> Capture:
     name = os.fspath(path)
     try:
         with open(name, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size == 0:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):  # a pipe: `tcpdump -w - | ... /dev/stdin`
+                data = f.read()
+                if not data:
+                    raise UsageError(f"{name}: not a pcap or pcapng capture (empty file)")
+                return parse_capture(data, name)
+            if info.st_size == 0:
                 raise UsageError(f"{name}: not a pcap or pcapng capture (empty file)")
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 return parse_capture(data, name)

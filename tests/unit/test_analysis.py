@@ -447,3 +447,21 @@ def test_segment_size_from_the_handshake_when_the_capture_shows_gso_segments():
         flow.send("server", 0.03 + i * 1e-4, ACK, 2920)
     c = one(pk)
     assert c.mss == 1460 and c.flights[0].cwnd_segments == 10
+
+
+@pytest.mark.parametrize(
+    "name", ["http10-ipv4.pcap", "keepalive-ipv6-sll2.pcapng", "port-reuse-sll.pcap"]
+)
+def test_sample_totals_match_tshark(name, needs_tshark):
+    fields = ["frame.number", "tcp.stream", "tcp.flags.syn", "tcp.flags.ack", "tcp.flags.fin"]
+    out = subprocess.run(
+        ["tshark", "-r", str(DATA / name), "-T", "fields", *(f"-e{f}" for f in fields)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    rows = [[int(x, 0) for x in line.split("\t")] for line in out.stdout.splitlines() if line]
+    capture = read_capture(DATA / name)
+    ours = {p.frame: i for i, s in enumerate(split_streams(capture.packets)) for p in s}
+    assert ours == {frame: stream for frame, stream, *_ in rows}
+    a = analyze(capture)
+    assert a.syn == sum(1 for *_, syn, ack, _fin in rows if syn and not ack)
+    assert a.fin == sum(1 for *_, fin in rows if fin)

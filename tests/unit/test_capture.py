@@ -350,3 +350,13 @@ def test_syn_mss_option(options, mss, link):
     frame += options
     (packet,) = parse_capture(pcap_bytes([], link, extra_frames=[(1.0, bytes(frame))])).packets
     assert packet.mss == mss and packet.payload_len == 0
+
+
+def test_cli_reads_a_pipe():
+    data = (DATA / "http10-ipv4.pcap").read_bytes()
+    out = subprocess.run(
+        [sys.executable, "-m", "lab", "analyze", "--json", "/dev/stdin"],
+        input=data, capture_output=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["connections"] == 3
