@@ -439,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
                         print(
                             f"  run {rep + 1} {mode:>14} {clients:>3} clients {name:>8}: "
                             f"{cell.rate:9,.0f}/s  server {cell.server_us:5.0f} µs/op "
-                            f"({cell.server_sys:4.0%} sys)  "
+                            f"({cell.server_sys:4.0%} sys, "
+                            f"{cell.rate * cell.server_us / 1e6:.2f} CPUs)  "
                             f"load generator {cell.driver_load:.2f} CPU  "
                             f"{logged} log lines",
                             flush=True,
