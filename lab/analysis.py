@@ -328,6 +328,7 @@ def analyze_connection(
                     handshake += 1
                     if not plen and not flags & FIN:
                         continue
+                    # The final ACK carried data (or a FIN): it counts below as well.
             if fin_watch:
                 o = 1 - d
                 end_o = fin_end[o]
@@ -344,7 +345,6 @@ def analyze_connection(
             end = rel + plen + 1
             if fin_end[d] is None:
                 fin_end[d] = end
-                fin_watch = not fin_acked[d]
                 if first_fin_side is None:
                     first_fin_side, t_first_fin = d, ts
                 elif fin_acked[1 - d]:
