@@ -28,6 +28,12 @@ CAPTURE_PATH = "/tmp/capture.pcap"  # in the capture container's writable layer;
 PROBE_PORT = 2999
 CAPTURE_FILTER = f"tcp and not port {PROBE_PORT}"
 
+# Every namespace the lab makes runs Reno, not the host's default congestion control: a new
+# namespace inherits the host's (BBR on some machines, whose paced startup is not the slow start
+# the model and the analysis describe), and Reno is the one a container may always pick
+# (net.ipv4.tcp_allowed_congestion_control). Its slow start is CUBIC's, without HyStart.
+NET_SYSCTLS = {"net.ipv4.tcp_congestion_control": "reno"}
+
 DEFAULT_MEMORY = 512 * 1024 * 1024
 DEFAULT_PIDS = 2048  # a thread per connection: the server needs room for its connection limit
 
@@ -67,6 +73,7 @@ def server_spec(
         "read_only": True,
         "network": network,
         "hostname": "server",
+        "sysctls": NET_SYSCTLS,
     }
 
 
@@ -87,6 +94,7 @@ def netns_spec(*, image: str, run_id: str, mode: str, network: str, limits: Limi
         "read_only": True,
         "network": network,
         "hostname": "client",
+        "sysctls": NET_SYSCTLS,
     }
 
 
@@ -112,6 +120,7 @@ def client_spec(
     else:
         spec["network"] = network
         spec["hostname"] = "client"
+        spec["sysctls"] = NET_SYSCTLS
     return spec
 
 
