@@ -194,23 +194,40 @@ class Injector:
         self.events = [{"action": p.action, "trigger": p.trigger, "fired": False} for p in plans]
         self._undo_at: dict[int, float] = {}
         self._stop = threading.Event()
+        self._answered = 0
+        self._news = threading.Event()  # set by the log follower on each answer
+        self._stream = None
+        if any(p.request is not None for p in plans):
+            # Follow the server's log as it is written: polling `logs()` lagged by several
+            # requests on a busy machine, so `request: 3` fired after the tenth.
+            self._stream = server.logs(stream=True, follow=True, stdout=True, stderr=False)
+            threading.Thread(target=self._follow, name="faults-log", daemon=True).start()
         self._thread = threading.Thread(target=self._loop, name="faults", daemon=True)
         self._thread.start()
+
+    def _follow(self) -> None:
+        rest = b""
+        with contextlib.suppress(Exception):  # the stream ends when the server stops or on stop()
+            for chunk in self._stream:
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                n = answered(b"\n".join(lines).decode("utf-8", "replace"))
+                if n:
+                    self._answered += n
+                    self._news.set()
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 
     def _loop(self) -> None:
-        while not self._stop.wait(POLL_S):
+        while not self._stop.is_set():
+            self._news.wait(POLL_S)
+            self._news.clear()
             pending = [i for i, e in enumerate(self.events) if not e["fired"] and "error" not in e]
-            n = 0
-            if any(self.plans[i].request is not None for i in pending):
-                with contextlib.suppress(Exception):  # a log read that fails is retried
-                    n = answered(
-                        self.server.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-                    )
+            n = self._answered
             for i in pending:
                 if due(self.plans[i], self.elapsed(), n):
+                    self.events[i]["answered_before"] = n
                     self._fire(i)
             for i, when in list(self._undo_at.items()):
                 if self.elapsed() >= when:
@@ -227,6 +244,7 @@ class Injector:
             event["error"] = _one_line(exc)
             return
         event["fired"] = True
+        event["done_at_s"] = round(self.elapsed(), 3)  # the engine's call can take a while
         event["effect"] = EFFECTS[plan.action]
         self.progress(f"fault: {plan.action} at {event['at_s']:.2f} s")
         if plan.duration is not None and plan.action in UNDO_EFFECTS:
@@ -262,7 +280,11 @@ class Injector:
 
     def stop(self, client_s: float | None = None) -> list[dict]:
         self._stop.set()
+        self._news.set()
         self._thread.join(5)
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.close()
         for i, plan in enumerate(self.plans):
             event = self.events[i]
             if plan.action == "pause_server" and event["fired"] and "undone_at_s" not in event:
