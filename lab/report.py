@@ -554,6 +554,16 @@ def network_rows(data: ReportData) -> tuple[list[str], list[list[str]]] | None:
     return (["", "value"], [list(r) for r in rows]) if rows else None
 
 
+def fault_rows(analysis: dict) -> tuple[list[str], list[list[str]]] | None:
+    """Each mode a fault disturbed (lab.faults' account), or whose capture ended early."""
+    rows = [
+        [m.get("name", "?"), m.get("fault_summary") or "–", "; ".join(m.get("incomplete") or [])]
+        for m in analysis.get("modes", [])
+        if m.get("faults") or m.get("incomplete")
+    ]
+    return (["mode", "what happened", "analysis incomplete because"], rows) if rows else None
+
+
 def timing_rows(data: ReportData) -> tuple[list[str], list[list[str]]] | None:
     timings = data.analysis.get("timings_s") or data.manifest.get("timings_s")
     if not timings:
@@ -607,6 +617,9 @@ def render_markdown(data: ReportData, charts: dict[str, str]) -> str:
     net = network_rows(data)
     if net:
         out += ["## Network conditions", "", _md_table(*net), ""]
+    faults = fault_rows(a)
+    if faults:
+        out += ["## Faults injected", "", _md_table(*faults), ""]
     for key, title in (
         ("waterfall", "Waterfall"),
         ("categories", "Packets per category"),
@@ -689,6 +702,9 @@ def render_html(data: ReportData, charts: dict[str, str]) -> str:
     net = network_rows(data)
     if net:
         parts.append("<h2>Network conditions</h2>" + _html_table(*net))
+    faults = fault_rows(a)
+    if faults:
+        parts.append("<h2>Faults injected</h2>" + _html_table(*faults))
     for key, title in (
         ("waterfall", "Waterfall"),
         ("categories", "Packets per category"),

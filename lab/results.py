@@ -291,6 +291,8 @@ def analyze_folder(run_dir: Path) -> dict:
                     client_error=known.get("error"),
                     shaping=known.get("shaping"),
                     capture_drops=known.get("capture_drops"),
+                    faults=known.get("faults") or [],
+                    incomplete=known.get("incomplete") or [],
                 )
             )
     return analyze_run(scenario, mode_runs, run_dir)

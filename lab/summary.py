@@ -135,6 +135,11 @@ def print_summary(analysis: dict, console, *, timings: Mapping[str, float] | Non
     for label, value in network_rows(analysis.get("network")):
         style = "red" if "NOT" in value else ""
         console.print(f"[bold]{label}:[/] " + (f"[{style}]{value}[/]" if style else value))
+    for m in analysis.get("modes", []):  # lab.faults' one-line account; a capture cut short
+        if m.get("fault_summary"):
+            console.print(f"[bold red]fault:[/] {m['fault_summary']}")
+        if m.get("incomplete"):
+            console.print(f"[bold red]incomplete:[/] {m.get('name')}: {'; '.join(m['incomplete'])}")
     timings = timings or analysis.get("timings_s")
     if timings:
         console.print("[bold]Where the time went:[/] " + where_the_time_went(timings))

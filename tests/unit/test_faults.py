@@ -153,3 +153,17 @@ def test_server_reset_mode_sends_rst_after_the_next_answer():
                 got += data
     closed = [json.loads(x) for x in log_lines if '"closed"' in x]
     assert closed and closed[-1]["rst_sent"] is True and closed[-1]["reason"] == "reset mode"
+
+
+def test_report_lists_disturbed_and_incomplete_modes_only():
+    from lab.report import fault_rows
+
+    modes = [
+        {"name": "a"},
+        {"name": "b", "faults": [{"action": "kill_capture"}], "fault_summary": "b: faults ..."},
+        {"name": "c", "incomplete": ["the capture (tcpdump) ended during the run (exit 137)"]},
+    ]
+    _headers, rows = fault_rows({"modes": modes})
+    assert [r[0] for r in rows] == ["b", "c"]
+    assert rows[0][1] == "b: faults ..." and rows[1][2].startswith("the capture")
+    assert fault_rows({"modes": [{"name": "a"}]}) is None
