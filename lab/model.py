@@ -1,41 +1,55 @@
 """The model: how long a page should take per mode, from RTT, rate and the resource sizes.
 
-Pure (no I/O). It simulates TCP's slow start flight by flight, which is what makes
-non-persistent connections slow on a long path, and shares the bottleneck rate among the
-connections that are open at the time.
+Pure (no I/O). A small discrete-event simulation, segment by segment, of what the lab's hosts do:
+TCP slow start on each connection (Linux's Reno, which the lab pins: see lab/hosts.py) and one
+bottleneck queue that every connection's data shares. All times are on the client's clock;
+`rtt` is the whole round trip (the configured delay plus the path's base RTT) and d = rtt/2 the
+one-way delay, the same in both directions (the shapers hold half the RTT at each end).
 
-Per connection (all times on the client's clock; `rtt` is the whole round trip, the configured
-delay plus the path's base RTT):
+The path:
 
-- Handshake: one round trip (SYN -> SYN-ACK -> ACK); the request leaves with the final ACK.
-- Request: reaches the server rtt/2 later; the last response byte reaches the client rtt/2
-  after the server sends it. So a response that fits the window costs exactly one rtt.
-- Slow start: the server starts with `init_cwnd` segments (Linux: 10, RFC 6928) of `mss`
-  payload bytes (1448 with timestamps on a 1500-byte MTU). It sends one window (a *flight*),
-  waits one rtt for its ACKs, and grows the window by the segments acknowledged (Linux counts
-  bytes acked, so delayed ACKs do not slow this): the window doubles per round trip, as long as
-  the flight used more than half of it (Linux's `tcp_is_cwnd_limited`).
-- Rate: a connection's share is `rate / n`, n the connections open when it sends. Once the window
-  holds its share's bandwidth-delay product (share x rtt), the pipe is full: the rest streams at
-  the share, re-evaluated every rtt so a connection speeds up when others finish.
-  The last flight's bytes take `bytes x 8 / share` to serialise.
-- No loss, no receive-window limit, no queueing delay at the bottleneck.
+- Handshake: one round trip (SYN -> SYN-ACK -> ACK); the request leaves with the final ACK and
+  reaches the server d later. Requests, ACKs and the handshake are too small to queue.
+- Data, server -> client: every segment carries `mss` payload bytes (1448: a 1500-byte MTU less
+  20 IP, 20 TCP and 12 of timestamps), the last of a response fewer. With a rate R, segments
+  leave through one FIFO token bucket (tc's tbf: the shapers' egress qdisc): a frame of
+  payload + 66 bytes (14 Ethernet + 20 IP + 20 TCP + 12 timestamps, what tbf counts) leaves
+  when the bucket holds its size; the bucket fills at R/8 bytes per second up to `burst_bytes`
+  (tbf's burst: shaper.rules.tbf_burst, 2 ms at the rate). So back-to-back frames leave
+  (payload + 66) x 8 / R apart, from every connection in the order they were sent: the link is
+  shared the way a FIFO shares it, and a connection that is waiting for ACKs leaves it to the
+  others. A segment reaches the client d after it leaves; its ACK reaches the server d later.
+- No loss, no receive-window limit, no server or client think time.
 
-Modes:
+The sender (Linux's slow start with no loss, so ssthresh never falls):
 
-- Non-persistent: every request pays a handshake and starts from `init_cwnd`; a connection
-  closes as soon as its response is in (the server sends the first FIN with the data: teardown is
-  off the critical path). With `parallel` k, k workers take requests from one queue in order,
-  as the client's thread pool does.
-  time per request = 2 rtt + (flights - 1) x rtt + serialisation.
-- Persistent: one handshake per connection; its window carries over to the next request.
-  Requests are dealt round-robin to min(k, n) connections (request i on connection i mod k,
-  as the client does) and go one after another on each. Linux resets the window after an idle
-  period longer than the RTO (`net.ipv4.tcp_slow_start_after_idle` = 1 by default), but the RTO
-  is at least 200 ms and back-to-back requests idle one rtt, so the window is kept here.
-  time = rtt + sum over requests of (rtt + (flights - 1) x rtt + serialisation).
-- Pipelined: all of a connection's requests leave right after its handshake; the server
-  answers them back to back, one continuous stream: one rtt plus the flights for all the bytes.
+- A new connection starts with cwnd = `init_cwnd` segments (10, RFC 6928) and sends while the
+  segments in flight are fewer than cwnd.
+- Each ACKed segment adds one segment to cwnd (slow start counts bytes acked: RFC 3465, so the
+  delayed ACKs' spacing does not slow it), but only while the connection is cwnd-limited
+  (Linux's tcp_is_cwnd_limited: it filled cwnd in this window, or cwnd < 2 x the most segments
+  it had in flight): a window that a small response does not use does not grow.
+- The window is kept between the requests of a keep-alive connection. Linux restarts it after an
+  idle period longer than the RTO (tcp_slow_start_after_idle = 1; RTO = srtt + 200 ms of
+  minimum variance): cwnd halves per RTO idle, down to init_cwnd. Back-to-back requests idle
+  about one rtt, so the window is kept on these pages.
+
+Closed forms this reduces to (no rate, no burst): a response of n segments on a fresh
+connection takes the flights 10, 20, 40, ... so f flights with 10 x (2^f - 1) >= n, and
+
+    non-persistent, per request:   T = rtt (handshake) + rtt + (f - 1) x rtt
+    keep-alive, one connection:    T = rtt + sum over requests of (1 + extra flights) x rtt,
+                                   the window carrying over from one response to the next
+    pipelined:                     T = rtt + the flights for all the bytes as one stream
+
+With a rate R the time of the bytes themselves adds (for bytes queued behind each other on the
+link, (payload + 66 x segments) x 8 / R); `Prediction.requests` has each request's times.
+
+Modes as the client runs them (client/core.py): non-persistent, k workers take requests from
+one queue in order, and a connection's response is complete when its last byte is in (the
+server's FIN rides with it) and the worker's next connection starts then; persistent,
+requests are dealt round-robin to min(k, n) connections (request i on connection i mod k), one
+after another on each, or all at once after the handshake when pipelined.
 
 Hand checks: 10 small responses at 50 ms, sequential: non-persistent 10 x 2 rtt = 1.0 s;
 keep-alive rtt + 10 rtt = 0.55 s; pipelined 2 rtt = 0.1 s.
@@ -43,16 +57,16 @@ keep-alive rtt + 10 rtt = 0.55 s; pipelined 2 rtt = 0.1 s.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
-import math
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 MSS = 1448  # payload bytes per segment: 1500 MTU - 20 IP - 20 TCP - 12 timestamps
 INIT_CWND = 10  # segments (RFC 6928; Linux's TCP_INIT_CWND)
+FRAME_OVERHEAD = 66  # bytes tbf counts per segment besides the payload: 14 + 20 + 20 + 12
+RTO_MIN_S = 0.2  # Linux's TCP_RTO_MIN: the RTO is srtt plus at least this
 HTTP_HEAD_BYTES = 110  # about what our server's response head adds to each body
 
 
@@ -64,7 +78,7 @@ class RequestTiming:
     conn: int
     start_s: float  # the request left the client (after the handshake, for a new connection)
     done_s: float  # its last byte reached the client
-    flights: int  # server flights (round trips of data) it took, whole or shared
+    flights: int  # server flights (round trips of data) its bytes were sent in
 
 
 @dataclass(frozen=True)
@@ -89,102 +103,178 @@ class Prediction:
         }
 
 
+class _Events:
+    """A clock and a queue of callbacks; ties run in the order they were scheduled."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+
+    def at(self, t: float, fn: Callable[[], None]) -> None:
+        heapq.heappush(self._heap, (t, next(self._seq), fn))
+
+    def run(self) -> None:
+        while self._heap:
+            self.now, _, fn = heapq.heappop(self._heap)
+            fn()
+
+
+class _Bucket:
+    """tbf: a frame goes when the bucket holds its size; the bucket starts full."""
+
+    def __init__(self, rate_bps: float, burst_bytes: float) -> None:
+        self.rate = rate_bps / 8.0  # bytes per second
+        self.cap = burst_bytes
+        self.tokens = burst_bytes
+        self.t = 0.0
+
+    def depart(self, t: float, size: int) -> float:
+        t = max(t, self.t)  # not before the frame ahead of it
+        tokens = min(self.cap, self.tokens + (t - self.t) * self.rate)
+        if tokens < size:
+            t += (size - tokens) / self.rate
+            tokens = size
+        self.tokens = tokens - size
+        self.t = t
+        return t
+
+
 @dataclass
-class _Sim:
-    rtt: float
-    rate: float | None
+class _Path:
+    events: _Events
+    one_way: float
     mss: int
     init_cwnd: int
-    now: float = 0.0
-    alive: set[int] = field(default_factory=set)
-    timings: list[RequestTiming] = field(default_factory=list)
-    flights: int = 0
+    rto: float
+    bucket: _Bucket | None
+    flights: set[tuple[int, int]] = field(default_factory=set)  # (conn, round) pairs
+    # Segments waiting for the link, per connection, in round-robin order of the connections.
+    backlog: dict[int, list[tuple[int, Callable[[float], None]]]] = field(default_factory=dict)
+    busy: bool = False
 
-    def share(self) -> float | None:
-        if self.rate is None:
-            return None
-        return self.rate / max(1, len(self.alive))
-
-
-def _stream(
-    sim: _Sim,
-    cwnd: list[int],
-    flights: list[int],
-    ends: Sequence[int],
-    on_done: Callable[[int, float], None],
-) -> Generator[float, None, None]:
-    """Send one byte stream from the server, starting at sim.now (when the request arrived);
-    call `on_done(offset, t)` when each cumulative offset in `ends` reaches the client.
-    `cwnd` and `flights` are one-element lists: the caller keeps the window between streams."""
-    total = ends[-1] if ends else 0
-    sent = 0
-    pending = list(ends)
-    while pending:
-        share = sim.share()
-        capacity = cwnd[0] * sim.mss
-        bdp = math.inf if share is None else share * sim.rtt / 8
-        pipe_full = capacity >= bdp
-        # A full pipe streams in slices of about one rtt (at least 64 segments, so a tiny
-        # bandwidth-delay product cannot make this loop crawl), re-reading the share each time.
-        chunk = min(total - sent, max(int(bdp), 64 * sim.mss) if pipe_full else capacity)
-        start = sim.now
-        sim.flights += 1
-        flights[0] += 1
-        while pending and pending[0] <= sent + chunk:
-            b = pending.pop(0)
-            ser = 0.0 if share is None else (b - sent) * 8 / share
-            on_done(b, start + ser + sim.rtt / 2)
-        segs = math.ceil(chunk / sim.mss) if chunk else 0
-        sent += chunk
-        if 2 * segs > cwnd[0]:  # cwnd-limited: slow start grows by what was acknowledged
-            cwnd[0] += segs
-        if not pending:
-            end = start + (0.0 if share is None else chunk * 8 / share)
-            yield end
+    def send(self, conn: int, payload: int, on_departure: Callable[[float], None]) -> None:
+        """Hand a segment to the link; `on_departure(t)` when it leaves for the client."""
+        if self.bucket is None:
+            on_departure(self.events.now)
             return
-        if pipe_full:
-            yield start + chunk * 8 / share  # the link was busy all along: the next slice
-        else:
-            yield start + sim.rtt  # wait for this flight's ACKs
+        self.backlog.setdefault(conn, []).append((payload, on_departure))
+        if not self.busy:
+            self.busy = True
+            self._next()
+
+    def _next(self) -> None:
+        # The connections with segments waiting take turns, one segment each (TSQ keeps about
+        # two packets per socket in tbf's FIFO, so a big window cannot crowd the others out).
+        if not self.backlog:
+            self.busy = False
+            return
+        conn = next(iter(self.backlog))
+        queue = self.backlog.pop(conn)
+        payload, on_departure = queue.pop(0)
+        if queue:
+            self.backlog[conn] = queue  # to the back of the round
+        assert self.bucket is not None
+        t = self.bucket.depart(self.events.now, payload + FRAME_OVERHEAD)
+        self.events.at(t, lambda: (on_departure(t), self._next()))
 
 
-def _persistent_conn(
-    sim: _Sim, conn: int, sizes: Sequence[int], items: list[int], pipeline: bool
-) -> Generator[float, None, None]:
-    sim.alive.add(conn)
-    yield sim.now + sim.rtt  # handshake
-    cwnd = [sim.init_cwnd]
-    groups = [items] if pipeline else [[i] for i in items]
-    for group in groups:
-        sent_at = sim.now
-        ends = list(itertools.accumulate(sizes[i] for i in group))
-        flights = [0]
-        done: dict[int, float] = {}
-        yield sim.now + sim.rtt / 2  # the request(s) reach the server
-        yield from _stream(sim, cwnd, flights, ends, done.__setitem__)
-        for i, end in zip(group, ends, strict=True):
-            sim.timings.append(RequestTiming(i, conn, sent_at, done[end], flights[0]))
-        yield max(done.values())  # the client has the last response: next request
-    sim.alive.discard(conn)
+class _Conn:
+    """One connection's server sender and client receiver."""
+
+    def __init__(self, path: _Path, conn_id: int, on_bytes: Callable[[int], None]) -> None:
+        self.path = path
+        self.id = conn_id
+        self.on_bytes = on_bytes  # the client's receive count, after each segment arrives
+        self.cwnd = path.init_cwnd
+        self.written = 0  # bytes the server application has written
+        self.snd_nxt = 0
+        self.in_flight: list[int] = []  # each unacked segment's round
+        self.received = 0
+        self.round = 0  # round of the last segment acked
+        self.is_cwnd_limited = False
+        self.max_packets_out = 0
+        self.cwnd_usage_seq = 0
+        self.snd_una = 0
+        self.last_send = 0.0
+        self.rounds_of: dict[int, int] = {}  # end offset of a segment -> its round
+
+    def write(self, nbytes: int) -> None:
+        """The server writes a response (at events.now)."""
+        self.written += nbytes
+        self._send()
+
+    def _send(self) -> None:
+        ev, path = self.path.events, self.path
+        now = ev.now
+        if self.snd_nxt < self.written and not self.in_flight and now - self.last_send > path.rto:
+            restart = min(path.init_cwnd, self.cwnd)  # tcp_cwnd_restart after an idle RTO
+            idle = now - self.last_send - path.rto
+            while idle > 0 and self.cwnd > restart:
+                self.cwnd //= 2
+                idle -= path.rto
+            self.cwnd = max(self.cwnd, restart)
+        sent = 0
+        while len(self.in_flight) < self.cwnd and self.snd_nxt < self.written:
+            size = min(path.mss, self.written - self.snd_nxt)
+            self.snd_nxt += size
+            rnd = self.round + 1
+            self.in_flight.append(rnd)
+            path.flights.add((self.id, rnd))
+            end = self.snd_nxt
+            self.rounds_of[end] = rnd
+            path.send(self.id, size, lambda t, size=size, end=end: self._leave(t, size, end))
+            sent += 1
+        if sent:
+            self.last_send = now
+        limited = len(self.in_flight) >= self.cwnd
+        # tcp_cwnd_validate: remember, per window, whether cwnd was filled or how much was used
+        if (sent or limited) and (
+            self.snd_una >= self.cwnd_usage_seq
+            or limited
+            or (not self.is_cwnd_limited and len(self.in_flight) > self.max_packets_out)
+        ):
+            self.is_cwnd_limited = limited
+            self.max_packets_out = len(self.in_flight)
+            self.cwnd_usage_seq = self.snd_nxt
+
+    def _leave(self, t: float, size: int, end: int) -> None:
+        self.path.events.at(t + self.path.one_way, lambda: self._arrive(size, end))
+
+    def _arrive(self, size: int, end: int) -> None:
+        self.received += size
+        ev = self.path.events
+        ev.at(ev.now + self.path.one_way, lambda: self._ack(end))
+        self.on_bytes(self.received)
+
+    def _ack(self, end: int) -> None:
+        self.round = self.in_flight.pop(0)
+        self.snd_una = end
+        if self.is_cwnd_limited or self.cwnd < 2 * self.max_packets_out:
+            self.cwnd += 1  # slow start: one segment per segment acked
+        self._send()
 
 
-def _non_persistent_worker(
-    sim: _Sim, worker: int, sizes: Sequence[int], queue: list[int], conns: itertools.count
-) -> Generator[float, None, None]:
-    while queue:
-        i = queue.pop(0)
-        conn = next(conns)
-        sim.alive.add(conn)
-        yield sim.now + sim.rtt  # handshake
-        sent_at = sim.now
-        cwnd = [sim.init_cwnd]  # a new connection starts slow start again
-        flights = [0]
-        done: dict[int, float] = {}
-        yield sim.now + sim.rtt / 2
-        yield from _stream(sim, cwnd, flights, [sizes[i]], done.__setitem__)
-        sim.timings.append(RequestTiming(i, conn, sent_at, done[sizes[i]], flights[0]))
-        yield done[sizes[i]]  # teardown is off the critical path: the next connection starts now
-        sim.alive.discard(conn)
+def _ignore(received: int) -> None:
+    pass
+
+
+def _one_after_another(
+    fetch: Callable[[_Conn, list[int], Callable[[], None]], None],
+    conn: _Conn,
+    groups: list[list[int]],
+) -> Callable[[], None]:
+    """A keep-alive connection's loop: the next request (or batch) once the last is in."""
+
+    def step() -> None:
+        if groups:
+            fetch(conn, groups.pop(0), step)
+
+    return step
+
+
+def _handshake_then(path: _Path, fn: Callable[[], None]) -> None:
+    path.events.at(path.events.now + 2 * path.one_way, fn)
 
 
 def predict_page_time(
@@ -196,44 +286,79 @@ def predict_page_time(
     rate_bps: float | None = None,
     mss: int = MSS,
     init_cwnd: int = INIT_CWND,
+    burst_bytes: int = 0,
 ) -> Prediction:
-    """Predicted time to fetch responses of `sizes` bytes (in request order) in one mode."""
+    """Predicted time to fetch responses of `sizes` bytes (in request order) in one mode.
+
+    `burst_bytes` is the bottleneck's token bucket; it holds at least one full frame
+    (mss + 66), as tbf's must, and starts full.
+    """
     if pipeline and not persistent:
         raise ValueError("pipelining needs a persistent connection")
     if parallel < 1 or rtt_s < 0 or (rate_bps is not None and rate_bps <= 0) or mss < 1:
         raise ValueError("parallel >= 1, rtt >= 0, rate > 0 and mss >= 1 are required")
-    sim = _Sim(rtt=rtt_s, rate=rate_bps, mss=mss, init_cwnd=init_cwnd)
+    if init_cwnd < 1 or burst_bytes < 0:
+        raise ValueError("init_cwnd >= 1 and burst_bytes >= 0 are required")
+    events = _Events()
+    frame = mss + FRAME_OVERHEAD
+    bucket = None if rate_bps is None else _Bucket(rate_bps, max(burst_bytes, frame))
+    path = _Path(events, rtt_s / 2, mss, init_cwnd, rtt_s + RTO_MIN_S, bucket)
+    timings: list[RequestTiming] = []
     n = len(sizes)
-    procs: list[Generator[float, None, None]] = []
+
+    def fetch(conn: _Conn, group: list[int], then: Callable[[], None]) -> None:
+        """Send the requests of `group` now (one, or a pipelined batch); `then` when all are in."""
+        sent_at = events.now
+        base = conn.written
+        offsets = list(itertools.accumulate((sizes[i] for i in group), initial=base))
+        pending = list(zip(group, offsets, offsets[1:], strict=False))
+
+        def on_bytes(received: int) -> None:
+            while pending and received >= pending[0][2]:
+                i, start, end = pending.pop(0)
+                rounds = [r for e, r in conn.rounds_of.items() if start < e <= end]
+                flights = max(rounds) - min(rounds) + 1 if rounds else 0
+                timings.append(RequestTiming(i, conn.id, sent_at, events.now, flights))
+            if not pending:
+                conn.on_bytes = _ignore
+                then()
+
+        conn.on_bytes = on_bytes
+        ends = offsets[1:]
+        if ends[-1] == base:  # nothing to send: the (empty) responses arrive with the request
+            events.at(events.now + 2 * path.one_way, lambda: on_bytes(conn.received))
+        else:
+            events.at(events.now + path.one_way, lambda: conn.write(ends[-1] - base))
+
+    conn_ids = itertools.count()
     if persistent:
         k = max(1, min(parallel, n))
         for c in range(k):
             items = list(range(c, n, k))
-            if items:
-                procs.append(_persistent_conn(sim, c, sizes, items, pipeline))
+            if not items:
+                continue
+            groups = [items] if pipeline else [[i] for i in items]
+            _handshake_then(path, _one_after_another(fetch, _Conn(path, c, _ignore), groups))
     else:
         queue = list(range(n))
-        conns = itertools.count()
-        procs = [
-            _non_persistent_worker(sim, w, sizes, queue, conns) for w in range(min(parallel, n))
-        ]
-    # Start every connection (so each counts in the rate share from time 0), then run the
-    # processes in time order; ties go to the lower process, as they were created.
-    heap = [(next(proc), pid) for pid, proc in enumerate(procs)]
-    heapq.heapify(heap)
-    while heap:
-        t, pid = heapq.heappop(heap)
-        sim.now = t
-        with contextlib.suppress(StopIteration):
-            heapq.heappush(heap, (next(procs[pid]), pid))
-    timings = tuple(sorted(sim.timings, key=lambda r: r.index))
+
+        def worker() -> None:
+            if queue:
+                conn = _Conn(path, next(conn_ids), _ignore)
+                i = queue.pop(0)
+                _handshake_then(path, lambda: fetch(conn, [i], worker))
+
+        for _ in range(min(parallel, n)):
+            worker()
+    events.run()
+    timings.sort(key=lambda r: r.index)
     n_conns = len({r.conn for r in timings})
     return Prediction(
         total_s=max((r.done_s for r in timings), default=0.0),
-        requests=timings,
+        requests=tuple(timings),
         connections=n_conns,
         handshakes=n_conns,
-        flights=sim.flights,
+        flights=len(path.flights),
         rtt_s=rtt_s,
         rate_bps=rate_bps,
     )
@@ -253,10 +378,13 @@ def predict_scenario(
     """The prediction for each mode of a `lab.scenario.Scenario` under its `network:` block.
 
     `base_rtt_s` is the path's own round trip (measured on the bridge, a fraction of a ms),
-    added to the configured rtt.
+    added to the configured rtt. The bucket is the one the shapers give tbf.
     """
+    from shaper.rules import tbf_burst
+
     net = scenario.network
     rtt_s = base_rtt_s + (net.rtt or 0.0) / 1000.0
+    burst = tbf_burst(int(net.rate)) if net.rate else 0
     out = {}
     for mode in modes if modes is not None else scenario.modes:
         out[mode.name] = predict_page_time(
@@ -266,6 +394,7 @@ def predict_scenario(
             pipeline=mode.pipeline,
             rtt_s=rtt_s,
             rate_bps=net.rate,
+            burst_bytes=burst,
         )
     return out
 
