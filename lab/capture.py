@@ -242,7 +242,7 @@ def without_gc():
     """Pause the cyclic garbage collector while building millions of records.
 
     The records hold no cycles, but every allocation counts towards a collection that walks
-    the whole growing heap: a third of the reading time went there on a million packets.
+    the whole growing heap: a quarter to a third of the time went there on large captures.
     """
     was_enabled = gc.isenabled()
     gc.disable()
