@@ -366,7 +366,7 @@ def predict_page_time(
 
 def response_sizes(scenario: Any, mode: Any) -> list[int]:
     """Bytes each response puts on the wire: the body, plus the head for http."""
-    sizes = scenario.workload_of(mode).byte_sizes()
+    sizes = scenario.workload_of(mode).byte_sizes() * getattr(mode, "repeat", 1)
     if scenario.protocol == "http":
         return [s + HTTP_HEAD_BYTES for s in sizes]
     return list(sizes)

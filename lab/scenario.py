@@ -560,6 +560,12 @@ class Mode:
     )
     persistent: bool = spec(Bool(), doc="keep-alive (true) or a connection per request (false)")
     parallel: int = spec(Int(1, 4096), 1, doc="connections open at once")
+    repeat: int = spec(
+        Int(1, 1_000_000),
+        1,
+        doc="send the workload this many times over (load runs); persistent connections "
+        "share all of the requests",
+    )
     pipeline: bool = spec(Bool(), False, doc="send every request before reading (persistent only)")
     framing: str | None = spec(
         Str(choices=FRAMINGS), None, doc="echo: overrides the scenario's framing for this mode"
@@ -974,6 +980,8 @@ def client_argv(scenario: Scenario, mode: Mode, host: str, port: int | None = No
         "--log-format",
         "json",
     ]
+    if mode.repeat > 1:
+        argv += ["--repeat", str(mode.repeat)]
     if mode.pipeline:
         argv.append("--pipeline")
     return argv

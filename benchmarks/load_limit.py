@@ -1,0 +1,287 @@
+"""Benchmark: where the threaded server stops keeping up, and how it says no.
+
+    python benchmarks/load_limit.py [--steps 100,250,500,1000,1500,2000] [--requests 20]
+                                    [--size 1024] [--max-connections N] [--json FILE]
+
+One server container (HTTP keep-alive on port 3000, the lab's default limits: 512 MiB, 2048
+pids, and its own default `--max-connections` 1024 unless given) on an internal network, kept
+for the whole ramp so a leak would show as growth from step to step. Per step, a fresh client
+container opens N keep-alive connections at once and sends `--requests` requests on each (the
+lab's client: `--parallel N --repeat N*K`, every response checked byte for byte).
+
+Per step it reports: requests completed and failed, connections the server refused (its log's
+`refused` events) against connections the client saw fail, request latency p50/p95 (sent to
+last byte), connect p95, requests/s, and the server container's peak memory and task count
+(threads) from the engine's stats, sampled every 0.3 s. At the end: the first step with
+refusals, the first step where p95 latency grew more than 3x or throughput fell, and whether
+the server is still up, never restarted and never OOM-killed. Exit 0 when the server survived
+every step and every failure was a refused connection; 1 otherwise.
+
+Not a test: its figures depend on the machine (2 shared cores here) and go into the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import contextlib
+import itertools
+
+from lab import hosts
+from lab.analysis import percentile
+from lab.runner import wait_for_log
+
+PORT = 3000
+
+
+class Sampler:
+    """Peak memory usage and task count of one container while a step runs."""
+
+    def __init__(self, api, container_id: str, every: float = 0.3) -> None:
+        self.api, self.id, self.every = api, container_id, every
+        self.memory_peak = 0
+        self.pids_peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                s = self.api.stats(self.id, stream=False, one_shot=True)
+            except Exception:
+                return
+            self.memory_peak = max(self.memory_peak, (s.get("memory_stats") or {}).get("usage", 0))
+            self.pids_peak = max(self.pids_peak, (s.get("pids_stats") or {}).get("current", 0))
+            self._stop.wait(self.every)
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join(10)
+        return {"memory_peak": self.memory_peak, "pids_peak": self.pids_peak}
+
+
+def json_lines(raw: bytes) -> list[dict]:
+    out = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                out.append(json.loads(line))
+    return out
+
+
+def step_figures(records: list[dict], refused: int) -> dict:
+    """One step's row from the client's records and the server's refusals. Pure."""
+    requests = [r for r in records if r.get("event") == "request"]
+    summary = next((r for r in records if r.get("event") == "summary"), {})
+    ok = [r for r in requests if r.get("ok")]
+    failed = [r for r in requests if not r.get("ok")]
+    latencies = [r["t_done"] - r["t_sent"] for r in ok if r.get("t_done") and r.get("t_sent")]
+    connects = {
+        r["conn"]: r["t_connected"] - r["t_connect_start"]
+        for r in requests
+        if r.get("t_connected") and r.get("t_connect_start")
+    }
+    failed_conns = {r["conn"] for r in failed}
+    # A connection the server refused never got a response: all its requests failed.
+    answered = {r["conn"] for r in ok}
+    errors: dict[str, int] = {}
+    for r in failed:
+        kind = (r.get("error") or "?").split(":")[0].split(" by ")[0][:40]
+        errors[kind] = errors.get(kind, 0) + 1
+    elapsed = summary.get("elapsed_s") or 0.0
+    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    c95 = percentile(list(connects.values()), 95)
+    return {
+        "completed": len(ok),
+        "failed": len(failed),
+        "failed_connections": len(failed_conns),
+        "failed_after_a_response": len(failed_conns & answered),
+        "refused": refused,
+        "errors": errors,
+        "p50_ms": None if p50 is None else p50 * 1000,
+        "p95_ms": None if p95 is None else p95 * 1000,
+        "connect_p95_ms": None if c95 is None else c95 * 1000,
+        "requests_per_s": len(ok) / elapsed if elapsed else None,
+        "elapsed_s": elapsed,
+    }
+
+
+def verdict(rows: list[dict]) -> dict:
+    """First step with refusals, and first step that slowed sharply (p95 x3 or fewer req/s)."""
+    refusing = next((r["parallel"] for r in rows if r["refused"]), None)
+    slowing = None
+    for prev, row in itertools.pairwise(rows):
+        p95_jump = prev["p95_ms"] and row["p95_ms"] and row["p95_ms"] > 3 * prev["p95_ms"]
+        rate_drop = (
+            prev["requests_per_s"]
+            and row["requests_per_s"]
+            and row["requests_per_s"] < 0.8 * prev["requests_per_s"]
+        )
+        if p95_jump or rate_drop:
+            slowing = row["parallel"]
+            break
+    clean = all(
+        r["failed_connections"] == r["refused"] and not r["failed_after_a_response"] for r in rows
+    )
+    return {"refuses_from": refusing, "slows_from": slowing, "refusals_clean": clean}
+
+
+def run(args: argparse.Namespace) -> int:
+    from lab import docker_util
+    from lab.images import ensure_images
+
+    images = ensure_images()
+    docker = docker_util.client(timeout=120)
+    run_id = f"loadlimit-{uuid.uuid4().hex[:8]}"
+    network = server = None
+    containers = []
+    rows: list[dict] = []
+    try:
+        network = docker.networks.create(
+            f"tcplab-{run_id}", driver="bridge", internal=True,
+            labels=hosts.labels(run_id, "network", "limit"),
+        )  # fmt: skip
+        server_argv = ["--host", "0.0.0.0", "--listen", f"{PORT}:persistent", "--protocol",
+                       "http", "--log-format", "json", "--read-timeout", "30"]  # fmt: skip
+        if args.max_connections:
+            server_argv += ["--max-connections", str(args.max_connections)]
+        server = docker.containers.run(
+            **hosts.server_spec(
+                image=images["server"], run_id=run_id, mode="limit", network=network.name,
+                command=server_argv, limits=hosts.Limits(),
+            )
+        )  # fmt: skip
+        containers.append(server)
+        wait_for_log(server, '"event": "listening"', 30, "the server")
+        for n in args.steps:
+            refused_before = _refused(server)
+            sampler = Sampler(docker.api, server.id)
+            client_argv = [
+                "--host", "server", "--port", str(PORT), "--protocol", "http",
+                "--mode", "persistent", f"--resources=load.bin:{args.size}",
+                "--parallel", str(n), "--repeat", str(n * args.requests),
+                "--connect-timeout", "10", "--timeout", "30", "--log-format", "json",
+            ]  # fmt: skip
+            # The client's own pids limit must not be what fails: a thread per connection.
+            client = docker.containers.run(
+                **hosts.client_spec(
+                    image=images["client"], run_id=run_id, mode=f"limit-{n}",
+                    command=client_argv, network=network.name,
+                    limits=hosts.Limits(pids=max(hosts.DEFAULT_PIDS, n + 256)),
+                )
+            )  # fmt: skip
+            containers.append(client)
+            status = client.wait(timeout=args.step_timeout)
+            records = json_lines(client.logs(stdout=True, stderr=False))
+            time.sleep(1.0)  # let the server's handler threads finish before the next step
+            stats = sampler.stop()
+            row = {"parallel": n, "client_exit": status.get("StatusCode")}
+            row |= step_figures(records, _refused(server) - refused_before)
+            row |= stats
+            server.reload()
+            row["server_status"] = server.status
+            rows.append(row)
+            _print_row(row)
+            client.remove(force=True)
+            containers.remove(client)
+            if server.status != "running":
+                break
+        info = docker.api.inspect_container(server.id)
+        state = info["State"]
+        outcome = {
+            "machine": f"{platform.node()} {platform.machine()}, "
+            f"{len(__import__('os').sched_getaffinity(0))} cores, {platform.release()}",
+            "server_max_connections": args.max_connections or 1024,
+            "requests_per_connection": args.requests,
+            "size": args.size,
+            "steps": rows,
+            "server_running": state["Running"],
+            "restart_count": info["RestartCount"],
+            "oom_killed": state["OOMKilled"],
+            "memory_limit": info["HostConfig"]["Memory"],
+            "pids_limit": info["HostConfig"]["PidsLimit"],
+            "listening_lines": server.logs().decode("utf-8", "replace").count('"listening"'),
+            **verdict(rows),
+        }
+    finally:
+        for c in containers:
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
+        if network is not None:
+            with contextlib.suppress(Exception):
+                network.remove()
+        docker.close()
+    _print_outcome(outcome)
+    if args.json:
+        Path(args.json).write_text(json.dumps(outcome, indent=2) + "\n")
+    survived = (
+        outcome["server_running"]
+        and outcome["restart_count"] == 0
+        and not outcome["oom_killed"]
+        and outcome["listening_lines"] == 1
+    )
+    return 0 if survived and outcome["refusals_clean"] else 1
+
+
+def _refused(server) -> int:
+    return server.logs(stdout=True, stderr=False).count(b'"event": "refused"')
+
+
+def _fmt(x, spec: str = ".1f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _print_row(r: dict) -> None:
+    print(
+        f"{r['parallel']:>6} conns: {r['completed']:>7} ok {r['failed']:>6} failed "
+        f"({r['failed_connections']} conns) refused {r['refused']:>5}  "
+        f"p50 {_fmt(r['p50_ms'])} ms p95 {_fmt(r['p95_ms'])} ms connect p95 "
+        f"{_fmt(r['connect_p95_ms'])} ms  {_fmt(r['requests_per_s'], '.0f')} req/s  "
+        f"server {r['memory_peak'] / 2**20:.1f} MiB {r['pids_peak']} tasks  "
+        f"{r['errors'] or ''}",
+        flush=True,
+    )
+
+
+def _print_outcome(o: dict) -> None:
+    print(
+        f"\nmachine: {o['machine']}; server --max-connections {o['server_max_connections']}, "
+        f"limits {o['memory_limit'] / 2**20:.0f} MiB / {o['pids_limit']} pids\n"
+        f"refuses from: {o['refuses_from'] or 'never'} connections; slows sharply from: "
+        f"{o['slows_from'] or 'never'}; refusals clean (every failed connection was one the "
+        f"server logged as refused, none failed after an answer): {o['refusals_clean']}\n"
+        f"server still running: {o['server_running']}, restarts {o['restart_count']}, "
+        f"OOM-killed {o['oom_killed']}, 'listening' lines {o['listening_lines']}"
+    )
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--steps",
+        default="100,250,500,1000,1500,2000",
+        type=lambda s: [int(x) for x in s.split(",") if x],
+        help="concurrent keep-alive connections per step",
+    )
+    p.add_argument("--requests", type=int, default=20, help="requests per connection")
+    p.add_argument("--size", type=int, default=1024, help="response body bytes")
+    p.add_argument(
+        "--max-connections", type=int, default=None, help="server's limit (default: its own)"
+    )
+    p.add_argument("--step-timeout", type=float, default=600.0, help="seconds per step")
+    p.add_argument("--json", default=None, help="also write the figures to this file")
+    return run(p.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

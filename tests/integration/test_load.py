@@ -1,0 +1,226 @@
+"""Load: the threaded server under many connections, nothing lost, duplicated or corrupted.
+
+Runs `scenarios/load-ci.yaml` (200 keep-alive connections x 20 requests, 2,000 HTTP/1.0
+connections one at a time and 2,000 with 200 at a time) on real containers, mode by mode as
+`lab run` does, and checks from three independent records:
+
+- the client log: every request id exactly once, every response ok, and every CRC-32 of a body
+  equal to the CRC-32 of `wire.http.body(name, size)`;
+- the server: `docker inspect` just before teardown (no restart, not OOM-killed, the memory and
+  pids limits in force), its log (one `listening` line, no `refused`, no `error`, one
+  `accepted` per client connection) and its peak memory and thread count from `docker stats`;
+- the capture: as many streams and SYNs as the client opened connections, two FINs each, no
+  RST, and every request joined to a stream.
+
+`TCPLAB_FULL_LOAD=1` runs `scenarios/load.yaml` instead (1,000 x 100, 10,000 and 10,000 at
+200), about 5 minutes here. The figures of each mode are printed (`pytest -s` shows them).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+import zlib
+from pathlib import Path
+
+import pytest
+
+from lab import runner
+from lab import scenario as sc
+from lab.results import analyze_mode_folder, plans, read_jsonl
+from wire import http
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+REPO = Path(__file__).resolve().parents[2]
+FULL = os.environ.get("TCPLAB_FULL_LOAD", "") == "1"
+SCENARIO = REPO / "scenarios" / ("load.yaml" if FULL else "load-ci.yaml")
+
+
+class StatsSampler:
+    """Peak memory and task (thread) count of one container, from the engine's stats."""
+
+    def __init__(self, api, container_id: str, every: float = 0.5) -> None:
+        self.api, self.id, self.every = api, container_id, every
+        self.memory_peak = 0
+        self.pids_peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                s = self.api.stats(self.id, stream=False, one_shot=True)
+            except Exception:  # the container is stopping: the last sample stands
+                return
+            mem = s.get("memory_stats") or {}
+            # cgroup v1 keeps the peak itself (max_usage); v2 has only the current usage
+            self.memory_peak = max(self.memory_peak, mem.get("max_usage", 0), mem.get("usage", 0))
+            self.pids_peak = max(self.pids_peak, (s.get("pids_stats") or {}).get("current", 0))
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+class WatchedModeRunner(runner.ModeRunner):
+    """Samples the server's stats while the mode runs; inspects it just before the teardown."""
+
+    server_info: dict | None = None
+    sampler: StatsSampler | None = None
+
+    def _start(self, spec: dict):
+        container = super()._start(spec)
+        if spec["labels"].get("tcplab.role") == "server":
+            self.sampler = StatsSampler(self.docker.api, container.id)
+        return container
+
+    def teardown(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+        for c in self.containers:
+            info = self.docker.api.inspect_container(c.id)
+            if info["Config"]["Labels"].get("tcplab.role") == "server":
+                self.server_info = info
+        super().teardown()
+
+
+@pytest.fixture(scope="module")
+def docker_client(needs_docker):
+    from lab import docker_util
+
+    client = docker_util.client(timeout=120)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def load_run(docker_client, lab_images, tmp_path_factory) -> dict[str, dict]:
+    """Every mode of the load scenario, run once; per mode what the assertions need."""
+    scenario = sc.load_scenario(SCENARIO)
+    run_dir = tmp_path_factory.mktemp("load")
+    run_id = f"loadtest-{uuid.uuid4().hex[:8]}"
+    out = {}
+    for plan in plans(scenario, scenario.modes, run_dir):
+        mode = scenario.mode(plan.mode)
+        mode_runner = WatchedModeRunner(docker_client, lab_images, run_id, progress=print)
+        t0 = time.monotonic()
+        result = mode_runner.run(plan)
+        wall = time.monotonic() - t0
+        t1 = time.monotonic()
+        analysis = analyze_mode_folder(plan.folder, (scenario.port_of(mode),))
+        out[plan.mode] = {
+            "mode": mode,
+            "scenario": scenario,
+            "result": result,
+            "server_info": mode_runner.server_info,
+            "memory_peak": mode_runner.sampler.memory_peak,
+            "pids_peak": mode_runner.sampler.pids_peak,
+            "analysis": analysis,
+            "records": read_jsonl(plan.folder / "client.jsonl"),
+            "server_log": read_jsonl(plan.folder / "server.log"),
+            "wall_s": wall,
+            "analysis_s": time.monotonic() - t1,
+        }
+        _print_figures(plan.mode, out[plan.mode])
+    return out
+
+
+def _print_figures(name: str, run: dict) -> None:
+    a, summary = run["analysis"], run["records"][-1]
+    print(
+        f"\nload {name}: {summary.get('requests')} requests ({summary.get('ok')} ok) on "
+        f"{summary.get('connections')} connections in {summary.get('elapsed_s', 0):.1f} s "
+        f"({summary.get('requests', 0) / max(summary.get('elapsed_s', 1), 1e-9):.0f}/s); "
+        f"latency p50 {a['latency_p50_ms']:.1f} ms p95 {a['latency_p95_ms']:.1f} ms; capture "
+        f"{a['packets']} packets, {a['connections']} streams, {a['syn']} SYN, {a['fin']} FIN, "
+        f"{a['rst']} RST, {a['retransmissions']} retransmissions; server peak "
+        f"{run['memory_peak'] / 2**20:.1f} MiB, {run['pids_peak']} tasks; "
+        f"mode {run['wall_s']:.1f} s, analysis {run['analysis_s']:.1f} s"
+    )
+
+
+def _modes() -> list:
+    scenario = sc.load_scenario(SCENARIO)
+    return [pytest.param(m.name, id=m.name) for m in scenario.modes]
+
+
+def _expected(run: dict) -> tuple[int, int]:
+    """(requests, connections) the mode must produce."""
+    mode, scenario = run["mode"], run["scenario"]
+    requests = len(scenario.workload_of(mode).byte_sizes()) * mode.repeat
+    connections = min(mode.parallel, requests) if mode.persistent else requests
+    return requests, connections
+
+
+@pytest.mark.parametrize("name", _modes())
+def test_every_response_arrives_once_and_intact(load_run, name):
+    run = load_run[name]
+    assert run["result"].client_exit == 0, run["result"].client_error
+    requests, connections = _expected(run)
+    records = [r for r in run["records"] if r.get("event") == "request"]
+    summary = run["records"][-1]
+    assert summary["event"] == "summary"
+    # lost or duplicated: every request id from 1 to N exactly once
+    ids = [r["request_id"] for r in records]
+    assert len(ids) == requests
+    assert sorted(ids) == list(range(1, requests + 1))
+    assert all(r["ok"] for r in records), next(r["error"] for r in records if not r["ok"])
+    # corrupted: the CRC-32 of every body as received against the deterministic body
+    workload = run["scenario"].workload_of(run["mode"])
+    sizes = dict(zip(workload.names(), workload.byte_sizes(), strict=True))
+    expected_crc = {n: zlib.crc32(http.body(n, s)) for n, s in sizes.items()}
+    bad = [r for r in records if r["crc32"] != expected_crc[r["request"]]]
+    assert not bad, bad[:3]
+    assert summary["connections"] == connections
+    assert len({r["conn"] for r in records}) == connections
+
+
+@pytest.mark.parametrize("name", _modes())
+def test_server_held_without_restart_or_refusal(load_run, name):
+    run = load_run[name]
+    info = run["server_info"]
+    assert info is not None, "the server was not inspected before teardown"
+    assert info["RestartCount"] == 0
+    assert info["State"]["OOMKilled"] is False
+    assert info["State"]["Status"] == "exited" and info["State"]["ExitCode"] == 0  # SIGTERM: 0
+    assert info["HostConfig"]["Memory"] == run["scenario"].limits.memory
+    assert info["HostConfig"]["PidsLimit"] == run["scenario"].limits.pids
+    # bounded: under the limit (an OOM kill would have shown above) and a thread per connection
+    assert 0 < run["memory_peak"] < run["scenario"].limits.memory
+    _, connections = _expected(run)
+    assert run["pids_peak"] <= min(connections, run["mode"].parallel) + 16
+    events = [e.get("event") for e in run["server_log"]]
+    assert events.count("listening") == 1  # one start: a restart would log it again
+    assert events.count("refused") == 0
+    assert events.count("error") == 0
+    assert events.count("accepted") == connections
+
+
+@pytest.mark.parametrize("name", _modes())
+def test_capture_agrees_with_the_client(load_run, name):
+    run = load_run[name]
+    a = run["analysis"]
+    _, connections = _expected(run)
+    assert run["result"].capture_drops == 0
+    assert a["truncated"] is False
+    assert a["connections"] == connections  # Wireshark's tcp.stream numbering
+    # a SYN dropped by a full accept queue is sent again: the same stream, one more SYN
+    resent = sum(c["syn_retransmissions"] for c in a["per_connection"])
+    assert a["syn"] == connections + resent
+    assert a["synack"] >= connections
+    assert a["fin"] == 2 * connections
+    assert a["rst"] == 0
+    # who closed first: the server for HTTP/1.0, the client for keep-alive
+    first = "server" if not run["mode"].persistent else "client"
+    assert a["closed_first"] == {first: connections}
+    # the client's local ports are the streams' client ports, stream by stream
+    summary = run["records"][-1]
+    ports = {c["client_port"] for c in a["per_connection"]}
+    assert ports == set(summary["local_ports"])
+    joined = sum(len(c["requests"]) for c in a["per_connection"])
+    assert joined == summary["requests"]
