@@ -6,11 +6,13 @@ atomically: a folder whose manifest is missing or says `"status": "incomplete"` 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
 import signal
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +45,10 @@ def run(args) -> int:
 
     console = Console(stderr=False)
     docker_client = docker_util.client()
+    # matplotlib takes a second or two to import; the main thread spends the run waiting on the
+    # Docker API, so import it beside the run instead of after it (the import lock makes the
+    # report's own import wait for this one if it is not finished).
+    threading.Thread(target=importlib.import_module, args=("lab.charts",), daemon=True).start()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
 
     started = datetime.now(UTC)
