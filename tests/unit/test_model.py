@@ -151,7 +151,7 @@ def test_bad_arguments(kwargs) -> None:
 @given(
     sizes=st.lists(st.integers(0, 300_000), min_size=1, max_size=12),
     parallel=st.integers(1, 8),
-    rtt=st.floats(0, 0.3),
+    rtt=st.one_of(st.just(0.0), st.floats(1e-6, 0.3)),  # a denormal rtt / 2 underflows to 0
     rate=st.one_of(st.none(), st.floats(1e6, 1e9)),
 )
 def test_invariants(sizes, parallel, rtt, rate) -> None:
