@@ -1,7 +1,7 @@
 """atheris harness for the echo framing decoder (`wire.framing`).
 
     python fuzz/framing_fuzz.py -atheris_runs=200000      # or -max_total_time=60
-    mkdir -p /tmp/fz && python fuzz/framing_fuzz.py /tmp/fz fuzz/corpus/framing -max_total_time=120
+    mkdir -p /tmp/fz && python fuzz/framing_fuzz.py /tmp/fz fuzz/corpus/framing -max_total_time=60
     # (libFuzzer adds new inputs to the first folder: keep it out of the seeds)
 
 The first bytes of an input choose the limit and how the rest is split into reads; then the rest

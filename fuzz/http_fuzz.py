@@ -2,7 +2,7 @@
 uses it) and the client's response parser.
 
     python fuzz/http_fuzz.py -atheris_runs=200000      # or -max_total_time=60
-    mkdir -p /tmp/fz && python fuzz/http_fuzz.py /tmp/fz fuzz/corpus/http -max_total_time=120
+    mkdir -p /tmp/fz && python fuzz/http_fuzz.py /tmp/fz fuzz/corpus/http -max_total_time=60
     # (libFuzzer adds new inputs to the first folder: keep it out of the seeds)
 
 The first byte chooses the head limit and how the rest is split into reads. Properties: only

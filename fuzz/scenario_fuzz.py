@@ -1,7 +1,7 @@
 """atheris harness for the scenario loader (`lab.scenario.parse_scenario`).
 
     python fuzz/scenario_fuzz.py -atheris_runs=200000      # or -max_total_time=60
-    mkdir -p /tmp/fz && python fuzz/scenario_fuzz.py /tmp/fz fuzz/corpus/scenario -max_total_time=99
+    mkdir -p /tmp/fz && python fuzz/scenario_fuzz.py /tmp/fz fuzz/corpus/scenario -max_total_time=60
     # (libFuzzer adds new inputs to the first folder: keep it out of the seeds)
 
 Odd first byte: the rest is a whole file. Even: the rest is spliced as the value of one field
