@@ -59,6 +59,9 @@ def _base(run_id: str, role: str, mode: str, limits: Limits) -> dict:
         "mem_limit": limits.memory,
         "pids_limit": limits.pids,
         "init": False,
+        # Logs are collected with `docker logs`: a daemon's rotation (often 10m x 3) would drop
+        # the head of a load run's logs (100,000 requests make about 45 MB). Bounded, but larger.
+        "log_config": {"type": "json-file", "config": {"max-size": "512m", "max-file": "1"}},
     }
 
 

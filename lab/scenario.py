@@ -593,6 +593,12 @@ class Timeouts:
     ready: float = spec(
         Num(1, 600, "s"), 15.0, doc="wait for the server and capture to be ready, seconds"
     )
+    idle: float = spec(
+        Num(0.1, 3600, "s"),
+        5.0,
+        doc="server: close a keep-alive connection idle this long, seconds (load runs with "
+        "many client threads need more: a starved thread can leave its connection idle)",
+    )
 
 
 @dataclass(frozen=True)
@@ -945,6 +951,8 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
         "json",
         "--read-timeout",
         _secs(scenario.timeouts.request),
+        "--idle-timeout",
+        _secs(scenario.timeouts.idle),
         "--max-message",
         str(max(1 << 20, largest)),
     ]
