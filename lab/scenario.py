@@ -119,10 +119,14 @@ def _scalar(node: Any, path: str) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
         raise _Fail(node, path, f"expected a single value, got {kind}")
+    constructor = _constructor()
     try:
-        return _constructor().construct_object(node, deep=True)
+        return constructor.construct_object(node, deep=True)
     except yaml.YAMLError as exc:
         raise _Fail(node, path, f"cannot read value: {getattr(exc, 'problem', exc)}") from None
+    finally:
+        # The constructor caches every node it has built; the shared one would keep them all.
+        constructor.constructed_objects.clear()
 
 
 _CONSTRUCTOR = None

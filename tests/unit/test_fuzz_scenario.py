@@ -318,3 +318,22 @@ def test_hostile_names_stay_in_the_run_folder_and_make_valid_docker_names(
         for container in _containers_of(run_id, tag):
             assert DOCKER_NAME.fullmatch(container), container
             assert hosts.labels(run_id, "server", tag)["tcplab.run"] == run_id
+
+
+def test_loading_many_scenarios_keeps_no_nodes() -> None:
+    """The shared YAML constructor cached every scalar node of every file it ever read (found
+    by the atheris run: its RSS grew with every input)."""
+    import lab.scenario as scenario_module
+
+    text = yaml.safe_dump(GOOD)
+    parse_scenario(text)
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for _ in range(50):
+            parse_scenario(text)
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not scenario_module._constructor().constructed_objects
+    assert after - before < 64 * 1024, after - before  # was ~100 nodes per file, kept forever
