@@ -47,7 +47,8 @@ def parse_rate(text: str) -> int:
         raise ValueError(
             f"rate {text!r}: expected a number with bit, kbit, mbit or gbit, e.g. 20mbit"
         )
-    bps = int(float(m.group(1)) * _RATE_SCALE[m.group(2).lower()])
+    # min(): 400 digits are inf as a float, and int(inf) raises OverflowError, not ValueError
+    bps = int(min(float(m.group(1)) * _RATE_SCALE[m.group(2).lower()], 1e15))
     if not 8_000 <= bps <= 100_000_000_000:
         raise ValueError(f"rate {text!r}: must be between 8kbit and 100gbit")
     return bps

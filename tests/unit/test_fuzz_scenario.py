@@ -337,3 +337,27 @@ def test_loading_many_scenarios_keeps_no_nodes() -> None:
         tracemalloc.stop()
     assert not scenario_module._constructor().constructed_objects
     assert after - before < 64 * 1024, after - before  # was ~100 nodes per file, kept forever
+
+
+@FUZZ
+@given(
+    number=st.one_of(
+        st.from_regex(r"[0-9]{1,400}(\.[0-9]{1,20})?", fullmatch=True),
+        st.sampled_from(["9" * 400, "0" * 400 + "8", "1" + "0" * 308, "8000", "7999.9"]),
+    ),
+    unit=st.sampled_from(["bit", "kbit", "mbit", "gbit"]),
+)
+def test_scenario_and_shaper_read_a_rate_alike(number: str, unit: str) -> None:
+    """The scenario's rate goes to `python -m shaper --rate`: both read it, or refuse it, the same
+    way (the shaper with ValueError, its exit 2). '9'*400 raised OverflowError in both."""
+    from lab.scenario import parse_rate
+    from shaper import rules
+
+    lab_bps = parse_rate(number + unit)
+    assert lab_bps is not None
+    try:
+        shaper_bps = rules.parse_rate(number + unit)
+    except ValueError:
+        assert not 8_000 <= lab_bps <= 100 * 10**9
+    else:
+        assert shaper_bps == lab_bps
