@@ -598,7 +598,9 @@ def join_requests(
         if record.get("event", "request") != "request" or record.get("local_port") is None:
             continue
         candidates = by_port.get(record["local_port"], [])
-        began = _first_time(record, "t_connect_start", "t_sent", "t_done")
+        # t_connected, not t_connect_start: the latter includes the client's name lookup, which
+        # took over a second under load, while the SYN always precedes t_connected.
+        began = _first_time(record, "t_connected", "t_sent", "t_connect_start", "t_done")
         chosen = None
         for c in candidates:
             fits = began is None or c.start <= began + slack
