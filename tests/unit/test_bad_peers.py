@@ -7,8 +7,8 @@ import struct
 import time
 
 import pytest
-from tcp_harness import assert_serves, live_server, recv_all
 
+from tests.unit.tcp_harness import assert_serves, live_server, recv_all
 from wire import framing
 
 pytestmark = pytest.mark.timeout(30)

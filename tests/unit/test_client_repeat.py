@@ -9,9 +9,9 @@ import zlib
 from pathlib import Path
 
 import pytest
-from tcp_harness import live_server, run_client
 
 from client.plan import Item, numbered, share
+from tests.unit.tcp_harness import live_server, run_client
 from wire import http
 
 pytestmark = pytest.mark.timeout(30)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from tcp_harness import live_server
 
+from tests.unit.tcp_harness import live_server
 from wire import http
 
 pytestmark = pytest.mark.timeout(30)

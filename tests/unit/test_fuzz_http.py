@@ -19,8 +19,8 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tcp_harness import assert_serves, live_server, recv_all
 
+from tests.unit.tcp_harness import assert_serves, live_server, recv_all
 from wire import http
 from wire.http import HTTPError, RequestParser, ResponseParser
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tcp_harness import live_server, recv_all, run_client
 
+from tests.unit.tcp_harness import live_server, recv_all, run_client
 from wire import framing
 
 pytestmark = pytest.mark.timeout(30)
