@@ -15,17 +15,7 @@ from client import plan
 from client.core import ClientConfig, run
 from client.log import LOG_FORMATS, Output
 from wire import framing
-
-
-def _positive(kind: type) -> object:
-    def parse(text: str) -> object:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
+from wire.args import positive
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--parallel",
-        type=_positive(int),
+        type=positive(int),
         default=1,
         metavar="N",
         help="non-persistent: N connections at a time; persistent: N keep-alive connections "
@@ -61,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--repeat",
-        type=_positive(int),
+        type=positive(int),
         default=1,
         metavar="K",
         help="send the requests K times over (load runs); persistent connections share all "
@@ -72,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="persistent: write every request, then read every response",
     )
-    p.add_argument("--connect-timeout", type=_positive(float), default=5.0, metavar="S")
+    p.add_argument("--connect-timeout", type=positive(float), default=5.0, metavar="S")
     p.add_argument(
-        "--timeout", type=_positive(float), default=10.0, metavar="S", help="each read/write"
+        "--timeout", type=positive(float), default=10.0, metavar="S", help="each read/write"
     )
     p.add_argument("--log-format", choices=LOG_FORMATS, default="human")
     return p

@@ -19,17 +19,7 @@ from server.core import MODES, Listener, Server, ServerConfig
 from server.handlers import ProtocolOptions
 from server.log import LOG_FORMATS, Log
 from wire import framing, http
-
-
-def _positive(kind: type) -> object:
-    def parse(text: str) -> object:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
+from wire.args import positive
 
 
 def _listen(text: str) -> Listener:
@@ -64,14 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=LOG_FORMATS, default="human")
     p.add_argument(
         "--idle-timeout",
-        type=_positive(float),
+        type=positive(float),
         default=5.0,
         metavar="S",
         help="close a connection with no new message for S seconds (default: 5)",
     )
     p.add_argument(
         "--read-timeout",
-        type=_positive(float),
+        type=positive(float),
         default=10.0,
         metavar="S",
         help="drop a peer that stalls mid-message, or does not read what we write, "
@@ -79,21 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-requests",
-        type=_positive(int),
+        type=positive(int),
         default=None,
         metavar="N",
         help="persistent: close after N answers on one connection (default: no limit)",
     )
     p.add_argument(
         "--max-connections",
-        type=_positive(int),
+        type=positive(int),
         default=1024,
         metavar="N",
         help="concurrent connections; beyond it a new one is closed at once (default: 1024)",
     )
     p.add_argument(
         "--max-message",
-        type=_positive(int),
+        type=positive(int),
         default=framing.DEFAULT_MAX_MESSAGE,
         metavar="BYTES",
         help="largest echo message (default: 1048576); larger is a protocol error",
@@ -113,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--shutdown-grace",
-        type=_positive(float),
+        type=positive(float),
         default=5.0,
         metavar="S",
         help="on SIGTERM, let in-flight connections finish for up to S seconds (default: 5)",
