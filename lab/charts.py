@@ -21,9 +21,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, PathPatch
+from matplotlib.path import Path as MplPath
 
 PHASE_COLORS = {
     "handshake": "#e8a33d",
@@ -47,7 +48,7 @@ CATEGORY_COLORS = {
     "other": "#adb5bd",
 }
 
-plt.rcParams.update({"font.size": 9, "svg.fonttype": "none", "axes.titleweight": "bold"})
+matplotlib.rcParams.update({"font.size": 9, "svg.fonttype": "none", "axes.titleweight": "bold"})
 
 
 def render(fig: Figure, png_path: Path) -> str:
@@ -55,13 +56,18 @@ def render(fig: Figure, png_path: Path) -> str:
     fig.savefig(png_path, dpi=110)  # layouts are set by each chart: no tight bbox (a redraw)
     buf = io.StringIO()
     fig.savefig(buf, format="svg")
-    plt.close(fig)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]
     # The RDF metadata names URLs (creativecommons, purl); nothing fetches them, but a report
     # that is self-contained should not even look like it points elsewhere.
     svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
     return re.sub(r'\s+xmlns:(cc|dc|rdf)="[^"]*"', "", svg)
+
+
+def _margins(fig: Figure, left: float, right: float, top: float, bottom: float) -> None:
+    """Margins in inches, set once (tight_layout measures every label in an extra draw)."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h)
 
 
 # --- waterfall --------------------------------------------------------------------------------
@@ -93,61 +99,99 @@ class ConnPhases:
 
     @property
     def last(self) -> float:
-        return max(b for _, _, b in self.bars()) if self.bars() else self.syn
+        return max((b for _, _, b in self.bars()), default=self.syn)
 
 
-def waterfall(modes: Sequence[tuple[str, Sequence[ConnPhases]]]) -> Figure:
-    """One panel per mode, shared time axis (ms from each mode's first SYN)."""
-    rows = [max(1, len(conns)) for _, conns in modes]
-    height = 1.2 + sum(0.3 * r + 0.55 for r in rows)
-    fig, axes = plt.subplots(
-        len(modes),
-        1,
-        figsize=(9.5, height),
-        sharex=True,
-        gridspec_kw={"height_ratios": rows},
-        squeeze=False,
-    )
-    for ax, (name, conns) in zip(axes[:, 0], modes, strict=True):
-        t0 = min((c.syn for c in conns), default=0.0)
-        by_phase: dict[str, tuple[list, list, list]] = {p: ([], [], []) for p in PHASE_COLORS}
-        for i, c in enumerate(conns):
-            for phase, a, b in c.bars():
-                rows_, widths, lefts = by_phase[phase]
-                rows_.append(i)
-                widths.append((b - a) * 1000)
-                lefts.append((a - t0) * 1000)
-        for phase, (rows_, widths, lefts) in by_phase.items():  # one call per phase: fast
-            if rows_:
-                ax.barh(rows_, widths, left=lefts, height=0.7, color=PHASE_COLORS[phase])
-        ax.set_yticks(range(len(conns)), [c.label for c in conns], fontsize=7)
-        ax.set_ylim(len(conns) - 0.4, -0.6)
-        end = max((c.last for c in conns), default=t0)
-        ax.set_title(f"{name}: {len(conns)} connection(s), {(end - t0) * 1000:.1f} ms", loc="left")
-        ax.grid(axis="x", color="#eee")
-        ax.set_axisbelow(True)
-    axes[-1, 0].set_xlabel("time since the mode's first SYN (ms)")
-    handles = [Patch(color=PHASE_COLORS[p], label=PHASE_LABELS[p]) for p in PHASE_COLORS]
-    head = 0.62  # inches above the panels for the title and the legend
-    fig.suptitle(
+@dataclass(frozen=True)
+class WaterfallMode:
+    """One panel: the connections drawn, and how many the mode had (a load run has thousands;
+    the report draws the first few)."""
+
+    name: str
+    conns: Sequence[ConnPhases]
+    total: int
+
+
+ROW_INCH = 0.3  # height of one connection's row
+
+
+def waterfall(modes: Sequence[WaterfallMode]) -> Figure:
+    """One panel per mode, shared time axis (ms from each mode's first SYN).
+
+    Each phase of a panel is one collection of rectangles (not a patch per bar), and the layout
+    is computed here from inches rather than by tight_layout's extra draw.
+    """
+    rows = [max(1, len(m.conns)) for m in modes]
+    gap, head, foot = 0.55, 1.0, 0.5  # inches: between panels, title + legend, x label
+    height = head + foot + sum(ROW_INCH * r + gap for r in rows) - gap
+    width = 9.5
+    fig = Figure(figsize=(width, height))
+    labels = [c.label for m in modes for c in m.conns]
+    left = (0.25 + 0.055 * max((len(s) for s in labels), default=4)) / width
+    top = height - head
+    axes = []
+    right = 0.0
+    for m, r in zip(modes, rows, strict=True):
+        ax = fig.add_axes(
+            (left, (top - ROW_INCH * r) / height, 0.98 - left, ROW_INCH * r / height),
+            sharex=axes[0] if axes else None,
+        )
+        axes.append(ax)
+        top -= ROW_INCH * r + gap
+        right = max(right, _waterfall_panel(ax, m))
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    axes[-1].set_xlabel("time since the mode's first SYN (ms)")
+    axes[-1].set_xlim(0, right * 1.02 or 1.0)
+    fig.text(
+        0.01,
+        1 - 0.1 / height,
         "Connection waterfall per mode (one row per TCP stream)",
-        x=0.01,
         ha="left",
-        y=1 - 0.12 / height,
         va="top",
         fontweight="bold",
         fontsize=11,
     )
+    handles = [Patch(color=PHASE_COLORS[p], label=PHASE_LABELS[p]) for p in PHASE_COLORS]
     fig.legend(
         handles=handles,
         loc="upper left",
-        ncol=4,
+        ncol=3,
         frameon=False,
         fontsize=8,
-        bbox_to_anchor=(0.005, 1 - 0.4 / height),
+        bbox_to_anchor=(0.005, 1 - 0.3 / height),
     )
-    fig.tight_layout(rect=(0, 0, 1, 1 - head / height))
     return fig
+
+
+def _waterfall_panel(ax, mode: WaterfallMode) -> float:
+    """Draw one mode's rows; return where its last bar ends (ms since its first SYN)."""
+    conns = mode.conns
+    t0 = min((c.syn for c in conns), default=0.0)
+    boxes: dict[str, list] = {p: [] for p in PHASE_COLORS}
+    end = t0
+    for i, c in enumerate(conns):
+        for phase, a, b in c.bars():
+            x0, x1 = (a - t0) * 1000, (b - t0) * 1000
+            boxes[phase].append(((x0, i - 0.35), (x0, i + 0.35), (x1, i + 0.35), (x1, i - 0.35)))
+            end = max(end, b)
+    for phase, verts in boxes.items():  # one path per phase: one <path> in the SVG
+        if verts:
+            path = MplPath.make_compound_path_from_polys(np.asarray(verts, dtype=float))
+            # add_artist, not add_patch: the limits are set by the caller, and add_patch walks
+            # every segment of the path in Python to find them
+            ax.add_artist(PathPatch(path, facecolor=PHASE_COLORS[phase], edgecolor="none", lw=0))
+    ax.set_yticks(range(len(conns)), [c.label for c in conns], fontsize=7)
+    ax.set_ylim(max(1, len(conns)) - 0.4, -0.6)
+    shown = (
+        f"{len(conns)} connection(s)"
+        if len(conns) >= mode.total
+        else f"first {len(conns)} of {mode.total:,} connections"
+    )
+    ax.set_title(f"{mode.name}: {shown}, {(end - t0) * 1000:.1f} ms", loc="left", y=1)
+    ax.grid(axis="x", color="#eee")
+    ax.set_axisbelow(True)
+    return (end - t0) * 1000
 
 
 # --- packet ladder ----------------------------------------------------------------------------
@@ -173,7 +217,8 @@ def ladder(packets: Sequence[LadderPacket], title: str, max_rows: int = 26) -> F
         shown = [*packets[:head], None, *packets[-tail:]]
     step = 0.55
     height = 1.4 + step * len(shown)
-    fig, ax = plt.subplots(figsize=(8.2, height))
+    fig = Figure(figsize=(8.2, height))
+    ax = fig.add_subplot()
     xc, xs = 0.18, 0.82
     for x, name in ((xc, "client"), (xs, "server")):
         ax.plot([x, x], [0, -(len(shown) + 0.3) * step], color="#333", lw=1.5)
@@ -226,7 +271,7 @@ def ladder(packets: Sequence[LadderPacket], title: str, max_rows: int = 26) -> F
     ax.set_xlim(0, 1)
     ax.set_ylim(-(len(shown) + 0.5) * step, 0.8 * step)
     ax.axis("off")
-    ax.set_title(title, loc="left")
+    ax.set_title(title, loc="left", y=1)
     fig.text(
         0.5,
         0.005,
@@ -236,7 +281,7 @@ def ladder(packets: Sequence[LadderPacket], title: str, max_rows: int = 26) -> F
         fontsize=7,
         color="#555",
     )
-    fig.tight_layout()
+    _margins(fig, left=0.1, right=0.1, top=0.35, bottom=0.3)
     return fig
 
 
@@ -257,8 +302,9 @@ def _flag_color(flags: str) -> str:
 
 def packet_categories(counts: Sequence[tuple[str, Mapping[str, int]]]) -> Figure:
     """Stacked horizontal bars, one per mode, with the count written in each segment."""
-    fig, ax = plt.subplots(figsize=(9, 1.3 + 0.6 * len(counts)))
     names = [name for name, _ in counts]
+    fig = Figure(figsize=(9, 1.3 + 0.6 * len(counts)))
+    ax = fig.add_subplot()
     total_max = max((sum(c.values()) for _, c in counts), default=1) or 1
     for i, (_, c) in enumerate(counts):
         left = 0
@@ -284,7 +330,7 @@ def packet_categories(counts: Sequence[tuple[str, Mapping[str, int]]]) -> Figure
     ax.set_ylim(len(names) - 0.5, -0.5)
     ax.set_xlim(0, total_max * 1.4)
     ax.set_xlabel("packets in the capture")
-    ax.set_title("Packets per category per mode", loc="left")
+    ax.set_title("Packets per category per mode", loc="left", y=1)
     handles = [Patch(color=col, label=cat) for cat, col in CATEGORY_COLORS.items()]
     ax.legend(
         handles=handles,
@@ -296,7 +342,13 @@ def packet_categories(counts: Sequence[tuple[str, Mapping[str, int]]]) -> Figure
     )
     ax.grid(axis="x", color="#eee")
     ax.set_axisbelow(True)
-    fig.tight_layout()
+    _margins(
+        fig,
+        left=0.2 + 0.07 * max((len(n) for n in names), default=4),
+        right=0.2,
+        top=0.55,
+        bottom=0.45,
+    )
     return fig
 
 
@@ -312,7 +364,8 @@ class SeqSeries:
 
 def stevens(series: Sequence[SeqSeries], title: str, rtt_ms: float | None = None) -> Figure:
     """Sequence number (KB of the response sent) against time, one line per connection kind."""
-    fig, ax = plt.subplots(figsize=(8.5, 4.6))
+    fig = Figure(figsize=(8.5, 4.6))
+    ax = fig.add_subplot()
     for s in series:
         if not s.points:
             continue
@@ -332,9 +385,9 @@ def stevens(series: Sequence[SeqSeries], title: str, rtt_ms: float | None = None
     ax.set_ylabel("response bytes sent (KB, relative seq)")
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    ax.set_title(title, loc="left")
+    ax.set_title(title, loc="left", y=1)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(color="#eee")
     ax.set_axisbelow(True)
-    fig.tight_layout()
+    _margins(fig, left=0.65, right=0.2, top=0.35, bottom=0.5)
     return fig

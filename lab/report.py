@@ -13,13 +13,14 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab.claims import check_claims, mode_parallel, scenario_mode, verdict
 
+WATERFALL_ROWS = 40  # streams drawn per mode: the first ones, in tcp.stream order
 CHART_FILES = {
     "waterfall": "waterfall.png",
     "categories": "packets-per-category.png",
@@ -73,18 +74,28 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 def load_streams(path: Path) -> list[Stream]:
     """A capture's connections, read and numbered by lab.capture / lab.analysis (Wireshark's
     tcp.stream numbers), as the report's `Stream`s."""
+    return read_streams(path)[0]
+
+
+def read_streams(path: Path, wanted: Collection[int] | None = None) -> tuple[list[Stream], int]:
+    """Read a capture once; `Stream`s only for the stream numbers in `wanted` (all if None),
+    and how many streams the capture holds. Packets of other streams stay plain tuples."""
     from lab.analysis import split_streams
-    from lab.capture import read_capture
+    from lab.capture import read_capture, without_gc
 
     streams = []
-    for index, packets in enumerate(split_streams(read_capture(path).packets)):
-        pkts = [
-            Pkt(p.ts, (p.src, p.sport), (p.dst, p.dport), p.flags, p.seq, p.ack, p.payload_len)
-            for p in packets
-        ]
-        client, server = _roles(pkts)
-        streams.append(Stream(index, client, server, pkts))
-    return streams
+    with without_gc():
+        groups = split_streams(read_capture(path).packets)
+        for index, packets in enumerate(groups):
+            if wanted is not None and index not in wanted:
+                continue
+            pkts = [
+                Pkt(p.ts, (p.src, p.sport), (p.dst, p.dport), p.flags, p.seq, p.ack, p.payload_len)
+                for p in packets
+            ]
+            client, server = _roles(pkts)
+            streams.append(Stream(index, client, server, pkts))
+    return streams, len(groups)
 
 
 def _roles(pkts: Sequence[Pkt]) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -252,7 +263,9 @@ class ReportData:
     manifest: dict
     claims: list[dict]
     pcaps: dict[str, str]  # mode name -> path relative to the run folder
-    streams: dict[str, list[Stream]] = field(default_factory=dict)
+    streams: dict[str, list[Stream]] = field(default_factory=dict)  # the ones drawn (see
+    # `wanted_streams`): all of a small run's, the first WATERFALL_ROWS and two more of a big one
+    stream_totals: dict[str, int] = field(default_factory=dict)  # streams in each capture
     request_names: dict[str, dict[tuple[int, int], str]] = field(default_factory=dict)
 
     @property
@@ -278,17 +291,13 @@ def _mode_folder(run_dir: Path, mode: dict) -> Path:
     return repeats[0] if repeats and not (base / "capture.pcap").exists() else base
 
 
-def load_report_data(run_dir: Path) -> ReportData:
-    from lab.errors import LabError, UsageError
+def load_report_data(run_dir: Path, analysis: dict | None = None) -> ReportData:
+    """The run folder's data; `analysis` when the caller has already read analysis.json."""
+    from lab.errors import LabError
 
     run_dir = Path(run_dir)
-    analysis_path = run_dir / "analysis.json"
-    if not analysis_path.exists():
-        raise UsageError(f"{analysis_path}: no analysis.json (is this a run folder?)")
-    try:
-        analysis = json.loads(analysis_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{analysis_path}: line {exc.lineno}: not valid JSON") from exc
+    if analysis is None:
+        analysis = read_analysis(run_dir)
     claims = analysis.get("claims") or check_claims(analysis)
     data = ReportData(run_dir, analysis, _read_json(run_dir / "manifest.json"), claims, {})
     for mode in analysis.get("modes") or []:
@@ -298,19 +307,84 @@ def load_report_data(run_dir: Path) -> ReportData:
             continue
         data.pcaps[mode["name"]] = pcap.relative_to(run_dir).as_posix()
         try:
-            data.streams[mode["name"]] = load_streams(pcap)
+            streams, total = read_streams(pcap, wanted_streams(mode))
         except LabError:  # not a capture after all: the tables still render without charts
-            data.streams[mode["name"]] = []
-        data.request_names[mode["name"]] = _request_names(folder / "client.jsonl")
+            streams, total = [], 0
+        data.streams[mode["name"]], data.stream_totals[mode["name"]] = streams, total
+        data.request_names[mode["name"]] = _names_from_analysis(mode, streams) or _request_names(
+            folder / "client.jsonl", {s.client[1] for s in streams}
+        )
     return data
 
 
-def _request_names(path: Path) -> dict[tuple[int, int], str]:
-    """(client port, order on that port) -> request name, from the client's JSON lines."""
+def wanted_streams(mode: dict) -> set[int]:
+    """The streams a mode's charts can use: the waterfall's first WATERFALL_ROWS, and the
+    ladder's and the Stevens graph's picks, found from analysis.json's `per_connection` (the
+    same rules as `pick_ladder_stream` and `largest_exchange`, on the analysis's figures).
+    Without per-connection detail the picks come from the first streams alone."""
+    wanted = set(range(WATERFALL_ROWS))
+    conns = [c for c in mode.get("per_connection") or [] if isinstance(c.get("stream"), int)]
+    complete = [
+        c
+        for c in conns
+        if c.get("syn_packets")
+        and (c.get("t_first_fin") is not None or c.get("rst"))
+        and (c.get("data_segments") or {}).get("client")
+    ]
+    if complete:
+        wanted.add(min(complete, key=lambda c: (c.get("packets") or 0, c["stream"]))["stream"])
+    responses = []  # (bytes, -stream, later on its connection, stream)
+    for c in conns:
+        per_burst: dict[int, int] = {}
+        for f in c.get("flights") or []:
+            burst = f.get("burst", 0)
+            per_burst[burst] = per_burst.get(burst, 0) + (f.get("bytes") or 0)
+        responses += [(n, -c["stream"], b > 0, c["stream"]) for b, n in per_burst.items()]
+    for warm in (False, True):
+        pool = [r for r in responses if r[2]] if warm else responses
+        if pool:
+            wanted.add(max(pool)[3])
+    return wanted
+
+
+def _names_from_analysis(mode: dict, streams: Sequence[Stream]) -> dict[tuple[int, int], str]:
+    """(client port, order on the connection) -> request name, from the per-connection
+    requests lab.analysis joined (in the order they were sent)."""
+    by_stream = {c.get("stream"): c for c in mode.get("per_connection") or []}
+    out = {}
+    for s in streams:
+        for i, r in enumerate((by_stream.get(s.index) or {}).get("requests") or []):
+            if isinstance(r, dict) and r.get("request") is not None:
+                out[(s.client[1], i)] = str(r["request"])
+    return out
+
+
+def read_analysis(run_dir: Path) -> dict:
+    from lab.errors import UsageError
+
+    analysis_path = Path(run_dir) / "analysis.json"
+    if not analysis_path.exists():
+        raise UsageError(f"{analysis_path}: no analysis.json (is this a run folder?)")
+    try:
+        return json.loads(analysis_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{analysis_path}: line {exc.lineno}: not valid JSON") from exc
+
+
+_LOCAL_PORT = re.compile(r'"local_port":\s*(\d+)')
+
+
+def _request_names(path: Path, ports: Collection[int]) -> dict[tuple[int, int], str]:
+    """(client port, order on that port) -> request name, from the client's JSON lines (only
+    the lines of `ports`: a load run's log has a hundred thousand)."""
     if not path.exists():
         return {}
     records = []
+    ports = set(ports)
     for line in path.read_text(errors="replace").splitlines():
+        port = _LOCAL_PORT.search(line)
+        if port is None or int(port.group(1)) not in ports:
+            continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
@@ -341,13 +415,20 @@ def make_charts(data: ReportData, chart_dir: Path) -> dict[str, str]:
     with_streams = [(m["name"], data.streams.get(m["name"])) for m in modes]
     with_streams = [(n, s) for n, s in with_streams if s]
     if with_streams:
-        rows = [(name, [conn_phases(s) for s in streams]) for name, streams in with_streams]
+        rows = [
+            charts.WaterfallMode(
+                name,
+                [conn_phases(s) for s in streams if s.index < WATERFALL_ROWS],
+                data.stream_totals.get(name, len(streams)),
+            )
+            for name, streams in with_streams
+        ]
         svgs["waterfall"] = charts.render(
             charts.waterfall(rows), chart_dir / CHART_FILES["waterfall"]
         )
 
     if modes:
-        counts = [(m["name"], packet_counts(m, data.streams.get(m["name"]) or [])) for m in modes]
+        counts = [(m["name"], packet_counts(m, _all_streams(data, m["name"]))) for m in modes]
         fig = charts.packet_categories(counts)
         svgs["categories"] = charts.render(fig, chart_dir / CHART_FILES["categories"])
 
@@ -445,6 +526,12 @@ def _classify(streams: Sequence[Stream]) -> dict[str, int]:
             else:
                 c["pure ACK"] += 1
     return c
+
+
+def _all_streams(data: ReportData, name: str) -> list[Stream]:
+    """Every stream of the mode, or none if the report kept only some (a big capture)."""
+    streams = data.streams.get(name) or []
+    return streams if len(streams) == data.stream_totals.get(name, len(streams)) else []
 
 
 def _first_int(d: dict, *keys: str) -> int | None:
@@ -728,10 +815,11 @@ def render_html(data: ReportData, charts: dict[str, str]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def build_reports(run_dir: Path) -> list[Path]:
-    """Write report.md, report.html and charts/*.png in `run_dir`; return the paths written."""
+def build_reports(run_dir: Path, analysis: dict | None = None) -> list[Path]:
+    """Write report.md, report.html and charts/*.png in `run_dir`; return the paths written.
+    Pass `analysis` if analysis.json is already read (a load run's is tens of MB)."""
     run_dir = Path(run_dir)
-    data = load_report_data(run_dir)
+    data = load_report_data(run_dir, analysis)
     chart_dir = run_dir / "charts"
     charts = make_charts(data, chart_dir)
     md = run_dir / "report.md"

@@ -246,10 +246,10 @@ def verify(analysis_doc: dict) -> list[str]:
     return problems
 
 
-def write_reports(run_dir: Path) -> list[Path]:
+def write_reports(run_dir: Path, analysis_doc: dict | None = None) -> list[Path]:
     from lab import report
 
-    return report.build_reports(run_dir)
+    return report.build_reports(run_dir, analysis_doc)
 
 
 def print_summary(analysis_doc: dict, console, timings: dict | None = None) -> None:

@@ -15,7 +15,7 @@ from lab.errors import UsageError
 def run(args) -> int:
     from rich.console import Console
 
-    from lab.report import build_reports
+    from lab.report import build_reports, read_analysis
     from lab.summary import print_summary
 
     run_dir = Path(args.run_dir)
@@ -24,9 +24,10 @@ def run(args) -> int:
     analysis_path = run_dir / "analysis.json"
     if not analysis_path.exists():
         _reanalyse(run_dir)
-    written = build_reports(run_dir)
+    analysis = read_analysis(run_dir)
+    written = build_reports(run_dir, analysis)
     console = Console()
-    print_summary(json.loads(analysis_path.read_text()), console)
+    print_summary(analysis, console)
     for path in written[:2]:
         console.print(f"wrote {path}")
     console.print(f"wrote {len(written) - 2} chart(s) in {run_dir / 'charts'}")

@@ -98,7 +98,7 @@ def run(args) -> int:
             status.update("writing the reports")
             t = time.monotonic()
             write_json_atomic(run_dir / "analysis.json", analysis)
-            results.write_reports(run_dir)
+            results.write_reports(run_dir, analysis)
             timings["reports"] = time.monotonic() - t
         results.print_summary(analysis, console, timings=_phase_totals(mode_runs, timings))
         failures = [m for m in mode_runs if m.client_exit != 0]
