@@ -29,8 +29,10 @@ def check_claims(analysis: dict) -> list[dict]:
     closing = [m for m in modes if not m.get("persistent")]
     keepalive = [m for m in modes if m.get("persistent")]
     out: list[dict] = []
-    for check in (_connections_claim, _handshake_claim, _teardown_claim):
-        out += [check(m, request_count(analysis, m)) for m in closing]
+    for m in closing:
+        n = request_count(analysis, m)
+        out.append(_connections_claim(m, n, "requests" if mode_repeat(analysis, m) > 1 else None))
+        out += [_handshake_claim(m, n), _teardown_claim(m, n)]
     for m in keepalive:
         out.append(_keepalive_claim(m, mode_parallel(analysis, m), request_count(analysis, m)))
     for m in modes:
@@ -42,14 +44,17 @@ def check_claims(analysis: dict) -> list[dict]:
 
 
 def request_count(analysis: Mapping[str, Any], mode: Mapping[str, Any] | None = None) -> int | None:
-    """How many requests (resources or messages) one page of the scenario (or mode) makes."""
+    """How many requests the mode sent: the resources or messages of one page of the scenario
+    (or of the mode's own workload) times the mode's `repeat`. Without a mode, one page."""
     sc = analysis.get("scenario") or {}
     own = scenario_mode(analysis, mode.get("name", "")).get("workload") if mode else None
+    repeat = mode_repeat(analysis, mode) if mode else 1
     for holder in (own or {}, sc, sc.get("workload") or {}):
         for key in ("resources", "messages", "sizes"):
             items = holder.get(key)
             if isinstance(items, list) and items:
-                return len(items)
+                return len(items) * repeat
+    # no workload in the analysis: the most requests a mode's client logged (already repeated)
     counts = [m.get("requests") for m in analysis.get("modes") or []]
     counts = [c if isinstance(c, int) else len(c) for c in counts if c]
     return max(counts) if counts else None
@@ -66,11 +71,20 @@ def scenario_mode(analysis: Mapping[str, Any], name: str) -> dict:
 
 def mode_parallel(analysis: Mapping[str, Any], mode: Mapping[str, Any]) -> int:
     """Parallel connections the client was told to open for this mode (default 1)."""
+    return _mode_int(analysis, mode, "parallel")
+
+
+def _mode_int(analysis: Mapping[str, Any], mode: Mapping[str, Any], key: str) -> int:
     for source in (mode, scenario_mode(analysis, mode.get("name", ""))):
-        value = source.get("parallel")
-        if isinstance(value, int) and value > 0:
+        value = source.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return 1
+
+
+def mode_repeat(analysis: Mapping[str, Any], mode: Mapping[str, Any]) -> int:
+    """How many times over the mode sent its workload (a scenario mode's `repeat`, default 1)."""
+    return _mode_int(analysis, mode, "repeat")
 
 
 def connections_of(mode: Mapping[str, Any]) -> list[dict]:
@@ -93,9 +107,11 @@ def _claim(cid: str, mode: Mapping, text: str, holds, observed, expected, why: s
     }
 
 
-def _connections_claim(mode: Mapping, n: int | None) -> dict:
+def _connections_claim(mode: Mapping, n: int | None, what: str | None = None) -> dict:
+    """`what`: "resources" (a page fetched once, the article's wording) or "requests"."""
     observed = mode.get("connections")
-    text = f"{n} resources need {n} connections" if n else "one connection per request"
+    what = what or "resources"
+    text = f"{n} {what} need {n} connections" if n else "one connection per request"
     if n is None or observed is None:
         return _claim("connections", mode, text, None, observed, n, "request count unknown")
     if observed == n:

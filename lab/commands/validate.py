@@ -10,9 +10,10 @@ from lab.scenario import format_bytes, load_scenario
 def run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)  # UsageError (exit 2) on any problem
     workload = scenario.workload
+    page = len(workload.byte_sizes())
     print(
         f"{args.scenario}: ok: {scenario.name} ({scenario.protocol}), "
-        f"{len(workload.byte_sizes())} requests, {format_bytes(sum(workload.byte_sizes()))}"
+        f"{_plural(page, 'request')}, {format_bytes(sum(workload.byte_sizes()))}"
     )
     for mode in scenario.modes:
         extra = []
@@ -20,8 +21,11 @@ def run(args: argparse.Namespace) -> int:
             extra.append("pipelined")
         if scenario.protocol == "echo":
             extra.append(f"framing {scenario.framing_of(mode)}")
-        if mode.workload is not None:
-            extra.append(f"{len(mode.workload.byte_sizes())} requests")
+        own = len(mode.workload.byte_sizes()) if mode.workload is not None else page
+        if mode.repeat > 1:  # the workload sent `repeat` times over
+            extra.append(f"{_plural(own * mode.repeat, 'request')} ({own} x {mode.repeat:,})")
+        elif mode.workload is not None:
+            extra.append(_plural(own, "request"))
         print(
             f"  mode {mode.name}: {mode.server_mode}, {mode.parallel} at a time"
             + "".join(f", {e}" for e in extra)
@@ -38,3 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if scenario.faults:
         print(f"  faults: {', '.join(f.action for f in scenario.faults)}")
     return 0
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
