@@ -6,6 +6,10 @@ is in it is recomputed), `manifest.json` for the run's facts, and each mode's `c
 what analysis.json does not hold: the packets of the ladder, the per-request timings of the
 waterfall and the sequence numbers of the slow-start graph. Rendering (`render_markdown`,
 `render_html`) is pure: a `ReportData` in, text out.
+
+A load run has 10,000 connections per mode, so the work is bounded: each pcap is read once,
+`Stream` objects are made only for the first WATERFALL_ROWS streams (the waterfall's rows) and
+the ladder's and Stevens graph's picks (chosen from analysis.json's `per_connection`).
 """
 
 from __future__ import annotations

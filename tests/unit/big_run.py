@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from lab import analysis as an
+from lab import claims
 from tests.unit.packets import Flow, conversation, pcap_bytes
 
 SERVER = ("10.0.0.3", 3000)
@@ -106,6 +107,7 @@ def make_big_run(
         },
         "modes": modes,
     }
+    analysis["claims"] = claims.check_claims(analysis)  # as lab.results.analyze_run stores them
     (run / "analysis.json").write_text(json.dumps(analysis))
     (run / "manifest.json").write_text(json.dumps({"run_id": run.name, "status": "complete"}))
     return run
