@@ -214,7 +214,19 @@ def test_capture_agrees_with_the_client(load_run, name):
     assert a["syn"] == connections + resent
     assert a["synack"] >= connections
     assert a["fin"] == 2 * connections
-    assert a["rst"] == 0
+    # No reset, but for one dance TCP itself does with reused ports: the server closes first,
+    # so it holds TIME_WAIT; a new SYN from a reused client port that the TIME_WAIT socket
+    # cannot accept is answered with an ACK of the old connection, the client resets that
+    # (killing the TIME_WAIT socket) and sends its SYN again a second later (seen once in CI
+    # among 2,000 connections at 200 at a time). Any other reset fails the test.
+    seen_ports: set[int] = set()
+    for c in sorted(a["per_connection"], key=lambda c: c["stream"]):
+        if c["rst"]:
+            assert not run["mode"].persistent, c
+            assert c["rst_by"] == "client", c
+            assert c["client_port"] in seen_ports, c
+            assert c["syn_retransmissions"] >= 1, c
+        seen_ports.add(c["client_port"])
     # who closed first: the server for HTTP/1.0, the client for keep-alive
     first = "server" if not run["mode"].persistent else "client"
     assert a["closed_first"] == {first: connections}
