@@ -33,7 +33,6 @@ import argparse
 import json
 import platform
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -42,38 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
-from lab import hosts
+from lab import docker_util, hosts
 from lab.analysis import percentile
 from lab.runner import wait_for_log
 
 PORT = 3000
-
-
-class Sampler:
-    """Peak memory usage and task count of one container while a step runs."""
-
-    def __init__(self, api, container_id: str, every: float = 0.3) -> None:
-        self.api, self.id, self.every = api, container_id, every
-        self.memory_peak = 0
-        self.pids_peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                s = self.api.stats(self.id, stream=False, one_shot=True)
-            except Exception:
-                return
-            self.memory_peak = max(self.memory_peak, (s.get("memory_stats") or {}).get("usage", 0))
-            self.pids_peak = max(self.pids_peak, (s.get("pids_stats") or {}).get("current", 0))
-            self._stop.wait(self.every)
-
-    def stop(self) -> dict[str, int]:
-        self._stop.set()
-        self._thread.join(10)
-        return {"memory_peak": self.memory_peak, "pids_peak": self.pids_peak}
 
 
 def json_lines(raw: bytes) -> list[dict]:
@@ -145,7 +117,6 @@ def verdict(rows: list[dict]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lab import docker_util
     from lab.images import ensure_images
 
     images = ensure_images()
@@ -174,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         wait_for_log(server, '"event": "listening"', 30, "the server")
         for n in args.steps:
             before = _server_counts(server)
-            sampler = Sampler(docker.api, server.id)
+            sampler = docker_util.StatsSampler(docker.api, server.id, every=0.3)
             client_argv = [
                 "--host", "server", "--port", str(PORT), "--protocol", "http",
                 "--mode", "persistent", f"--resources=load.bin:{args.size}",

@@ -19,7 +19,6 @@ connections one at a time and 2,000 with 200 at a time) on real containers, mode
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 import zlib
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import runner
+from lab import docker_util, runner
 from lab import scenario as sc
 from lab.results import analyze_mode_folder, plans, read_jsonl
 from wire import http
@@ -39,44 +38,16 @@ FULL = os.environ.get("TCPLAB_FULL_LOAD", "") == "1"
 SCENARIO = REPO / "scenarios" / ("load.yaml" if FULL else "load-ci.yaml")
 
 
-class StatsSampler:
-    """Peak memory and task (thread) count of one container, from the engine's stats."""
-
-    def __init__(self, api, container_id: str, every: float = 0.5) -> None:
-        self.api, self.id, self.every = api, container_id, every
-        self.memory_peak = 0
-        self.pids_peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                s = self.api.stats(self.id, stream=False, one_shot=True)
-            except Exception:  # the container is stopping: the last sample stands
-                return
-            mem = s.get("memory_stats") or {}
-            # cgroup v1 keeps the peak itself (max_usage); v2 has only the current usage
-            self.memory_peak = max(self.memory_peak, mem.get("max_usage", 0), mem.get("usage", 0))
-            self.pids_peak = max(self.pids_peak, (s.get("pids_stats") or {}).get("current", 0))
-            self._stop.wait(self.every)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
 class WatchedModeRunner(runner.ModeRunner):
     """Samples the server's stats while the mode runs; inspects it just before the teardown."""
 
     server_info: dict | None = None
-    sampler: StatsSampler | None = None
+    sampler: docker_util.StatsSampler | None = None
 
     def _start(self, spec: dict):
         container = super()._start(spec)
         if spec["labels"].get("tcplab.role") == "server":
-            self.sampler = StatsSampler(self.docker.api, container.id)
+            self.sampler = docker_util.StatsSampler(self.docker.api, container.id)
         return container
 
     def teardown(self) -> None:
