@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from client.log import Output, preview
+from client.log import Output
 from client.plan import Item, Protocol, ResponseDecoder, checksum, numbered, share
 from client.session import ClientError, Session
 from wire import http
 from wire.framing import FramingError
+from wire.payload import preview
 
 
 @dataclass

@@ -10,17 +10,6 @@ from typing import Any, TextIO
 LOG_FORMATS = ("human", "json")
 
 
-def preview(data: bytes | str, limit: int = 60) -> str:
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError:
-            return f"<{len(data)} bytes>"
-    if len(data) > limit or not data.isprintable():
-        return f"<{len(data)} bytes>"
-    return data
-
-
 class Output:
     def __init__(self, fmt: str = "human", stream: TextIO | None = None) -> None:
         self.fmt = fmt

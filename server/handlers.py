@@ -7,9 +7,9 @@ import threading
 from dataclasses import dataclass, field
 
 from server.connection import Connection, PeerError
-from server.log import preview
 from wire import framing, http
 from wire.framing import DEFAULT_MAX_MESSAGE
+from wire.payload import preview
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,6 @@ LOG_FORMATS = ("human", "json", "quiet")
 QUIET_EVENTS = frozenset({"listening", "refused", "error", "stopping", "stopped"})
 
 
-def preview(data: bytes, limit: int = 60) -> str:
-    """Short printable form of a payload: the text itself, or its size."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"<{len(data)} bytes>"
-    if len(text) > limit or not text.isprintable():
-        return f"<{len(data)} bytes>"
-    return text
-
-
 def _human(event: str, f: dict[str, Any]) -> str:
     sock = f.get("conn")
     peer = f"{f.get('peer')}:{f.get('peer_port')}"

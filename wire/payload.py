@@ -43,3 +43,15 @@ def pattern(name: str, size: int) -> bytes:
 def sized_messages(sizes: list[int]) -> list[tuple[str, bytes]]:
     """Echo messages for `--sizes`: (label, payload) with a distinct pattern per message."""
     return [(f"msg{i + 1}-{size}", pattern(f"msg{i + 1}", size)) for i, size in enumerate(sizes)]
+
+
+def preview(data: bytes | str, limit: int = 60) -> str:
+    """A payload as a log line shows it: the text itself when short and printable, else its size."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"<{len(data)} bytes>"
+    if len(data) > limit or not data.isprintable():
+        return f"<{len(data)} bytes>"
+    return data
