@@ -1,6 +1,6 @@
 """`python -m lab`: the command line. Argument parsing only; each command lives in its module.
 
-Exit codes (DESIGN.md): 0 success, 1 the experiment failed, 2 bad input. Errors are one line on
+Exit codes (docs/architecture.md): 0 success, 1 the experiment failed, 2 bad input. Errors are one line on
 stderr, never a traceback.
 """
 

@@ -8,16 +8,18 @@ Both are used by `lab run`; `lab report` re-reads a finished folder with `analyz
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 
-from lab import faults, hosts
-from lab.runner import ModePlan
+from lab import analysis, capture, claims, faults, hosts, model, report
+from lab.document import Manifest, ModeRecord, ModeResult, NetworkCheck, RttCheck, RunResult
+from lab.runner import ModePlan, ModeRun
+from lab.scenario import client_argv, load_scenario, server_argv
+from shaper.placement import sidecar_args
 
 
 def plans(scenario, modes, run_dir: Path) -> list[ModePlan]:
-    from lab import scenario as sc
-
     out = []
     for mode in modes:
         for repeat in range(1, scenario.repeats + 1):
@@ -31,8 +33,8 @@ def plans(scenario, modes, run_dir: Path) -> list[ModePlan]:
                     repeat=repeat,
                     repeats=scenario.repeats,
                     folder=folder,
-                    server_argv=sc.server_argv(scenario, mode),
-                    client_argv=sc.client_argv(scenario, mode, "server"),
+                    server_argv=server_argv(scenario, mode),
+                    client_argv=client_argv(scenario, mode, "server"),
                     shaper_argv=shaper_argv(scenario) if scenario.network.shaped else None,
                     limits=hosts.Limits(scenario.limits.memory, scenario.limits.pids),
                     snaplen=scenario.capture.snaplen or 262144,
@@ -48,8 +50,6 @@ def plans(scenario, modes, run_dir: Path) -> list[ModePlan]:
 
 def shaper_argv(scenario) -> dict[str, list[str]]:
     """The shaper sidecars' arguments, one per end (see shaper.placement for why half each)."""
-    from shaper.placement import sidecar_args
-
     net = scenario.network
     ports = [scenario.port_of(m) for m in scenario.modes]
     return sidecar_args(
@@ -59,6 +59,17 @@ def shaper_argv(scenario) -> dict[str, list[str]]:
         rate=f"{net.rate}bit" if net.rate else None,
         ports=f"{min(ports)}-{max(ports)}",
     )
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """A JSON file that is either whole or absent: written beside, then renamed."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def write_reports(run_dir: Path, result: RunResult) -> list[Path]:
+    return report.build_reports(run_dir, result.to_dict())
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -77,202 +88,184 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def analyze_mode_folder(folder: Path, server_ports: tuple[int, ...] = ()) -> dict:
+def analyze_mode_folder(folder: Path, server_ports: tuple[int, ...] = ()) -> ModeResult:
     """One mode's figures from what it left: its capture and its client log."""
-    from lab import analysis, capture
-
     pcap = folder / "capture.pcap"
     records = read_jsonl(folder / "client.jsonl")
     if not pcap.exists():
-        return {"missing": "capture.pcap", "requests": len(records)}
+        return ModeResult(missing="capture.pcap", requests=len(records))
     parsed = analysis.analyze(capture.read_capture(pcap), server_ports=server_ports)
-    summary = analysis.summarize_mode(parsed, records, server_ports=server_ports)
-    summary["client_ok"] = sum(1 for r in records if r.get("event") == "request" and r.get("ok"))
-    summary["client_failed"] = sum(
-        1 for r in records if r.get("event") == "request" and not r.get("ok")
-    )
-    return summary
+    row = ModeResult.from_dict(analysis.summarize_mode(parsed, records, server_ports=server_ports))
+    answered = [r for r in records if r.get("event") == "request"]
+    row.client_ok = sum(1 for r in answered if r.get("ok"))
+    row.client_failed = len(answered) - row.client_ok
+    return row
 
 
-def analyze_run(scenario, mode_runs, run_dir: Path) -> dict:
+def _mode_row(scenario, mode, m, run_dir: Path) -> ModeResult:
+    """One repeat of one mode: the capture's figures and what the runner knew."""
+    row = analyze_mode_folder(m.folder, (scenario.port_of(mode),))
+    row.name = mode.name
+    row.folder = str(m.folder.relative_to(run_dir))
+    row.client_exit = m.client_exit
+    row.error = m.client_error
+    row.shaping = m.shaping
+    row.capture_drops = m.capture_drops
+    _fault_account(row, m)
+    return row
+
+
+def analyze_run(scenario, mode_runs, run_dir: Path) -> RunResult:
     """analysis.json: per mode, the capture's figures next to the model's prediction.
 
     With repeats, a mode's row is the repeat with the median page time, and `repeats` lists
     every repeat's page time so the spread is visible.
     """
-    from lab import claims, model
-
     by_mode: dict[str, list] = {}
     for m in mode_runs:
         by_mode.setdefault(m.mode, []).append(m)
-    modes_out = []
-    base_rtts = []
+    modes_out: dict[str, ModeResult] = {}
     for name, runs in by_mode.items():
         mode = scenario.mode(name)
-        rows = []
-        for m in runs:
-            row = analyze_mode_folder(m.folder, (scenario.port_of(mode),))
-            row["folder"] = str(m.folder.relative_to(run_dir))
-            row["client_exit"] = m.client_exit
-            row["error"] = m.client_error
-            row["shaping"] = m.shaping
-            row["capture_drops"] = m.capture_drops
-            _fault_account(row, m)
-            rows.append(row)
-        timed = [r for r in rows if r.get("page_time_s") is not None]
-        chosen = (
-            sorted(timed, key=lambda r: r["page_time_s"])[(len(timed) - 1) // 2]
-            if timed
-            else rows[0]
-        )
-        chosen = {"name": name, **{k: v for k, v in chosen.items() if k != "name"}}
-        chosen["persistent"] = mode.persistent
-        chosen["parallel"] = mode.parallel
-        chosen["pipeline"] = mode.pipeline
+        rows = [_mode_row(scenario, mode, m, run_dir) for m in runs]
+        timed = sorted((r for r in rows if r.page_time_s is not None), key=_page_time)
+        chosen = timed[(len(timed) - 1) // 2] if timed else rows[0]
+        chosen.persistent = mode.persistent
+        chosen.parallel = mode.parallel
+        chosen.pipeline = mode.pipeline
         if len(rows) > 1:
-            chosen["repeats"] = [r.get("page_time_s") for r in rows]
-        if chosen.get("rtt_ms") is not None:
-            base_rtts.append(chosen["rtt_ms"])
-        modes_out.append(chosen)
+            chosen.repeats = [r.page_time_s for r in rows]
+        modes_out[name] = chosen
 
-    # The model's RTT is the configured delay plus the bridge's own round trip. Shaped runs probe
-    # the latter on an unshaped port (runner.probe_base_rtt); unshaped runs measure it directly.
-    configured = scenario.network.rtt or 0.0
-    probes = [(m.shaping or {}).get("base_rtt_ms") for m in mode_runs]
-    probes = [p for p in probes if p is not None]
-    if configured:
-        base_rtt_ms = statistics.median(probes) if probes else 0.0
-    else:
-        base_rtt_ms = statistics.median(base_rtts) if base_rtts else 0.0
+    base_rtt_ms = _base_rtt_ms(scenario, mode_runs, modes_out.values())
     predictions = model.predict_scenario(scenario, base_rtt_s=base_rtt_ms / 1000.0)
-    for row in modes_out:
-        prediction = predictions.get(row["name"])
+    for row in modes_out.values():
+        prediction = predictions.get(row.name)
         if prediction is not None:
-            row["predicted_page_time_s"] = prediction.total_s
-            row["prediction"] = prediction.as_dict()
-            if row.get("page_time_s"):
-                row["prediction_error_pct"] = model.error_percent(
-                    prediction.total_s, row["page_time_s"]
-                )
-    analysis_doc = {
-        "scenario": scenario.to_dict(),
-        "network": _network_check(scenario, modes_out, base_rtt_ms),
-        "modes": modes_out,
-    }
-    analysis_doc["claims"] = claims.check_claims(analysis_doc)
-    fired = [{"mode": m.mode, "repeat": m.repeat, **f} for m in mode_runs for f in m.faults]
-    if fired:
-        analysis_doc["faults"] = fired
-    analysis_doc["complete"] = not any(r.get("incomplete") for r in modes_out)
-    return analysis_doc
+            row.predicted_page_time_s = prediction.total_s
+            row.prediction = prediction.as_dict()
+            if row.page_time_s:
+                row.prediction_error_pct = model.error_percent(prediction.total_s, row.page_time_s)
+    result = RunResult(
+        scenario=scenario.to_dict(),
+        network=_network_check(scenario, list(modes_out.values()), base_rtt_ms),
+        modes=modes_out,
+        faults=[{"mode": m.mode, "repeat": m.repeat, **f} for m in mode_runs for f in m.faults],
+        complete=not any(r.incomplete for r in modes_out.values()),
+        run_dir=run_dir,
+    )
+    result.claims = claims.check_claims(result)
+    return result
 
 
-def _fault_account(row: dict, m) -> None:
+def _page_time(row: ModeResult) -> float:
+    return row.page_time_s or 0.0
+
+
+def _base_rtt_ms(scenario, mode_runs, rows) -> float:
+    """The model's RTT is the configured delay plus the bridge's own round trip. Shaped runs
+    probe the latter on an unshaped port (runner.probe_base_rtt); unshaped runs measure it."""
+    if scenario.network.rtt:
+        probes = [(m.shaping or {}).get("base_rtt_ms") for m in mode_runs]
+        probes = [p for p in probes if p is not None]
+        return statistics.median(probes) if probes else 0.0
+    rtts = [r.rtt_ms for r in rows if r.rtt_ms is not None]
+    return statistics.median(rtts) if rtts else 0.0
+
+
+def _fault_account(row: ModeResult, m) -> None:
     """A mode disturbed on purpose, or whose capture ended early, says so in its row."""
-    reasons = list(getattr(m, "incomplete", None) or [])
-    if row.get("truncated"):
+    reasons = list(m.incomplete or [])
+    if row.truncated:
         reasons.append("the capture file ends mid-record (tcpdump was killed while writing)")
-    if row.get("missing"):
-        reasons.append(f"no {row['missing']} was recorded")
-    if reasons:
-        row["incomplete"] = reasons
-    if getattr(m, "faults", None):
-        row["faults"] = m.faults
-        row["fault_account"] = faults.account(m.faults, read_jsonl(m.folder / "client.jsonl"), row)
-        row["fault_summary"] = faults.summary_line(m.mode, m.faults, row["fault_account"])
+    if row.missing:
+        reasons.append(f"no {row.missing} was recorded")
+    row.incomplete = reasons
+    if m.faults:
+        row.faults = m.faults
+        records = read_jsonl(m.folder / "client.jsonl")
+        row.fault_account = faults.account(m.faults, records, row.to_dict())
+        row.fault_summary = faults.summary_line(m.mode, m.faults, row.fault_account)
 
 
-def _network_check(scenario, modes_out: list[dict], base_rtt_ms: float) -> dict | None:
-    """Did the configured conditions take effect? The handshake RTT says (issue: 10% or 2 ms)."""
+def _network_check(
+    scenario, modes_out: list[ModeResult], base_rtt_ms: float
+) -> NetworkCheck | None:
+    """Did the configured conditions take effect? The handshake RTT says (10% or 2 ms)."""
     net = scenario.network
     if not net.shaped:
         return None
-    methods = sorted({(m.get("shaping") or {}).get("method", "unknown") for m in modes_out})
-    out = {
-        "rtt_ms": net.rtt,
-        "jitter_ms": net.jitter,
-        "loss_pct": net.loss,
-        "rate_bps": net.rate,
-        "method": ",".join(methods),
-        "base_rtt_ms": base_rtt_ms,
-    }
+    methods = sorted({(m.shaping or {}).get("method", "unknown") for m in modes_out})
+    out = NetworkCheck(
+        rtt_ms=net.rtt,
+        jitter_ms=net.jitter,
+        loss_pct=net.loss,
+        rate_bps=net.rate,
+        method=",".join(methods),
+        base_rtt_ms=base_rtt_ms,
+    )
     if net.rtt:
         # The verdict is on the median of every handshake of the run: a mode with one connection
         # has one handshake, and one late wake-up of the shaper must not decide the run.
         expected = net.rtt + base_rtt_ms
         tolerance = max(0.1 * expected, 2.0)
         rtts = [
-            c["handshake_rtt_ms"]
+            c.handshake_rtt_ms
             for m in modes_out
-            for c in m.get("per_connection", [])
-            if c.get("handshake_rtt_ms") is not None
+            for c in m.per_connection
+            if c.handshake_rtt_ms is not None
         ]
         measured = statistics.median(rtts) if rtts else None
-        verdicts = [{"mode": m["name"], "measured_ms": m.get("rtt_ms")} for m in modes_out]
-        for v in verdicts:
-            v["ok"] = v["measured_ms"] is not None and abs(v["measured_ms"] - expected) <= tolerance
-        out["rtt_check"] = {
-            "expected_ms": expected,
-            "tolerance_ms": tolerance,
-            "measured_ms": measured,
-            "handshakes": len(rtts),
-            "modes": verdicts,
-            "ok": measured is not None and abs(measured - expected) <= tolerance,
-        }
+
+        def ok(ms: float | None) -> bool:
+            return ms is not None and abs(ms - expected) <= tolerance
+
+        out.rtt_check = RttCheck(
+            expected_ms=expected,
+            tolerance_ms=tolerance,
+            measured_ms=measured,
+            handshakes=len(rtts),
+            modes=[
+                {"mode": m.name, "measured_ms": m.rtt_ms, "ok": ok(m.rtt_ms)} for m in modes_out
+            ],
+            ok=ok(measured),
+        )
     return out
 
 
-def verify(analysis_doc: dict) -> list[str]:
+def verify(result: RunResult) -> list[str]:
     """Reasons the run must fail although every client succeeded (empty when all is well)."""
     problems = []
-    check = (analysis_doc.get("network") or {}).get("rtt_check")
-    if check and not check["ok"]:
-        measured = "nothing" if check["measured_ms"] is None else f"{check['measured_ms']:.1f} ms"
+    check = result.network.rtt_check if result.network else None
+    if check and not check.ok:
+        measured = "nothing" if check.measured_ms is None else f"{check.measured_ms:.1f} ms"
         problems.append(
             f"the network condition did not take effect: median handshake RTT {measured} over "
-            f"{check['handshakes']} handshakes, expected {check['expected_ms']:.1f} ± "
-            f"{check['tolerance_ms']:.1f} ms"
+            f"{check.handshakes} handshakes, expected {check.expected_ms:.1f} ± "
+            f"{check.tolerance_ms:.1f} ms"
         )
-    for m in analysis_doc.get("modes", []):
-        if m.get("capture_drops"):
+    for m in result.modes.values():
+        if m.capture_drops:
             problems.append(
-                f"{m['name']}: tcpdump lost {m['capture_drops']} packets (dropped by the kernel): "
+                f"{m.name}: tcpdump lost {m.capture_drops} packets (dropped by the kernel): "
                 "the counts from this capture are incomplete; run again on a quieter machine"
             )
-        if m.get("missing"):
-            problems.append(f"{m['name']}: no {m['missing']} was recorded")
-        if any(f.get("fired") for f in m.get("faults", [])):
-            problems.append(m["fault_summary"])  # a disturbed run is never a clean measurement
+        if m.missing:
+            problems.append(f"{m.name}: no {m.missing} was recorded")
+        if any(f.get("fired") for f in m.faults) and m.fault_summary:
+            problems.append(m.fault_summary)  # a disturbed run is never a clean measurement
     return problems
 
 
-def write_reports(run_dir: Path, analysis_doc: dict | None = None) -> list[Path]:
-    from lab import report
-
-    return report.build_reports(run_dir, analysis_doc)
-
-
-def print_summary(analysis_doc: dict, console, timings: dict | None = None) -> None:
-    from lab import summary
-
-    summary.print_summary(analysis_doc, console, timings=timings)
-
-
-def analyze_folder(run_dir: Path) -> dict:
+def analyze_folder(run_dir: Path) -> RunResult:
     """analysis.json for a run folder from its saved artifacts (a run cut short, or re-analysis).
 
     What the runner knew and the folder does not keep (exit codes, shaping, tcpdump's drop
     count) comes from manifest.json when it exists; a mode never run is left out.
     """
-    from lab import scenario as sc
-    from lab.runner import ModeRun
-
-    scenario = sc.load_scenario(run_dir / "scenario.yaml")
+    scenario = load_scenario(run_dir / "scenario.yaml")
     manifest_path = run_dir / "manifest.json"
-    recorded = {}
-    if manifest_path.exists():
-        for m in json.loads(manifest_path.read_text()).get("modes", []):
-            recorded[(m.get("mode"), m.get("repeat"))] = m
+    manifest = Manifest.read(manifest_path) if manifest_path.exists() else None
     mode_runs = []
     for mode in scenario.modes:
         for repeat in range(1, scenario.repeats + 1):
@@ -281,18 +274,20 @@ def analyze_folder(run_dir: Path) -> dict:
                 folder = folder / f"repeat-{repeat}"
             if not (folder / "capture.pcap").exists():
                 continue
-            known = recorded.get((mode.name, repeat), {})
+            known = (manifest.mode_record(mode.name, repeat) if manifest else None) or ModeRecord()
             mode_runs.append(
                 ModeRun(
                     mode=mode.name,
                     repeat=repeat,
                     folder=folder,
-                    client_exit=known.get("client_exit"),
-                    client_error=known.get("error"),
-                    shaping=known.get("shaping"),
-                    capture_drops=known.get("capture_drops"),
-                    faults=known.get("faults") or [],
-                    incomplete=known.get("incomplete") or [],
+                    client_exit=known.client_exit,
+                    client_error=known.error,
+                    shaping=known.shaping,
+                    capture_drops=known.capture_drops,
+                    faults=known.faults,
+                    incomplete=known.incomplete,
                 )
             )
-    return analyze_run(scenario, mode_runs, run_dir)
+    result = analyze_run(scenario, mode_runs, run_dir)
+    result.manifest = manifest
+    return result

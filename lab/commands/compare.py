@@ -3,33 +3,26 @@ changed (for example page10 against page10-wan, or a run before and after a kern
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from rich.console import Console
+
+from lab.document import RunResult, read_json
 from lab.errors import UsageError
+from lab.summary import print_comparison
 
 
-def load_analysis(arg: str) -> tuple[str, dict]:
-    """A run folder or an analysis.json path -> (short name, analysis dict)."""
+def load_analysis(arg: str) -> tuple[str, RunResult]:
+    """A run folder or an analysis.json path -> (short name, the run's document)."""
     path = Path(arg)
     if path.is_dir():
         path = path / "analysis.json"
     if not path.exists():
         raise UsageError(f"{arg}: no analysis.json there (give a run folder or its analysis.json)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: line {exc.lineno}: not valid JSON") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("modes"), list):
-        raise UsageError(f'{path}: not a lab analysis (no "modes" list)')
-    return path.parent.name, data
+    return path.parent.name, RunResult.from_dict(read_json(path), str(path))
 
 
 def run(args) -> int:
-    from rich.console import Console
-
-    from lab.summary import print_comparison
-
     name_a, a = load_analysis(args.run_a)
     name_b, b = load_analysis(args.run_b)
     if name_a == name_b:

@@ -1,20 +1,32 @@
-"""The article's claims checked against hand-made analysis dicts."""
+"""The article's claims checked against hand-made analysis documents (as analysis.json holds them)."""
 
 from __future__ import annotations
 
 import pytest
 
-from lab.claims import check_claims, request_count
+from lab import claims as claims_mod
+from lab.document import RunResult
 
 
-def conn(stream, teardown=3, handshake=3, requests=("r",), flights=None, rst=False):
+def check_claims(doc: dict) -> list[dict]:
+    """The claims of a document given as analysis.json's dict, as the dicts it would store."""
+    return [c.to_dict() for c in claims_mod.check_claims(RunResult.from_dict(doc))]
+
+
+def request_count(doc: dict) -> int | None:
+    return claims_mod.request_count(RunResult.from_dict(doc))
+
+
+def conn(stream, teardown=3, handshake=3, requests=("r",), flights=None, rst=0, restarts=0):
     return {
         "stream": stream,
         "handshake_packets": handshake,
         "teardown_packets": teardown,
-        "requests": list(requests),
+        "teardown": "reset" if rst else f"{teardown}-packet",
+        "requests": [{"request": r} for r in requests],
         "flights": flights or [],
         "rst": rst,
+        "slow_start_restarts": restarts,
     }
 
 
@@ -26,7 +38,7 @@ def closing_mode(n=10, teardown=3, **over):
         "syn": n,
         "handshake_packets": 3 * n,
         "teardown_packets": teardown * n,
-        "connections_detail": [conn(i, teardown=teardown, requests=[f"r{i}"]) for i in range(n)],
+        "per_connection": [conn(i, teardown=teardown, requests=[f"r{i}"]) for i in range(n)],
     }
     mode.update(over)
     return mode
@@ -41,7 +53,7 @@ def keepalive_mode(name="keep-alive", conns=1, n=10, flights=None):
         "syn": conns,
         "handshake_packets": 3 * conns,
         "teardown_packets": 3 * conns,
-        "connections_detail": [
+        "per_connection": [
             conn(i, requests=[f"r{j}" for j in range(per)], flights=flights) for i in range(conns)
         ],
     }
@@ -50,7 +62,10 @@ def keepalive_mode(name="keep-alive", conns=1, n=10, flights=None):
 def analysis(*modes, n=10, parallel=None):
     sc_modes = [{"name": m["name"], "parallel": (parallel or {}).get(m["name"], 1)} for m in modes]
     return {
-        "scenario": {"resources": [{"name": f"r{i}"} for i in range(n)], "modes": sc_modes},
+        "scenario": {
+            "workload": {"resources": [{"name": f"r{i}"} for i in range(n)]},
+            "modes": sc_modes,
+        },
         "modes": list(modes),
     }
 
@@ -110,7 +125,7 @@ def test_connection_count_differs_with_a_reason(mode, needle):
 
 def test_retransmitted_syn_explains_the_handshake_count():
     mode = closing_mode(handshake_packets=31)
-    mode["connections_detail"][0]["handshake_packets"] = 4
+    mode["per_connection"][0]["handshake_packets"] = 4
     claim = by_id(check_claims(analysis(mode)), "handshakes")
     assert claim["holds"] is False
     assert "1 handshake(s) took 4 packets" in claim["why"]
@@ -118,7 +133,7 @@ def test_retransmitted_syn_explains_the_handshake_count():
 
 def test_rst_teardowns_are_named():
     mode = closing_mode(teardown_packets=27)
-    mode["connections_detail"][0].update(teardown_packets=0, rst=True)
+    mode["per_connection"][0].update(teardown_packets=0, rst=1, teardown="reset")
     claim = by_id(check_claims(analysis(mode)), "teardowns")
     assert "1 ended with a RST" in claim["why"]
     assert "in 9 of 10 connections" in claim["why"]
@@ -139,12 +154,19 @@ def test_keepalive_that_reconnects_differs():
     assert "not kept" in claim["why"]
 
 
+def analysis_flights(*bursts):
+    """Flights as lab.analysis writes them: one dict per round, tagged with its burst."""
+    return [
+        {"burst": b, "round": r, "segments": seg, "cwnd_segments": seg}
+        for b, rounds in enumerate(bursts)
+        for r, seg in enumerate(rounds)
+    ]
+
+
 def response_flights(*first_segments, total=40):
-    """Flights grouped per response: each response starts with `first` segments."""
-    out = []
-    for first in first_segments:
-        out.append([{"segments": first}, {"segments": total - first}])
-    return out
+    """Flights as lab.analysis writes them: each response (burst) starts with `first` segments
+    in its first round and sends the rest in a second."""
+    return analysis_flights(*([first, total - first] for first in first_segments))
 
 
 @pytest.mark.parametrize(
@@ -152,11 +174,12 @@ def response_flights(*first_segments, total=40):
     [
         pytest.param(response_flights(10, 40, 40), True, 0, id="window-kept"),
         pytest.param(response_flights(10, 10, 40), False, 1, id="restarted-after-idle"),
-        pytest.param([[{"segments": 10}], [{"segments": 3}]], None, 0, id="fits-initial-window"),
+        pytest.param(analysis_flights([10], [3]), None, 0, id="fits-initial-window"),
     ],
 )
 def test_slow_start_once_per_keepalive_connection(flights, holds, restarts):
     mode = keepalive_mode(flights=flights)
+    mode["per_connection"][0]["slow_start_restarts"] = restarts  # lab.analysis counts them
     claim = by_id(check_claims(analysis(mode)), "slow_start", "keep-alive")
     assert claim["holds"] is holds
     assert claim["observed"] == 1 + restarts  # slow starts: one per connection plus restarts
@@ -169,23 +192,15 @@ def test_slow_start_without_flights_cannot_tell():
 
 
 def test_request_count_from_messages_and_missing_scenario():
-    assert request_count({"scenario": {"workload": {"messages": ["a", "b", "c"]}}}) == 3
+    assert (
+        request_count({"scenario": {"workload": {"messages": ["a", "b", "c"]}}, "modes": []}) == 3
+    )
     claims = check_claims({"modes": [closing_mode()]})
     assert by_id(claims, "connections")["holds"] is None
 
 
-def analysis_flights(*bursts):
-    """Flights as lab.analysis writes them: one dict per round, tagged with its burst."""
-    return [
-        {"burst": b, "round": r, "segments": seg, "cwnd_segments": seg}
-        for b, rounds in enumerate(bursts)
-        for r, seg in enumerate(rounds)
-    ]
-
-
 def test_slow_start_from_lab_analysis_flights_and_its_restart_count():
     mode = keepalive_mode(flights=analysis_flights([10, 20], [40, 10]))
-    mode["per_connection"] = mode.pop("connections_detail")
     claim = by_id(check_claims(analysis(mode)), "slow_start")
     assert claim["holds"] is True and claim["observed"] == 1
     mode["per_connection"][0]["slow_start_restarts"] = 1
@@ -195,7 +210,7 @@ def test_slow_start_from_lab_analysis_flights_and_its_restart_count():
 
 def test_slow_start_on_a_lan_cannot_be_seen():
     mode = closing_mode(rtt_ms=0.08)
-    for c in mode["connections_detail"]:
+    for c in mode["per_connection"]:
         c["flights"] = analysis_flights([10, 20])
     claim = by_id(check_claims(analysis(mode)), "slow_start")
     assert claim["holds"] is None and "0.08 ms RTT" in claim["why"]
@@ -206,7 +221,7 @@ def test_slow_start_on_a_lan_cannot_be_seen():
 
 def test_fresh_connection_above_the_initial_window_differs():
     mode = closing_mode(n=2, rtt_ms=40.0)
-    for c in mode["connections_detail"]:
+    for c in mode["per_connection"]:
         c["flights"] = analysis_flights([30])
     claim = by_id(check_claims(analysis(mode, n=2)), "slow_start")
     assert claim["holds"] is False and "more than 10 segments" in claim["why"]

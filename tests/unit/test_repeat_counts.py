@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lab import cli
-from lab.claims import check_claims, request_count
+from lab import claims as claims_mod
+from lab.document import RunResult
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,6 +53,15 @@ def load_analysis(keepalive_conns: int = 200) -> dict:
     }
 
 
+def check_claims(doc: dict) -> list[dict]:
+    return [c.to_dict() for c in claims_mod.check_claims(RunResult.from_dict(doc))]
+
+
+def request_count(doc: dict, mode_name: str) -> int | None:
+    run = RunResult.from_dict(doc)
+    return claims_mod.request_count(run, run.modes[mode_name])
+
+
 def claim(claims: list[dict], cid: str, mode: str) -> dict:
     (found,) = [c for c in claims if c["id"] == cid and c["mode"] == mode]
     return found
@@ -67,14 +77,14 @@ def claim(claims: list[dict], cid: str, mode: str) -> dict:
 )
 def test_request_count_multiplies_by_repeat(mode, expected):
     a = load_analysis()
-    assert request_count(a, next(m for m in a["modes"] if m["name"] == mode)) == expected
+    assert request_count(a, mode) == expected
 
 
 def test_repeat_in_the_analysis_mode_row_counts_too():
     a = load_analysis()
     a["scenario"]["modes"][1].pop("repeat")
     a["modes"][1]["repeat"] = 2000
-    assert request_count(a, a["modes"][1]) == 2000
+    assert request_count(a, "sequential-2000") == 2000
 
 
 def test_closing_mode_claims_count_every_repeated_request():

@@ -1,0 +1,230 @@
+"""The lab as a Python library: `lab.run`, `lab.load_run`, `lab.analyze_pcap`.
+
+    import lab
+    result = lab.run("scenarios/page10.yaml")          # RunResult
+    result.modes["keepalive"].connections               # 1
+    lab.load_run(result.run_dir) == result              # True: the run folder says it all
+    lab.analyze_pcap("capture.pcap").connections        # what `lab analyze --json` prints
+
+Errors are exceptions, never exits: `lab.ScenarioError` for bad input (nothing was started, no
+folder was made), `lab.RunError` for an experiment that failed (its `result` is the run's
+RunResult when the run folder was written, else None). The command line (`python -m lab run`)
+is a thin shell over `run()`: it shows `status` messages in a spinner, prints `say` lines and
+maps the exceptions to exit codes 2 and 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lab import __version__
+from lab.analysis import Analysis as CaptureAnalysis
+from lab.analysis import analyze
+from lab.capture import read_capture
+from lab.document import Manifest, ModeRecord, RunResult
+from lab.errors import LabError, RunError
+from lab.scenario import Scenario, dump_yaml, load_scenario, resolve_out_dir, select_modes
+
+Say = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
+    """A finished (or cut short) run folder's analysis.json and manifest.json, typed."""
+    return RunResult.read(Path(run_dir))
+
+
+def analyze_pcap(path: str | os.PathLike[str]) -> CaptureAnalysis:
+    """Any TCP capture (pcap or pcapng), read the way Wireshark numbers its streams."""
+    return analyze(read_capture(path))
+
+
+def run(
+    scenario: str | os.PathLike[str] | Scenario,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    modes: Iterable[str] | None = None,
+    status: Say = _quiet,
+    say: Say = _quiet,
+) -> RunResult:
+    """Run every mode (or those named) of a scenario on fresh containers, analyse, report.
+
+    `scenario` is a path to a YAML file or a loaded `lab.scenario.Scenario`; `out` the parent
+    of the run folder (default `runs`). Returns the run as `lab.load_run` reads it back.
+    Raises ScenarioError before anything starts, RunError when the experiment failed, and
+    KeyboardInterrupt (after removing every container) when interrupted.
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    chosen = select_modes(scenario, list(modes or ()))
+    out_parent = resolve_out_dir(str(out) if out is not None else "runs")
+    return _Run(scenario, chosen, out_parent, status, say).execute()
+
+
+class _Run:
+    """One `lab run`: the phases in order, the manifest always written last."""
+
+    def __init__(self, scenario: Scenario, modes, out_parent: Path, status: Say, say: Say):
+        from lab import docker_util
+
+        self.scenario, self.modes, self.status, self.say = scenario, modes, status, say
+        self.docker = docker_util.client()
+        started = datetime.now(UTC)
+        self.run_id = f"{started:%Y%m%dT%H%M%SZ}-{scenario.name}"
+        self.run_dir = out_parent / self.run_id
+        self.manifest = Manifest(
+            lab_version=__version__,
+            run_id=self.run_id,
+            command=" ".join([Path(sys.executable).name, "-m", "lab", *sys.argv[1:]]),
+            scenario=scenario.name,
+            started=started.isoformat(),
+            host={"kernel": platform.release(), "machine": platform.machine()},
+        )
+        self.timings: dict[str, float] = {}
+        self.mode_runs: list = []
+
+    def execute(self) -> RunResult:
+        # matplotlib takes a second or two to import; the run spends its time waiting on the
+        # Docker API, so import the charts beside it (the import lock makes the report wait).
+        threading.Thread(target=importlib.import_module, args=("lab.charts",), daemon=True).start()
+        self.run_dir.mkdir(parents=True, exist_ok=False)
+        (self.run_dir / "scenario.yaml").write_text(dump_yaml(self.scenario))
+        with _sigterm_as_interrupt():
+            try:
+                result = self._phases()
+            except KeyboardInterrupt as exc:
+                self.manifest.reason = "interrupted (Ctrl-C or SIGTERM)"
+                exc.add_note(f"partial results in {self.run_dir}")
+                raise
+            except LabError as exc:
+                self.manifest.reason = str(exc)
+                raise RunError(f"{exc} (partial results in {self.run_dir})") from exc
+            finally:
+                self._finish()
+        loaded = load_run(self.run_dir)
+        if self.manifest.failures:
+            error = RunError("; ".join(self.manifest.failures))
+            error.result = loaded
+            raise error
+        return loaded
+
+    def _phases(self) -> RunResult:
+        from lab import images, results, runner
+
+        self.status("building images")
+        t = time.monotonic()
+        refs = images.ensure_images(progress=lambda msg, detail=False: self.status(msg))
+        self.timings["images"] = time.monotonic() - t
+        self.manifest.images = {
+            role: {"ref": ref, "id": self.docker.images.get(ref).id} for role, ref in refs.items()
+        }
+        engine = self.docker.version()
+        self.manifest.docker = {
+            "engine": engine.get("Version"),
+            "api": engine.get("ApiVersion"),
+            "kernel": engine.get("KernelVersion"),
+        }
+        for plan in results.plans(self.scenario, self.modes, self.run_dir):
+            mode_runner = runner.ModeRunner(self.docker, refs, self.run_id, progress=self.status)
+            mode_run = mode_runner.run(plan)
+            self.mode_runs.append(mode_run)
+            label = plan.mode + (f" (repeat {plan.repeat})" if plan.repeats > 1 else "")
+            outcome = "ok" if mode_run.client_exit == 0 else f"FAILED: {mode_run.client_error}"
+            self.say(f"  {label}: {mode_run.timings['total']:.1f} s, {outcome}")
+        self.status("analysing the captures")
+        t = time.monotonic()
+        result = results.analyze_run(self.scenario, self.mode_runs, self.run_dir)
+        self.timings["analysis"] = time.monotonic() - t
+        self.status("writing the reports")
+        t = time.monotonic()
+        results.write_json_atomic(self.run_dir / "analysis.json", result.to_dict())
+        results.write_reports(self.run_dir, result)
+        self.timings["reports"] = time.monotonic() - t
+        failed = [m for m in self.mode_runs if m.client_exit != 0]
+        self.manifest.failures = [f"{m.mode}: {m.client_error}" for m in failed]
+        self.manifest.failures += results.verify(result)
+        self.manifest.status = "complete"
+        return result
+
+    def _finish(self) -> None:
+        """Remove every container, then write the manifest; a second Ctrl-C cannot stop it."""
+        from lab import results, runner
+
+        with _signals_ignored():
+            try:
+                runner.remove_leftovers(self.docker, self.run_id)
+            finally:
+                m = self.manifest
+                m.ended = datetime.now(UTC).isoformat()
+                m.timings_s = phase_totals(self.mode_runs, self.timings)
+                m.modes = [
+                    ModeRecord(
+                        mode=r.mode, repeat=r.repeat, client_exit=r.client_exit,
+                        error=r.client_error, shaping=r.shaping, capture_drops=r.capture_drops,
+                        timings_s=r.timings, faults=r.faults, incomplete=r.incomplete,
+                    )
+                    for r in self.mode_runs
+                ]  # fmt: skip
+                m.faults = [
+                    {"mode": r.mode, "repeat": r.repeat, **f}
+                    for r in self.mode_runs
+                    for f in r.faults
+                ]
+                results.write_json_atomic(self.run_dir / "manifest.json", m.to_dict())
+
+
+def phase_totals(mode_runs, timings: dict[str, float]) -> dict[str, float]:
+    """Seconds per phase over the whole run: the controller's own and every mode's summed."""
+    totals = dict(timings)
+    for m in mode_runs:
+        for phase in ("containers", "traffic", "drain", "teardown"):
+            totals[phase] = totals.get(phase, 0.0) + m.timings.get(phase, 0.0)
+    return {k: round(v, 3) for k, v in totals.items()}
+
+
+class _sigterm_as_interrupt:
+    """SIGTERM gets the same orderly teardown as Ctrl-C (only the main thread has signals)."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+class _signals_ignored:
+    """SIGINT and SIGTERM ignored for the teardown (it takes a second or two)."""
+
+    def __enter__(self):
+        self.saved = None
+        if threading.current_thread() is threading.main_thread():
+            self.saved = (
+                signal.signal(signal.SIGINT, signal.SIG_IGN),
+                signal.signal(signal.SIGTERM, signal.SIG_IGN),
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.saved is not None:
+            signal.signal(signal.SIGINT, self.saved[0])
+            signal.signal(signal.SIGTERM, self.saved[1])
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
