@@ -103,7 +103,7 @@ class _Run:
         (self.run_dir / "scenario.yaml").write_text(dump_yaml(self.scenario))
         with _sigterm_as_interrupt():
             try:
-                result = self._phases()
+                self._phases()
             except KeyboardInterrupt as exc:
                 self.manifest.reason = "interrupted (Ctrl-C or SIGTERM)"
                 exc.add_note(f"partial results in {self.run_dir}")
@@ -120,7 +120,7 @@ class _Run:
             raise error
         return loaded
 
-    def _phases(self) -> RunResult:
+    def _phases(self) -> None:
         from lab import images, results, runner
 
         self.status("building images")
@@ -156,7 +156,6 @@ class _Run:
         self.manifest.failures = [f"{m.mode}: {m.client_error}" for m in failed]
         self.manifest.failures += results.verify(result)
         self.manifest.status = "complete"
-        return result
 
     def _finish(self) -> None:
         """Remove every container, then write the manifest; a second Ctrl-C cannot stop it."""
