@@ -16,7 +16,7 @@ from lab.runner import ModePlan
 
 
 def plans(scenario, modes, run_dir: Path) -> list[ModePlan]:
-    from lab import scenario as sc
+    from lab import argv as sc  # the command-line builders moved from lab.scenario
 
     out = []
     for mode in modes:

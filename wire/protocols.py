@@ -8,7 +8,7 @@ the containers.
 
 To add a protocol (say `h2`), touch one module per layer, plus its tests:
 
-1. here: a `Protocol(...)` entry in `_ALL` (name, scenario text, framings, workloads, head
+1. here: a `Protocol(...)` entry in `PROTOCOLS` (name, scenario text, framings, workloads, head
    bytes, handshake round trips); the wire format itself in its own `wire/<name>.py`;
 2. `server/handlers.py`: a `serve_<name>(conn, opts)` function in `HANDLERS`;
 3. `client/plan.py`: a `<Name>Plan` class (items, request bytes, decoder, check) in `PLANS`;
@@ -77,8 +77,7 @@ HTTP = Protocol(
     head_bytes=110,  # about what the server's response head adds to each body
 )
 
-_ALL = (ECHO, HTTP)
-PROTOCOLS = {p.name: p for p in _ALL}
+PROTOCOLS = {p.name: p for p in (ECHO, HTTP)}  # the registry: everything else reads this
 DEFAULT = ECHO.name  # of `python -m server` and `python -m client`
 
 
@@ -97,10 +96,10 @@ def get(name: str) -> Protocol:
 
 def with_framing(framing_name: str) -> tuple[str, ...]:
     """The protocols that take `framing_name`, e.g. ("echo",) for raw."""
-    return tuple(p.name for p in _ALL if framing_name in p.framings)
+    return tuple(p.name for p in PROTOCOLS.values() if framing_name in p.framings)
 
 
 def describe() -> str:
     """All protocols as the scenario schema says them: "echo (the article's programs) or http"."""
-    docs = [p.doc for p in _ALL]
+    docs = [p.doc for p in PROTOCOLS.values()]
     return docs[0] if len(docs) == 1 else ", ".join(docs[:-1]) + " or " + docs[-1]
