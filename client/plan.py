@@ -197,7 +197,7 @@ class HttpPlan(Plan):
         return f"{response.status} ({len(response.body)} bytes body)"
 
 
-PLANS: dict[str, type[Plan]] = {"echo": EchoPlan, "http": HttpPlan}
+PLANS: dict[str, type[Plan]] = {protocols.ECHO.name: EchoPlan, protocols.HTTP.name: HttpPlan}
 
 
 def plan_class(protocol: str) -> type[Plan]:

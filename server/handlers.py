@@ -116,7 +116,7 @@ def _refuse(conn: Connection, exc: http.HTTPError, version: str) -> str:
 
 
 Handler = Callable[[Connection, ProtocolOptions], "str | None"]
-HANDLERS: dict[str, Handler] = {"echo": serve_echo, "http": serve_http}
+HANDLERS: dict[str, Handler] = {protocols.ECHO.name: serve_echo, protocols.HTTP.name: serve_http}
 
 
 def handler(protocol: str) -> Handler:
