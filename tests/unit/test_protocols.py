@@ -28,7 +28,7 @@ CLIENT = [sys.executable, "-m", "client", "--host", "x", "--port", "1"]
 
 
 def test_every_protocol_has_a_server_handler_and_a_client_plan() -> None:
-    assert protocols.names() == ("echo", "http")
+    assert {"echo", "http"} <= set(protocols.names())
     assert set(handlers.HANDLERS) == set(protocols.names())
     assert set(plan.PLANS) == set(protocols.names())
     assert protocols.DEFAULT in protocols.names()
@@ -48,7 +48,8 @@ def test_each_protocols_server_and_client_agree(name: str, mode: str) -> None:
 def test_an_unknown_protocol_is_one_clear_line() -> None:
     with pytest.raises(protocols.UnknownProtocol) as err:
         protocols.get("h3")
-    assert str(err.value) == "unknown protocol 'h3' (choose from echo, http)"
+    assert str(err.value) == f"unknown protocol 'h3' (choose from {', '.join(protocols.names())})"
+    assert "\n" not in str(err.value)
     with pytest.raises(protocols.UnknownProtocol):
         plan.plan_for("h3", "length", True, "host:1")
     with pytest.raises(protocols.UnknownProtocol):
@@ -82,7 +83,7 @@ def test_raw_framing_is_refused_where_the_registry_says() -> None:
     assert proc.returncode == 2
     assert "--framing raw applies to the echo protocol only" in proc.stderr
     assert protocols.with_framing("raw") == ("echo",)
-    assert protocols.with_framing("length") == ("echo", "http")
+    assert {"echo", "http"} <= set(protocols.with_framing("length"))
 
 
 # A protocol the lab has never seen: the scenario rules, the model and the schema text follow it.
@@ -114,7 +115,8 @@ def test_the_scenario_rules_come_from_the_registry(with_blob: protocols.Protocol
         _scenario("blob", Workload(messages=("Luffy",)))
     with pytest.raises(Invalid, match="framing applies to protocol echo only"):
         _scenario("blob", Workload(sizes=(1,)), framing="raw")
-    assert protocols.describe() == "echo (the article's programs), http or blob (a test)"
+    assert protocols.describe().startswith("echo (the article's programs), http")
+    assert protocols.describe().endswith(" or blob (a test)")
 
 
 def test_the_model_charges_what_the_registry_says(with_blob: protocols.Protocol) -> None:
