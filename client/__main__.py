@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from client import plan
 from client.core import ClientConfig, run
 from client.log import LOG_FORMATS, Output
-from wire import framing
+from wire import framing, protocols
 from wire.args import positive
 
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--protocol", choices=("echo", "http"), default="echo")
+    p.add_argument("--protocol", choices=protocols.names(), default=protocols.DEFAULT)
     p.add_argument("--framing", choices=framing.FRAMINGS, default="length", help="echo framing")
     p.add_argument("--mode", choices=("non-persistent", "persistent"), default="non-persistent")
     what = p.add_mutually_exclusive_group(required=True)
@@ -82,8 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             items = plan.items_from_resources(args.resources, args.protocol)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.protocol == "http" and args.framing == "raw":
-        parser.error("--framing raw applies to the echo protocol only")
+    if args.framing not in protocols.get(args.protocol).framings:
+        users = " and ".join(protocols.with_framing(args.framing))
+        parser.error(f"--framing {args.framing} applies to the {users} protocol only")
     config = ClientConfig(
         host=args.host,
         port=args.port,

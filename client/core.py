@@ -10,10 +10,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from client.log import Output
-from client.plan import Item, Protocol, ResponseDecoder, checksum, numbered, share
+from client.plan import Item, ResponseDecoder, checksum, numbered, plan_for, share
 from client.session import ClientError, Session
-from wire import http
-from wire.framing import FramingError
+from wire import protocols
 from wire.payload import preview
 
 
@@ -22,7 +21,7 @@ class ClientConfig:
     host: str
     port: int
     items: list[Item]
-    protocol: str = "echo"
+    protocol: str = protocols.DEFAULT
     framing: str = "length"
     mode: str = "non-persistent"
     parallel: int = 1
@@ -75,10 +74,10 @@ class Client:
         self.cfg = config
         self.out = out
         self.persistent = config.mode == "persistent"
-        self.raw = config.protocol == "echo" and config.framing == "raw"
-        self.proto = Protocol(
+        self.proto = plan_for(
             config.protocol, config.framing, self.persistent, f"{config.host}:{config.port}"
         )
+        self.raw = self.proto.raw
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._records: list[Record] = []
@@ -175,16 +174,10 @@ class Client:
         self.out.say(f"Socket ID {session.id} successful (local port {session.local_port})")
 
     def _label(self, item: Item) -> str:
-        if self.cfg.protocol == "http":
-            return f"GET /{item.name}?size={item.size}"
-        return preview(item.name)
+        return self.proto.label(item)
 
     def _show(self, session: Session, response: object) -> None:
-        if isinstance(response, http.Response):
-            text = f"{response.status} ({len(response.body)} bytes body)"
-        else:
-            text = preview(response)  # type: ignore[arg-type]
-        self.out.say(f"Response from server (Client {session.id}): {text}")
+        self.out.say(f"Response from server (Client {session.id}): {self.proto.show(response)}")
 
     def _read(self, session: Session, decoder: ResponseDecoder, n: int) -> list[Any]:
         """Read until `n` more responses are complete; a FIN before that is a short response."""
@@ -199,7 +192,7 @@ class Client:
                 )
             try:
                 got += decoder.feed(data)
-            except (FramingError, http.HTTPError) as exc:
+            except self.proto.decode_errors as exc:
                 raise ClientError(f"bad response from {session.where}: {exc}") from None
         return got
 
@@ -231,7 +224,7 @@ class Client:
         rec.bytes_received = length
         if show:
             self._show(session, response)
-        rec.crc32 = checksum(response)
+        rec.crc32 = checksum(self.proto.body(response))
         rec.error = self.proto.check(item, response)
         rec.ok = rec.error is None
 

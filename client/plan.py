@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
-from wire import framing, http, payload
+from wire import framing, http, payload, protocols
+from wire.payload import preview
 
 
 @dataclass(frozen=True)
@@ -24,22 +27,17 @@ def items_from_messages(text: str) -> list[Item]:
 
 
 def items_from_sizes(text: str, protocol: str) -> list[Item]:
-    sizes = _ints(text, "--sizes")
-    if protocol == "http":
-        return [Item(name=f"r{i + 1}", size=s) for i, s in enumerate(sizes)]
-    return [Item(name=n, payload=p) for n, p in payload.sized_messages(sizes)]
+    return plan_class(protocol).items_from_sizes(_ints(text, "--sizes"))
 
 
 def items_from_resources(text: str, protocol: str) -> list[Item]:
+    cls = plan_class(protocol)
     items = []
     for part in (p for p in text.split(",") if p):
         name, sep, size = part.partition(":")
         if not sep or not name or not size.isdigit():
             raise ValueError(f"--resources: expected name:size, got {part!r}")
-        if protocol == "http":
-            items.append(Item(name=name, size=int(size)))
-        else:
-            items.append(Item(name=name, payload=payload.pattern(name, int(size))))
+        items.append(cls.item(name, int(size)))
     if not items:
         raise ValueError("--resources needs at least one name:size")
     return items
@@ -57,11 +55,9 @@ def numbered(items: list[Item], repeat: int = 1) -> list[Item]:
     return [replace(it, request_id=n) for n, it in enumerate(items * repeat, 1)]
 
 
-def checksum(response: object) -> int:
+def checksum(data: bytes) -> int:
     """CRC-32 of what a response carries (the HTTP body, or the echoed bytes), for the log:
     a later reader can check every response again without the bytes themselves."""
-    data = response.body if isinstance(response, http.Response) else response
-    assert isinstance(data, bytes)
     return zlib.crc32(data)
 
 
@@ -71,61 +67,162 @@ def share(items: list[Item], connections: int) -> list[list[Item]]:
     return [items[i::n] for i in range(n)]
 
 
-class Protocol:
-    """How one request/response pair looks on the wire for a protocol and framing."""
+class Plan:
+    """How one protocol's request/response pairs look on the wire: one subclass per protocol
+    in `PLANS` (names from `wire.protocols`). Responses are whatever its decoder yields."""
 
-    def __init__(self, protocol: str, framing_name: str, persistent: bool, host: str) -> None:
-        self.protocol = protocol
+    decode_errors: tuple[type[Exception], ...] = ()  # what its decoder raises on bad bytes
+
+    def __init__(self, framing_name: str, persistent: bool, host: str) -> None:
         self.framing = framing_name
         self.persistent = persistent
         self.host = host
 
+    @property
+    def raw(self) -> bool:
+        """No boundaries at all: write the payloads as they are and read to the peer's FIN."""
+        return False
+
+    @staticmethod
+    def items_from_sizes(sizes: list[int]) -> list[Item]:
+        raise NotImplementedError
+
+    @staticmethod
+    def item(name: str, size: int) -> Item:
+        """The request for a named resource of `size` bytes (`--resources`)."""
+        raise NotImplementedError
+
     def request(self, item: Item) -> bytes:
-        if self.protocol == "http":
-            version = "HTTP/1.1" if self.persistent else "HTTP/1.0"
-            return http.request_bytes(item.name, item.size, self.host, self.persistent, version)
+        raise NotImplementedError
+
+    def decoder(self, items: list[Item]) -> ResponseDecoder:
+        raise NotImplementedError
+
+    def check(self, item: Item, response: Any) -> str | None:
+        """None when the response is exactly what `item` must get back, else why not."""
+        raise NotImplementedError
+
+    def body(self, response: Any) -> bytes:
+        """What the response carries (for its checksum)."""
+        raise NotImplementedError
+
+    def label(self, item: Item) -> str:
+        """How the log line names a request: `... sent by Client N`."""
+        raise NotImplementedError
+
+    def show(self, response: Any) -> str:
+        """How the log line shows a response: `Response from server (Client N): ...`."""
+        raise NotImplementedError
+
+
+class EchoPlan(Plan):
+    """The article's protocol: the server sends every message back."""
+
+    decode_errors = (framing.FramingError,)
+
+    @property
+    def raw(self) -> bool:
+        return self.framing == "raw"
+
+    @staticmethod
+    def items_from_sizes(sizes: list[int]) -> list[Item]:
+        return [Item(name=n, payload=p) for n, p in payload.sized_messages(sizes)]
+
+    @staticmethod
+    def item(name: str, size: int) -> Item:
+        return Item(name=name, payload=payload.pattern(name, size))
+
+    def request(self, item: Item) -> bytes:
         return framing.encode(self.framing, item.payload, max(len(item.payload), 1))
 
     def decoder(self, items: list[Item]) -> ResponseDecoder:
-        if self.protocol == "http":
-            largest = max((i.size for i in items), default=0)
-            return ResponseDecoder(http.ResponseParser(max_body=max(largest, http.MAX_BODY)))
         largest = max((len(i.payload) for i in items), default=0)
-        return ResponseDecoder(framing.LengthDecoder(max(largest, framing.DEFAULT_MAX_MESSAGE)))
+        inner = framing.LengthDecoder(max(largest, framing.DEFAULT_MAX_MESSAGE))
+        return ResponseDecoder(inner, lambda m: framing.HEADER_SIZE + len(m))
 
-    def check(self, item: Item, response: object) -> str | None:
-        """None when the response is exactly what `item` must get back, else why not."""
-        if self.protocol == "http":
-            assert isinstance(response, http.Response)
-            if response.status != 200:
-                return f"{item.name}: HTTP status {response.status}, expected 200"
-            if response.headers.get("content-length") != str(item.size):
-                got = response.headers.get("content-length")
-                return f"{item.name}: Content-Length {got}, expected {item.size}"
-            if response.body != http.body(item.name, item.size):
-                return f"{item.name}: body differs from wire.http.body({item.name!r}, {item.size})"
-            return None
-        assert isinstance(response, bytes)
+    def check(self, item: Item, response: bytes) -> str | None:
         if response != item.payload:
             return f"echo of {_short(item.name)} differs ({len(response)} bytes back)"
         return None
 
+    def body(self, response: bytes) -> bytes:
+        return response
+
+    def label(self, item: Item) -> str:
+        return preview(item.name)
+
+    def show(self, response: bytes) -> str:
+        return preview(response)
+
+
+class HttpPlan(Plan):
+    """GET /name?size=N: HTTP/1.0 per connection, or HTTP/1.1 keep-alive."""
+
+    decode_errors = (http.HTTPError,)
+
+    @staticmethod
+    def items_from_sizes(sizes: list[int]) -> list[Item]:
+        return [Item(name=f"r{i + 1}", size=s) for i, s in enumerate(sizes)]
+
+    @staticmethod
+    def item(name: str, size: int) -> Item:
+        return Item(name=name, size=size)
+
+    def request(self, item: Item) -> bytes:
+        version = "HTTP/1.1" if self.persistent else "HTTP/1.0"
+        return http.request_bytes(item.name, item.size, self.host, self.persistent, version)
+
+    def decoder(self, items: list[Item]) -> ResponseDecoder:
+        largest = max((i.size for i in items), default=0)
+        inner = http.ResponseParser(max_body=max(largest, http.MAX_BODY))
+        return ResponseDecoder(inner, lambda r: r.wire_len)
+
+    def check(self, item: Item, response: http.Response) -> str | None:
+        if response.status != 200:
+            return f"{item.name}: HTTP status {response.status}, expected 200"
+        if response.headers.get("content-length") != str(item.size):
+            got = response.headers.get("content-length")
+            return f"{item.name}: Content-Length {got}, expected {item.size}"
+        if response.body != http.body(item.name, item.size):
+            return f"{item.name}: body differs from wire.http.body({item.name!r}, {item.size})"
+        return None
+
+    def body(self, response: http.Response) -> bytes:
+        return response.body
+
+    def label(self, item: Item) -> str:
+        return f"GET /{item.name}?size={item.size}"
+
+    def show(self, response: http.Response) -> str:
+        return f"{response.status} ({len(response.body)} bytes body)"
+
+
+PLANS: dict[str, type[Plan]] = {protocols.ECHO.name: EchoPlan, protocols.HTTP.name: HttpPlan}
+
+
+def plan_class(protocol: str) -> type[Plan]:
+    """The plan of `protocol`; UnknownProtocol if it is not registered."""
+    protocols.get(protocol)  # the one-line error for a name nobody registered
+    return PLANS[protocol]
+
+
+def plan_for(protocol: str, framing_name: str, persistent: bool, host: str) -> Plan:
+    return plan_class(protocol)(framing_name, persistent, host)
+
 
 class ResponseDecoder:
-    """Adapts the framing and HTTP decoders: `feed` -> [(response, wire_len)]."""
+    """A protocol's incremental decoder: `feed` -> [(response, bytes it took on the wire)]."""
 
-    def __init__(self, inner: framing.LengthDecoder | http.ResponseParser) -> None:
+    def __init__(self, inner: Any, wire_len: Callable[[Any], int]) -> None:
         self.inner = inner
+        self.wire_len = wire_len
 
     @property
     def pending(self) -> int:
         return self.inner.pending
 
-    def feed(self, data: bytes) -> list[tuple[object, int]]:
-        out = self.inner.feed(data)
-        if isinstance(self.inner, http.ResponseParser):
-            return [(r, r.wire_len) for r in out]  # type: ignore[union-attr]
-        return [(m, framing.HEADER_SIZE + len(m)) for m in out]  # type: ignore[arg-type]
+    def feed(self, data: bytes) -> list[tuple[Any, int]]:
+        return [(r, self.wire_len(r)) for r in self.inner.feed(data)]
 
 
 def _short(text: str, limit: int = 40) -> str:

@@ -96,7 +96,7 @@ def TestOneInput(data: bytes) -> None:
 
 
 def main() -> None:
-    import atheris
+    import atheris  # lazy: only a fuzzing run needs it; the unit tests import this file
 
     atheris.instrument_all()
     atheris.Setup(sys.argv, TestOneInput)

@@ -63,11 +63,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from wire import protocols
+
 MSS = 1448  # payload bytes per segment: 1500 MTU - 20 IP - 20 TCP - 12 timestamps
 INIT_CWND = 10  # segments (RFC 6928; Linux's TCP_INIT_CWND)
 FRAME_OVERHEAD = 66  # bytes tbf counts per segment besides the payload: 14 + 20 + 20 + 12
 RTO_MIN_S = 0.2  # Linux's TCP_RTO_MIN: the RTO is srtt plus at least this
-HTTP_HEAD_BYTES = 110  # about what our server's response head adds to each body
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class _Path:
     init_cwnd: int
     rto: float
     bucket: _Bucket | None
+    handshake_rtts: int = 1  # TCP's, plus the protocol's own (TLS would add one)
     flights: set[tuple[int, int]] = field(default_factory=set)  # (conn, round) pairs
     # Segments waiting for the link, per connection, in round-robin order of the connections.
     backlog: dict[int, list[tuple[int, Callable[[float], None]]]] = field(default_factory=dict)
@@ -259,8 +261,11 @@ def _ignore(received: int) -> None:
     pass
 
 
+_Fetch = Callable[[_Conn, list[int], Callable[[], None]], None]  # a request (or batch), then
+
+
 def _one_after_another(
-    fetch: Callable[[_Conn, list[int], Callable[[], None]], None],
+    fetch: _Fetch,
     conn: _Conn,
     groups: list[list[int]],
 ) -> Callable[[], None]:
@@ -274,7 +279,7 @@ def _one_after_another(
 
 
 def _handshake_then(path: _Path, fn: Callable[[], None]) -> None:
-    path.events.at(path.events.now + 2 * path.one_way, fn)
+    path.events.at(path.events.now + 2 * path.one_way * path.handshake_rtts, fn)
 
 
 def predict_page_time(
@@ -287,24 +292,25 @@ def predict_page_time(
     mss: int = MSS,
     init_cwnd: int = INIT_CWND,
     burst_bytes: int = 0,
+    handshake_rtts: int = 1,
 ) -> Prediction:
     """Predicted time to fetch responses of `sizes` bytes (in request order) in one mode.
 
     `burst_bytes` is the bottleneck's token bucket; it holds at least one full frame
-    (mss + 66), as tbf's must, and starts full.
+    (mss + 66), as tbf's must, and starts full. `handshake_rtts` is what a new connection costs
+    before its first request: 1 for TCP's, plus the protocol's own handshake.
     """
     if pipeline and not persistent:
         raise ValueError("pipelining needs a persistent connection")
     if parallel < 1 or rtt_s < 0 or (rate_bps is not None and rate_bps <= 0) or mss < 1:
         raise ValueError("parallel >= 1, rtt >= 0, rate > 0 and mss >= 1 are required")
-    if init_cwnd < 1 or burst_bytes < 0:
-        raise ValueError("init_cwnd >= 1 and burst_bytes >= 0 are required")
+    if init_cwnd < 1 or burst_bytes < 0 or handshake_rtts < 1:
+        raise ValueError("init_cwnd >= 1, burst_bytes >= 0 and handshake_rtts >= 1 are required")
     events = _Events()
     frame = mss + FRAME_OVERHEAD
     bucket = None if rate_bps is None else _Bucket(rate_bps, max(burst_bytes, frame))
-    path = _Path(events, rtt_s / 2, mss, init_cwnd, rtt_s + RTO_MIN_S, bucket)
+    path = _Path(events, rtt_s / 2, mss, init_cwnd, rtt_s + RTO_MIN_S, bucket, handshake_rtts)
     timings: list[RequestTiming] = []
-    n = len(sizes)
 
     def fetch(conn: _Conn, group: list[int], then: Callable[[], None]) -> None:
         """Send the requests of `group` now (one, or a pipelined batch); `then` when all are in."""
@@ -330,26 +336,7 @@ def predict_page_time(
         else:
             events.at(events.now + path.one_way, lambda: conn.write(ends[-1] - base))
 
-    conn_ids = itertools.count()
-    if persistent:
-        k = max(1, min(parallel, n))
-        for c in range(k):
-            items = list(range(c, n, k))
-            if not items:
-                continue
-            groups = [items] if pipeline else [[i] for i in items]
-            _handshake_then(path, _one_after_another(fetch, _Conn(path, c, _ignore), groups))
-    else:
-        queue = list(range(n))
-
-        def worker() -> None:
-            if queue:
-                conn = _Conn(path, next(conn_ids), _ignore)
-                i = queue.pop(0)
-                _handshake_then(path, lambda: fetch(conn, [i], worker))
-
-        for _ in range(min(parallel, n)):
-            worker()
+    _open_connections(path, fetch, len(sizes), persistent, parallel, pipeline)
     events.run()
     timings.sort(key=lambda r: r.index)
     n_conns = len({r.conn for r in timings})
@@ -364,12 +351,37 @@ def predict_page_time(
     )
 
 
+def _open_connections(
+    path: _Path, fetch: _Fetch, n: int, persistent: bool, parallel: int, pipeline: bool
+) -> None:
+    """Schedule the mode's connections as the client opens them (see the module docstring)."""
+    if persistent:
+        k = max(1, min(parallel, n))
+        for c in range(k):
+            items = list(range(c, n, k))
+            if not items:
+                continue
+            groups = [items] if pipeline else [[i] for i in items]
+            _handshake_then(path, _one_after_another(fetch, _Conn(path, c, _ignore), groups))
+        return
+    queue = list(range(n))
+    conn_ids = itertools.count()
+
+    def worker() -> None:
+        if queue:
+            conn = _Conn(path, next(conn_ids), _ignore)
+            i = queue.pop(0)
+            _handshake_then(path, lambda: fetch(conn, [i], worker))
+
+    for _ in range(min(parallel, n)):
+        worker()
+
+
 def response_sizes(scenario: Any, mode: Any) -> list[int]:
-    """Bytes each response puts on the wire: the body, plus the head for http."""
+    """Bytes each response puts on the wire: the body, plus the protocol's head (http's)."""
+    head = protocols.get(scenario.protocol).head_bytes
     sizes = scenario.workload_of(mode).byte_sizes() * getattr(mode, "repeat", 1)
-    if scenario.protocol == "http":
-        return [s + HTTP_HEAD_BYTES for s in sizes]
-    return list(sizes)
+    return [s + head for s in sizes]
 
 
 def predict_scenario(
@@ -380,7 +392,7 @@ def predict_scenario(
     `base_rtt_s` is the path's own round trip (measured on the bridge, a fraction of a ms),
     added to the configured rtt. The bucket is the one the shapers give tbf.
     """
-    from shaper.rules import tbf_burst
+    from shaper.rules import tbf_burst  # lazy: the capture image ships lab without shaper
 
     net = scenario.network
     rtt_s = base_rtt_s + (net.rtt or 0.0) / 1000.0
@@ -395,6 +407,7 @@ def predict_scenario(
             rtt_s=rtt_s,
             rate_bps=net.rate,
             burst_bytes=burst,
+            handshake_rtts=1 + protocols.get(scenario.protocol).handshake_round_trips,
         )
     return out
 

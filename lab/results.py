@@ -15,7 +15,8 @@ from pathlib import Path
 from lab import analysis, capture, claims, faults, hosts, model, report
 from lab.document import Manifest, ModeRecord, ModeResult, NetworkCheck, RttCheck, RunResult
 from lab.runner import ModePlan, ModeRun
-from lab.scenario import client_argv, load_scenario, server_argv
+from lab.argv import client_argv, server_argv
+from lab.scenario import load_scenario
 from shaper.placement import sidecar_args
 
 

@@ -1,4 +1,5 @@
-"""JSON Schema of scenario files, generated from the specs on `lab.scenario`'s dataclasses.
+"""JSON Schema of scenario files, generated from the specs (`lab.spec`) on `lab.scenario`'s
+dataclasses.
 
 `python -m lab.schema > scenarios/schema.json` regenerates the committed file; a unit test
 fails when the two differ. Editors (the YAML language server) validate scenario files with it.
@@ -9,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lab.scenario import Obj, Scenario
+from lab.scenario import Scenario
+from lab.spec import Obj
 
 SCHEMA_ID = "https://tcplab.invalid/scenario.schema.json"
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from server.core import MODES, Listener, Server, ServerConfig
 from server.handlers import ProtocolOptions
 from server.log import LOG_FORMATS, Log
-from wire import framing, http
+from wire import framing, http, protocols
 from wire.args import positive
 
 
@@ -49,9 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve MODE on PORT; repeat to serve several from one process "
         "(e.g. 3000:non-persistent 3001:persistent); replaces --port/--mode. Port 0 = any",
     )
-    p.add_argument("--protocol", choices=("echo", "http"), default="echo")
+    p.add_argument("--protocol", choices=protocols.names(), default=protocols.DEFAULT)
     p.add_argument("--framing", choices=framing.FRAMINGS, default="length", help="echo framing")
     p.add_argument("--log-format", choices=LOG_FORMATS, default="human")
+    _add_limits(p)
+    _add_behaviour(p)
+    return p
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    """Timeouts and limits: what a slow, idle or greedy peer may cost."""
     p.add_argument(
         "--idle-timeout",
         type=positive(float),
@@ -88,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="largest echo message (default: 1048576); larger is a protocol error",
     )
+
+
+def _add_behaviour(p: argparse.ArgumentParser) -> None:
+    """What the server serves and how it ends connections."""
     p.add_argument(
         "--resources",
         metavar="FILE",
@@ -114,7 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="end each connection with a RST (SO_LINGER 0) after its next answer; "
         "SIGUSR1 switches this on in a running server",
     )
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:

@@ -52,6 +52,7 @@ class Server:
     def __init__(self, config: ServerConfig, log: Log) -> None:
         self.config = config
         self.log = log
+        self._serve = handlers.handler(config.options.protocol)  # looked up once
         self.ports: list[int] = []
         self._listeners: list[tuple[socket.socket, Listener]] = []
         self._ids = itertools.count(1)
@@ -181,11 +182,9 @@ class Server:
     # One connection ----------------------------------------------------------------------
 
     def _handle(self, conn: Connection) -> None:
-        http = self.config.options.protocol == "http"
-        serve = handlers.serve_http if http else handlers.serve_echo
         try:
             try:
-                reason = serve(conn, self.config.options)
+                reason = self._serve(conn, self.config.options)
             except IdleTimeout:
                 reason = f"idle timeout ({conn.idle_timeout:g} s)"
             except ShuttingDown:

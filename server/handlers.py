@@ -1,20 +1,22 @@
-"""The two protocols on one connection. Each returns None when the peer closed first, or the
-reason the server closes first; errors are raised and the caller closes the connection."""
+"""Each protocol on one connection: `HANDLERS` maps a protocol name (see `wire.protocols`) to
+the function that serves it. Each returns None when the peer closed first, or the reason the
+server closes first; errors are raised and the caller closes the connection."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.connection import Connection, PeerError
-from wire import framing, http
+from wire import framing, http, protocols
 from wire.framing import DEFAULT_MAX_MESSAGE
 from wire.payload import preview
 
 
 @dataclass(frozen=True)
 class ProtocolOptions:
-    protocol: str = "echo"
+    protocol: str = protocols.DEFAULT
     framing: str = "length"
     max_message: int = DEFAULT_MAX_MESSAGE
     max_requests: int | None = None
@@ -111,3 +113,13 @@ def _refuse(conn: Connection, exc: http.HTTPError, version: str) -> str:
     conn.send(http.error_response(exc.status, str(exc), version))
     conn.event("response", status=exc.status, request=None, bytes=0, keep_alive=False)
     return f"bad request ({exc.status})"
+
+
+Handler = Callable[[Connection, ProtocolOptions], "str | None"]
+HANDLERS: dict[str, Handler] = {protocols.ECHO.name: serve_echo, protocols.HTTP.name: serve_http}
+
+
+def handler(protocol: str) -> Handler:
+    """The function serving `protocol`; UnknownProtocol if it is not registered."""
+    protocols.get(protocol)  # the one-line error for a name nobody registered
+    return HANDLERS[protocol]

@@ -14,6 +14,7 @@ import sys
 
 from shaper import netem, rules, runner
 from shaper.delayline import Conditions, DelayLine
+from wire import units
 
 
 def _nonneg(text: str) -> float:
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         conditions = Conditions(args.rtt / 1000, args.jitter / 1000, args.loss / 100)
-        bps = rules.parse_rate(args.rate) if args.rate else None
+        bps = units.require_rate(args.rate) if args.rate else None
         ports = rules.parse_ports(args.ports)
         if not 0 <= args.queue <= 65535:
             raise ValueError(f"queue {args.queue}: must be 0..65535")
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                     queue_changes.apply(step)
         runner.say(
             f"shaper ready method={method} rtt_ms={args.rtt:g} jitter_ms={args.jitter:g} "
-            f"loss_pct={args.loss:g} rate={rules.format_rate(bps) if bps else 'none'} "
+            f"loss_pct={args.loss:g} rate={units.format_rate(bps) if bps else 'none'} "
             f"iface={args.iface} ports={ports[0]}-{ports[1]} queue={args.queue} "
             f"seed={args.seed if args.seed is not None else 'random'}"
         )

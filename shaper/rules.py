@@ -26,8 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_RATE = re.compile(r"^(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit)$", re.IGNORECASE)
-_RATE_SCALE = {"bit": 1, "kbit": 1_000, "mbit": 1_000_000, "gbit": 1_000_000_000}
+from wire.units import format_rate
+
 _PORTS = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
 MTU_FRAME = 1514
 
@@ -38,28 +38,6 @@ class Step:
 
     apply: list[str]
     undo: list[str]
-
-
-def parse_rate(text: str) -> int:
-    """'20mbit' -> 20000000 bits per second (tc's units: bit, kbit, mbit, gbit; SI multiples)."""
-    m = _RATE.match(text.strip())
-    if not m:
-        raise ValueError(
-            f"rate {text!r}: expected a number with bit, kbit, mbit or gbit, e.g. 20mbit"
-        )
-    # min(): 400 digits are inf as a float, and int(inf) raises OverflowError, not ValueError
-    bps = int(min(float(m.group(1)) * _RATE_SCALE[m.group(2).lower()], 1e15))
-    if not 8_000 <= bps <= 100_000_000_000:
-        raise ValueError(f"rate {text!r}: must be between 8kbit and 100gbit")
-    return bps
-
-
-def format_rate(bps: int) -> str:
-    """The shortest exact tc spelling: 20000000 -> '20mbit'."""
-    for unit in ("gbit", "mbit", "kbit"):
-        if bps % _RATE_SCALE[unit] == 0:
-            return f"{bps // _RATE_SCALE[unit]}{unit}"
-    return f"{bps}bit"
 
 
 def parse_ports(text: str) -> tuple[int, int]:

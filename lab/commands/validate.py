@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from lab.scenario import format_bytes, load_scenario
+from lab.scenario import load_scenario
+from wire import protocols
+from wire.units import format_bytes
 
 
 def run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)  # UsageError (exit 2) on any problem
     workload = scenario.workload
+    proto = protocols.get(scenario.protocol)
     page = len(workload.byte_sizes())
     print(
         f"{args.scenario}: ok: {scenario.name} ({scenario.protocol}), "
@@ -19,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
         extra = []
         if mode.pipeline:
             extra.append("pipelined")
-        if scenario.protocol == "echo":
+        if proto.has_framing_choice:
             extra.append(f"framing {scenario.framing_of(mode)}")
         own = len(mode.workload.byte_sizes()) if mode.workload is not None else page
         if mode.repeat > 1:  # the workload sent `repeat` times over

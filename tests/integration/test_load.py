@@ -143,7 +143,7 @@ def test_every_response_arrives_once_and_intact(load_run, name):
     assert all(r["ok"] for r in records), next(r["error"] for r in records if not r["ok"])
     # corrupted: the CRC-32 of every body as received against the deterministic body
     workload = run["scenario"].workload_of(run["mode"])
-    sizes = dict(zip(workload.names(), workload.byte_sizes(), strict=True))
+    sizes = {r.name: r.size for r in workload.resources}
     expected_crc = {n: zlib.crc32(http.body(n, s)) for n, s in sizes.items()}
     bad = [r for r in records if r["crc32"] != expected_crc[r["request"]]]
     assert not bad, bad[:3]

@@ -10,14 +10,15 @@ from hypothesis import strategies as st
 
 from lab.model import (
     FRAME_OVERHEAD,
-    HTTP_HEAD_BYTES,
     INIT_CWND,
     MSS,
     error_percent,
     predict_page_time,
     predict_scenario,
+    response_sizes,
 )
 from lab.scenario import load_scenario
+from wire import http, protocols
 
 ROOT = Path(__file__).resolve().parents[2]
 RTT = 0.05
@@ -188,7 +189,27 @@ def test_http_sizes_include_the_response_head() -> None:
     s = load_scenario(ROOT / "scenarios" / "page10.yaml")
     no_net = predict_scenario(s)["keepalive"]
     assert no_net.total_s == 0.0  # no delay, no rate: the model has nothing to charge
-    assert HTTP_HEAD_BYTES > 0
+    mode = s.mode("keepalive")
+    head = protocols.get("http").head_bytes
+    assert response_sizes(s, mode) == [r.size + head for r in s.workload.resources]
+    # The registry's figure is about what the server's head adds (bodies of 100 B to 1 MB).
+    for size in (100, 14_000, 1_000_000):
+        real = len(http.response_head(200, size, keep_alive=True))
+        assert abs(real - head) <= 15, (size, real)  # 110 is 5-14 B short today
+
+
+def test_echo_sizes_are_the_messages() -> None:
+    s = load_scenario(ROOT / "scenarios" / "article.yaml")
+    mode = s.modes[0]
+    assert response_sizes(s, mode) == list(s.workload_of(mode).byte_sizes())
+
+
+def test_a_protocol_handshake_costs_each_new_connection_a_round_trip() -> None:
+    plain = predict_page_time(SMALL, persistent=False, rtt_s=RTT)
+    tls_like = predict_page_time(SMALL, persistent=False, rtt_s=RTT, handshake_rtts=2)
+    assert tls_like.total_s == pytest.approx(plain.total_s + len(SMALL) * RTT)
+    kept = predict_page_time(SMALL, persistent=True, rtt_s=RTT, handshake_rtts=2)
+    assert kept.total_s == pytest.approx(predict_page_time(SMALL, True, rtt_s=RTT).total_s + RTT)
 
 
 def test_error_percent() -> None:

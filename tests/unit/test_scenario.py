@@ -13,21 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lab import cli, schema
+from lab.argv import client_argv, server_argv
 from lab.errors import UsageError
 from lab.scenario import (
     MAX_FILE_BYTES,
-    MAX_SCALAR,
     Mode,
-    client_argv,
     dump_yaml,
     load_scenario,
-    parse_bytes,
-    parse_rate,
     parse_scenario,
     resolve_out_dir,
     select_modes,
-    server_argv,
 )
+from lab.spec import MAX_SCALAR
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -238,38 +235,7 @@ def test_mutated_scenarios_give_a_scenario_or_one_usage_error(mode_fields, size)
     assert 1 <= s.modes[0].parallel <= 4096
 
 
-# --- Units and helpers -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        pytest.param("14k", 14 * 1024, id="k"),
-        pytest.param("1.5m", 1_572_864, id="decimal-m"),
-        pytest.param("256MiB", 256 << 20, id="MiB"),
-        pytest.param("600KB", 600 * 1024, id="KB-binary"),
-        pytest.param("100", 100, id="bare"),
-        pytest.param("5pb", None, id="peta-unknown"),
-        pytest.param("-1k", None, id="negative"),
-    ],
-)
-def test_parse_bytes(text: str, expected: int | None) -> None:
-    assert parse_bytes(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        pytest.param("20mbit", 20_000_000, id="mbit"),
-        pytest.param("500kbit", 500_000, id="kbit"),
-        pytest.param("1gbit", 1_000_000_000, id="gbit"),
-        pytest.param("1.5Mbit", 1_500_000, id="case"),
-        pytest.param("20mbps", None, id="bytes-per-second-refused"),
-        pytest.param("fast", None, id="word"),
-    ],
-)
-def test_parse_rate(text: str, expected: int | None) -> None:
-    assert parse_rate(text) == expected
+# --- Helpers ----------------------------------------------------------------------------------
 
 
 def test_select_modes() -> None:

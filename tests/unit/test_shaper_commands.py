@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shaper import netem, placement, rules
+from wire import units
 
 
 @pytest.mark.parametrize(
@@ -17,8 +18,8 @@ from shaper import netem, placement, rules
     ],
 )
 def test_parse_rate(text: str, bps: int, spelled: str) -> None:
-    assert rules.parse_rate(text) == bps
-    assert rules.format_rate(bps) == spelled
+    assert units.require_rate(text) == bps
+    assert units.format_rate(bps) == spelled
 
 
 @pytest.mark.parametrize(
@@ -33,7 +34,7 @@ def test_parse_rate(text: str, bps: int, spelled: str) -> None:
 )
 def test_bad_rates_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="rate"):
-        rules.parse_rate(text)
+        units.require_rate(text)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,102 @@
+"""Command lines for the lab's containers: `python3 -m server` and `python3 -m client` argv.
+
+Built from a scenario (`lab.scenario.Scenario`) and one or more of its modes. Pure. Imports
+nothing from `lab.scenario` at run time, so the scenario's own checks can use `workload_arg`
+(a workload must fit in one argv string).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # lab.scenario imports this module
+    from lab.scenario import Mode, Scenario, Workload
+
+MAX_ARG_CHARS = 100_000  # one argv string; Linux refuses more than 128 KiB (MAX_ARG_STRLEN)
+
+
+def workload_arg(wl: Workload) -> str:
+    """The client's workload option: `--resources=a:1,b:2`, `--sizes=...` or `--messages=...`."""
+    if wl.resources is not None:
+        return "--resources=" + ",".join(f"{r.name}:{r.size}" for r in wl.resources)
+    if wl.sizes is not None:
+        return "--sizes=" + ",".join(str(n) for n in wl.sizes)
+    return "--messages=" + ",".join(wl.messages or ())
+
+
+def _secs(x: float) -> str:
+    return f"{x:g}"
+
+
+def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) -> list[str]:
+    """Arguments after `python3 -m server`: one listener per mode on `scenario.port_of(mode)`.
+
+    `modes` is one mode, several, or None for all. The server takes one framing, so the modes
+    given must share it (pass one mode at a time when a mode overrides the framing).
+    Logs are JSON lines.
+    """
+    if modes is None:
+        modes = scenario.modes
+    elif not isinstance(modes, tuple | list):  # one Mode
+        modes = (modes,)
+    modes = tuple(modes)
+    if not modes:
+        raise ValueError("server_argv needs at least one mode")
+    framings = {scenario.framing_of(m) for m in modes}
+    if len(framings) > 1:
+        raise ValueError("modes with different framings need a server each")
+    largest = max(max(scenario.workload_of(m).byte_sizes()) for m in modes)
+    argv = [
+        "--host",
+        "0.0.0.0",
+        "--protocol",
+        scenario.protocol,
+        "--framing",
+        framings.pop(),
+        "--log-format",
+        "json",
+        "--read-timeout",
+        _secs(scenario.timeouts.request),
+        "--idle-timeout",
+        _secs(scenario.timeouts.idle),
+        "--max-message",
+        str(max(1 << 20, largest)),
+    ]
+    for m in modes:
+        argv += ["--listen", f"{scenario.port_of(m)}:{m.server_mode}"]
+    return argv
+
+
+def client_argv(scenario: Scenario, mode: Mode, host: str, port: int | None = None) -> list[str]:
+    """Arguments after `python3 -m client` for one mode (port defaults to the mode's port).
+
+    Values go as `--opt=value` where they could start with '-', so argparse never mistakes a
+    message for an option; no shell is involved anywhere.
+    """
+    argv = [
+        "--host",
+        host,
+        "--port",
+        str(port if port is not None else scenario.port_of(mode)),
+        "--protocol",
+        scenario.protocol,
+        "--framing",
+        scenario.framing_of(mode),
+        "--mode",
+        mode.server_mode,
+        workload_arg(scenario.workload_of(mode)),
+        "--parallel",
+        str(mode.parallel),
+        "--connect-timeout",
+        _secs(scenario.timeouts.connect),
+        "--timeout",
+        _secs(scenario.timeouts.request),
+        "--log-format",
+        "json",
+    ]
+    if mode.repeat > 1:
+        argv += ["--repeat", str(mode.repeat)]
+    if mode.pipeline:
+        argv.append("--pipeline")
+    return argv
