@@ -202,7 +202,7 @@ def test_compose_builds_every_image_it_runs_and_pulls_none():
         assert build["args"] == {"BASE": COMPOSE_BASE}
     # The role images wait for the base (Compose builds in depends_on order).
     for name in ("server", "client", "capture"):
-        assert services[name]["depends_on"]["base"]["required"] is False
+        assert services[name]["depends_on"]["base"] == {"condition": "service_started"}
 
 
 def test_compose_base_is_the_builders_registry_recipe_and_never_runs():
