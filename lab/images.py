@@ -13,11 +13,14 @@ The base comes from the first of these that works, and the builder says which:
   3. `mmdebstrap` (or `debootstrap`) on the host, then `docker import`.
 The role images are built through the Engine API from a context assembled in memory from the
 installed packages, found by their `__file__`, so it works from a checkout or an installed wheel.
+The context has the repository's layout (`wire/...`, `server/...` at its root, the Dockerfile
+beside them), so the same Dockerfiles serve docker-compose.yml, whose context is the repository
+itself (.dockerignore leaves out what SKIP_DIRS and SKIP_SUFFIXES leave out here).
 Each tag is a hash of what goes into the image (Dockerfile, sources, base tag): a code change
 rebuilds only the images that contain it, and an unchanged tree builds nothing. Every image also
 gets `:latest` (for docker-compose.yml) and the label tcplab.project=1.
 
-Registry-free rules (DESIGN.md): never `pull=True`, never a `# syntax=` line.
+Registry-free rules (docs/architecture.md): never `pull=True`, never a `# syntax=` line.
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ IMAGE_ENV = (
 # Bump when the way the base is made changes in a way the lists above do not show.
 RECIPE_REVISION = "1"
 
-# role -> packages copied into /opt/tcplab. A missing package is skipped; the role still exists.
+# role -> packages copied into /opt/tcplab/<package>/, in this order (the Dockerfile's COPY
+# lines). A missing package is copied as an empty folder; the role still exists.
 ROLES: dict[str, tuple[str, ...]] = {
     "server": ("wire", "server"),
     "client": ("wire", "client"),
@@ -141,16 +145,17 @@ class Context:
     @property
     def tag(self) -> str:
         parts = [("Dockerfile", self.dockerfile), ("base", self.base.encode())]
-        return digest(parts + [(f"code/{p}", data) for p, data in self.files])
+        return digest([*parts, *self.files])  # file paths start with their package: no clash
 
     @property
     def ref(self) -> str:
         return f"tcplab/{self.role}:{self.tag}"
 
     def tar(self) -> bytes:
-        """The build context: Dockerfile plus code/ (always present, maybe empty)."""
-        entries = [("Dockerfile", self.dockerfile)] + [(f"code/{p}", d) for p, d in self.files]
-        return make_tar(entries, dirs=["code"])
+        """The build context in the repository's layout: the Dockerfile, then one folder per
+        package of the role (empty when the package is missing: every COPY needs its source)."""
+        entries = [("Dockerfile", self.dockerfile), *self.files]
+        return make_tar(entries, dirs=ROLES[self.role])
 
 
 def assemble(role: str, dockerfile: bytes, roots: dict[str, Path | None], base: str) -> Context:

@@ -437,14 +437,29 @@ def select_modes(scenario: Scenario, names: Iterable[str]) -> tuple[Mode, ...]:
 def resolve_out_dir(
     path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None
 ) -> Path:
-    """The absolute `--out` folder; UsageError unless it lies inside the working directory.
+    """The absolute `--out` folder: any folder the user can write to, existing or not (the run
+    creates it); a relative path starts at `cwd` (default: the working directory).
 
-    Symlinks are resolved first, so `runs -> /etc` is refused too. The folder need not exist.
+    A path the user types is the user's choice, so it may lie anywhere. UsageError (one line,
+    exit 2, before anything starts) only for what cannot work: the path, or a folder on its
+    way, exists and is not a folder; or the nearest existing folder refuses a new entry, found
+    by making one and removing it at once (permission bits say nothing for root or a read-only
+    mount). Names from a scenario file never come here: they pass their own patterns and only
+    ever name the run folder inside this one.
     """
-    base = Path(cwd if cwd is not None else os.getcwd()).resolve()
-    target = (base / Path(path)).resolve()
-    if target != base and not target.is_relative_to(base):
-        raise UsageError(f"--out {path}: must be inside the working directory {base}")
-    if target.exists() and not target.is_dir():
-        raise UsageError(f"--out {path}: exists and is not a directory")
+    import tempfile  # only `lab run` comes here
+
+    target = (Path(cwd if cwd is not None else os.getcwd()) / Path(path).expanduser()).resolve()
+    existing = target
+    # os.path.exists, not Path.exists: an unreadable folder on the way is False, not a raise.
+    while not os.path.exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "exists and" if existing == target else f"is under {existing}, which"
+        raise UsageError(f"--out {path}: {where} is not a directory")
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".tcplab-write-test-").cleanup()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"--out {path}: cannot create a folder in {existing} ({reason})") from None
     return target

@@ -1,8 +1,13 @@
 # tcplab/shaper: the network-conditions sidecar. Root inside the container because tc and
 # iptables need it; the container gets NET_ADMIN (and NET_RAW) only, nothing else.
-ARG BASE
+# The code comes last, one COPY per package, from the repository's layout: Compose's context is
+# the repository (.dockerignore keeps it to the packages) and lab/images.py assembles the same
+# layout in memory, so a code change rebuilds only the COPY layers after it.
+# BASE: `python -m lab build` passes tcplab/base:<recipe hash>; Compose passes ${TCPLAB_BASE}.
+ARG BASE=tcplab/base:latest
 FROM ${BASE}
 ENV PYTHONPATH=/opt/tcplab PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 ENTRYPOINT ["python3", "-m", "shaper"]
 LABEL tcplab.project=1 tcplab.role=shaper
-COPY code/ /opt/tcplab/
+COPY wire/ /opt/tcplab/wire/
+COPY shaper/ /opt/tcplab/shaper/

@@ -6,6 +6,7 @@ TCPLAB_COMPOSE_OUT), so a user's `docker compose up` in the same checkout is not
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -16,7 +17,7 @@ import dpkt
 import pytest
 from testcontainers.compose import DockerCompose
 
-from tests.integration.conftest import compose_project
+from tests.integration.conftest import TEST_LABELS, compose_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -93,10 +94,11 @@ def test_compose_demo_prints_the_comparison(compose_env: Path):
     assert _syn_count(compose_env / "capture.pcap") == 6
 
 
-def test_up_abort_on_container_exit_ends_with_0(compose_env: Path):
+def _up_then_down() -> subprocess.CompletedProcess[str]:
+    """`docker compose up --abort-on-container-exit` as a user types it, then `down`."""
     cmd = ["docker", "compose", "up", "--abort-on-container-exit"]
     try:
-        done = subprocess.run(
+        return subprocess.run(
             cmd, cwd=REPO, capture_output=True, text=True, timeout=180, env=os.environ
         )
     finally:
@@ -106,6 +108,47 @@ def test_up_abort_on_container_exit_ends_with_0(compose_env: Path):
             capture_output=True,
             timeout=120,
         )
+
+
+def test_up_abort_on_container_exit_ends_with_0(compose_env: Path):
+    done = _up_then_down()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     _check_comparison(done.stdout)
     assert re.search(r"report\S*\s+exited with code 0", done.stdout + done.stderr)
+
+
+def _code_tree(client, ref: str) -> str:
+    """Every file and folder under /opt/tcplab with its mode, owner and SHA-256."""
+    script = (
+        "cd /opt/tcplab && find . -exec stat -c '%A %u:%g %n' {} + | sort"
+        " && find . -type f -exec sha256sum {} + | sort"
+    )
+    out = client.containers.run(
+        ref, ["-c", script], entrypoint="sh", remove=True, network_mode="none", labels=TEST_LABELS
+    )
+    return out.decode()
+
+
+def test_up_builds_a_missing_role_image_like_the_builder(
+    compose_env: Path, lab_images: dict[str, str]
+):
+    """A fresh machine: the base is there (from `python -m lab build` or the registry), the
+    server image is not. Compose builds it, from the same Dockerfile and the same files."""
+    client = docker.from_env(timeout=60)
+    built_by_lab = client.images.get(lab_images["server"]).id
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove("tcplab/server:latest")  # an untag: the hash tag keeps the image
+    try:
+        done = _up_then_down()
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        _check_comparison(done.stdout)
+        built_by_compose = client.images.get("tcplab/server:latest").id
+        assert built_by_compose != built_by_lab, "Compose built nothing"
+        tree = _code_tree(client, lab_images["server"])
+        assert "./server/__main__.py" in tree and "./wire/" in tree
+        assert "__pycache__" not in tree and "Dockerfile" not in tree
+        assert _code_tree(client, "tcplab/server:latest") == tree
+    finally:
+        # :latest back on the builder's image, as `python -m lab build` leaves it.
+        client.api.tag(built_by_lab, "tcplab/server", "latest", force=True)
+        client.close()

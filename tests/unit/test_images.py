@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -73,15 +74,18 @@ def test_context_skips_caches_hidden_files_and_dockerfiles(roots):
     assert names == {"wire/__init__.py", "wire/framing.py", "lab/__init__.py", "lab/analysis.py"}
 
 
-def test_missing_package_leaves_an_empty_code_dir(roots):
+def test_missing_package_leaves_an_empty_folder(roots):
     ctx = _ctx("shaper", roots)
     assert ctx.packages == ("wire",)
+    with tarfile.open(fileobj=io.BytesIO(ctx.tar())) as tar:
+        assert tar.getmember("shaper").isdir()  # the Dockerfile's COPY shaper/ needs it
+        assert "wire/framing.py" in tar.getnames()
     roots["wire"] = None
     empty = _ctx("shaper", roots)
     assert empty.packages == () and empty.files == ()
     with tarfile.open(fileobj=io.BytesIO(empty.tar())) as tar:
-        assert tar.getmember("code").isdir()
-        assert tar.getnames() == ["code", "Dockerfile"]
+        assert all(tar.getmember(p).isdir() for p in ("wire", "shaper"))
+        assert tar.getnames() == ["wire", "shaper", "Dockerfile"]
 
 
 def test_tag_follows_exactly_the_inputs(roots):
@@ -114,7 +118,9 @@ def test_context_tar_is_reproducible_and_complete(roots):
     with tarfile.open(fileobj=io.BytesIO(ctx.tar())) as tar:
         members = {m.name: m for m in tar.getmembers()}
         assert tar.extractfile("Dockerfile").read() == ctx.dockerfile
-        assert tar.extractfile("code/client/__main__.py").read() == b"print('client')\n"
+        # The repository's layout, as docker-compose.yml's context has it.
+        assert tar.extractfile("client/__main__.py").read() == b"print('client')\n"
+        assert tar.extractfile("wire/framing.py").read() == b"FRAME = 1\n"
     assert all(m.mtime == 0 and m.uid == 0 for m in members.values())
     assert ctx.ref == f"tcplab/client:{ctx.tag}"
 
@@ -128,7 +134,12 @@ def test_dockerfiles_never_contact_a_registry_and_carry_the_label(role):
         return
     assert re.search(r"^LABEL .*\btcplab\.project=1\b", text, re.M)
     assert re.search(r"^FROM \$\{BASE\}$", text, re.M)
-    assert text.rstrip().splitlines()[-1].startswith("COPY code/"), "code last: cheap rebuilds"
+    assert re.search(r"^ARG BASE=tcplab/base:latest$", text, re.M), "the base Compose expects"
+    # The code last (cheap rebuilds), one COPY per package of ROLES, from the repository layout.
+    packages = images.ROLES[role]
+    copies = [f"COPY {p}/ /opt/tcplab/{p}/" for p in packages]
+    assert text.rstrip().splitlines()[-len(packages) :] == copies
+    assert len(re.findall(r"^(?:COPY|ADD) ", text, re.M)) == len(packages)
     user = re.search(r"^USER (\S+)", text, re.M)
     if role in ("server", "client"):
         assert user and user.group(1).split(":")[0] == "10001"
@@ -162,3 +173,114 @@ def test_package_roots_finds_the_installed_packages():
     found = images.package_roots()
     assert found["lab"] == Path(images.__file__).resolve().parent
     assert found["wire"] is not None and (found["wire"] / "__init__.py").is_file()
+
+
+# ------------------------------------------------ docker-compose.yml builds with the same recipe
+
+REPO = Path(images.__file__).resolve().parents[1]
+COMPOSE_BASE = "${TCPLAB_BASE:-tcplab/base:latest}"
+
+
+def test_compose_builds_every_image_it_runs_and_pulls_none():
+    import yaml
+
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    built: dict[str, dict] = {}
+    for name, svc in services.items():
+        assert svc.get("pull_policy") == "never", f"{name}: a registry's tcplab/* never runs"
+        if "build" in svc:
+            built[svc["image"]] = svc["build"]
+    assert {svc["image"] for svc in services.values()} == set(built)
+    for image, build in built.items():
+        if image == COMPOSE_BASE:
+            continue
+        role = re.fullmatch(r"tcplab/(\w+):latest", image).group(1)
+        assert role in images.ROLES
+        assert build["context"] == "."
+        assert build["dockerfile"] == f"lab/images/{role}.Dockerfile"
+        assert (REPO / build["dockerfile"]).is_file()
+        assert build["args"] == {"BASE": COMPOSE_BASE}
+    # The role images wait for the base (Compose builds in depends_on order).
+    for name in ("server", "client", "capture"):
+        assert services[name]["depends_on"]["base"] == {"condition": "service_started"}
+
+
+def test_compose_base_is_the_builders_registry_recipe_and_never_runs():
+    import yaml
+
+    base = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["base"]
+    assert base["image"] == COMPOSE_BASE
+    assert f"{images.BASE_REPO}:latest" in COMPOSE_BASE  # the tag ensure_base gives the base
+    assert base["scale"] == 0
+    assert (REPO / base["build"]["context"] / base["build"]["dockerfile"]).samefile(
+        images.IMAGES_DIR / "base.Dockerfile"
+    )
+    assert tuple(base["build"]["args"]["PACKAGES"].split()) == images.BASE_PACKAGES
+    assert base["build"]["labels"]["tcplab.project"] == "1"
+
+
+def _dockerignore(text: str) -> list[tuple[bool, re.Pattern[str]]]:
+    """(is an exception `!`, regex) per line, with Docker's rules: `*` and `?` stop at `/`,
+    `**` crosses folders."""
+    rules = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keep = line.startswith("!")
+        pattern, out, i = line.lstrip("!").strip("/"), "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                out, i = out + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                out, i = out + ".*", i + 2
+            else:
+                out += {"*": "[^/]*", "?": "[^/]"}.get(pattern[i], re.escape(pattern[i]))
+                i += 1
+        rules.append((keep, re.compile(out)))
+    return rules
+
+
+def _sent(rules, rel: str) -> bool:
+    """Whether Docker sends `rel`: the last rule matching it or a folder above it decides."""
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    sent = True
+    for keep, regex in rules:
+        if any(regex.fullmatch(p) for p in prefixes):
+            sent = keep
+    return sent
+
+
+def _context_files(root: Path, rules, under: Iterable[str] = (".",)) -> set[str]:
+    paths = (p for d in under for p in (root / d).rglob("*") if p.is_file())
+    return {rel for p in paths if _sent(rules, rel := p.relative_to(root).as_posix())}
+
+
+def _builder_files(root: Path) -> set[str]:
+    packages = {p for pkgs in images.ROLES.values() for p in pkgs}
+    return {name for p in packages for name, _ in images.package_files(p, root / p)}
+
+
+def test_dockerignore_sends_what_the_builder_copies(tmp_path: Path):
+    rules = _dockerignore((REPO / ".dockerignore").read_text())
+    junk = {
+        "__pycache__/m.cpython-311.pyc": "",
+        "sub/__pycache__/m.pyc": "",
+        "stale.pyc": "",
+        "old.pyo": "",
+        ".hidden": "",
+        ".cache/x": "",
+        "images/server.Dockerfile": "FROM x\n",
+    }
+    for package in {p for pkgs in images.ROLES.values() for p in pkgs}:
+        _package(tmp_path, package, {"m.py": "", "sub/n.py": "", "py.typed": "", **junk})
+    for rel in ("tests/test_x.py", "runs/r/capture.pcap", ".git/HEAD", "README.md", "x.egg-info/P"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    assert _context_files(tmp_path, rules) == _builder_files(tmp_path)
+    assert "wire/sub/n.py" in _builder_files(tmp_path)
+    # And the checkout's packages, whatever caches the tests have left in them (not the whole
+    # checkout: a virtualenv or old runs can hold many thousands of files).
+    packages = sorted({p for pkgs in images.ROLES.values() for p in pkgs})
+    assert _context_files(REPO, rules, packages) == _builder_files(REPO)

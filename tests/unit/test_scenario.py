@@ -21,7 +21,6 @@ from lab.scenario import (
     dump_yaml,
     load_scenario,
     parse_scenario,
-    resolve_out_dir,
     select_modes,
 )
 from lab.spec import MAX_SCALAR
@@ -246,36 +245,6 @@ def test_select_modes() -> None:
     assert [m.name for m in chosen] == ["http1.0", "keepalive-6"]
     with pytest.raises(UsageError, match=r"--mode keepalive6: .*did you mean 'keepalive-6'\?"):
         select_modes(s, ["keepalive6"])
-
-
-@pytest.mark.parametrize(
-    ("out", "ok"),
-    [
-        pytest.param("runs", True, id="default"),
-        pytest.param(".", True, id="cwd-itself"),
-        pytest.param("a/b/../c", True, id="dotdot-inside"),
-        pytest.param("..", False, id="parent"),
-        pytest.param("../elsewhere", False, id="sibling"),
-        pytest.param("/tmp", False, id="absolute-outside"),
-        pytest.param("link-out", False, id="symlink-out"),
-    ],
-)
-def test_resolve_out_dir(tmp_path: Path, out: str, ok: bool) -> None:
-    cwd = tmp_path / "work"
-    cwd.mkdir()
-    (cwd / "link-out").symlink_to(tmp_path)
-    if ok:
-        resolved = resolve_out_dir(out, cwd=cwd)
-        assert resolved.is_relative_to(cwd.resolve())
-    else:
-        with pytest.raises(UsageError, match="must be inside the working directory"):
-            resolve_out_dir(out, cwd=cwd)
-
-
-def test_resolve_out_dir_refuses_a_file(tmp_path: Path) -> None:
-    (tmp_path / "runs").write_text("")
-    with pytest.raises(UsageError, match="not a directory"):
-        resolve_out_dir("runs", cwd=tmp_path)
 
 
 def test_defaults_and_limits() -> None:
