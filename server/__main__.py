@@ -51,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. 3000:non-persistent 3001:persistent); replaces --port/--mode. Port 0 = any",
     )
     p.add_argument("--protocol", choices=protocols.names(), default=protocols.DEFAULT)
-    p.add_argument("--framing", choices=framing.FRAMINGS, default="length", help="echo framing")
+    p.add_argument(
+        "--framing",
+        choices=framing.FRAMINGS,
+        default="length",
+        help="echo framing: length (a 4-byte length prefix) or raw (no boundaries: a message "
+        "is each read on persistent listeners, everything up to the peer's FIN on "
+        "non-persistent ones)",
+    )
     p.add_argument("--log-format", choices=LOG_FORMATS, default="human")
     _add_limits(p)
     _add_behaviour(p)

@@ -40,7 +40,8 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
     # half-close (the client's shutdown(SHUT_WR)), so no byte is left unanswered.
     until_fin = opts.framing == "raw" and not conn.persistent
     decoder = framing.decoder(opts.framing, opts.max_message, until_fin=until_fin)
-    clock = MessageClock("echo message", "--message-timeout", opts.message_timeout)
+    what = "raw message (it ends at the peer's FIN)" if until_fin else "echo message"
+    clock = MessageClock(what, "--message-timeout", opts.message_timeout)
     if opts.wait_peer_fin and conn.persistent:  # non-persistent clients wait for our FIN
         conn.wait_peer_fin()
     answered = 0

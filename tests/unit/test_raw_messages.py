@@ -151,3 +151,18 @@ def test_persistent_raw_stream_longer_than_a_read_comes_back_whole() -> None:
         log.wait_for("closed")
     assert result.ok, result.first_error
     assert sum(e["bytes"] for e in log.events("message")) == len(data)
+
+
+def test_raw_non_persistent_peer_that_never_half_closes_is_dropped_saying_why() -> None:
+    # Without its FIN the message never ends: the deadline drops the peer, and the log says
+    # what the server was waiting for.
+    options = {"framing": "raw", "message_timeout": 0.5}
+    with live_server(modes=("non-persistent",), **options) as (_, log, ports):
+        with socket.create_connection(("127.0.0.1", ports["non-persistent"]), timeout=5) as sock:
+            sock.sendall(b"Luffy")
+            assert recv_all(sock) == b""
+        dropped = log.wait_for("dropped")
+    assert dropped["reason"] == (
+        "raw message (it ends at the peer's FIN) not complete within 0.5 s "
+        "(--message-timeout): slow peer dropped"
+    )
