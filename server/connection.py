@@ -133,19 +133,19 @@ class Connection:
                 raise ShuttingDown  # a request already in our buffer is still answered
             self._idle = not mid_message
         timeout = self.read_timeout if mid_message else self.idle_timeout
-        by_deadline = False
+        bound_by: MessageClock | None = None  # the clock, when its deadline comes first
         if mid_message and clock is not None:
             left = clock.left()
             if left <= 0:
                 raise DeadlinePassed(clock)
             if left < timeout:
-                timeout, by_deadline = left, True
+                timeout, bound_by = left, clock
         self._set_rcvtimeo(timeout)
         try:
             data = self.sock.recv(RECV_SIZE)
         except (TimeoutError, BlockingIOError):  # SO_RCVTIMEO expired: EAGAIN
-            if by_deadline:
-                raise DeadlinePassed(clock) from None  # type: ignore[arg-type]
+            if bound_by is not None:
+                raise DeadlinePassed(bound_by) from None
             if mid_message:
                 raise PeerError(f"read timeout ({self.read_timeout:g} s) mid-message") from None
             raise IdleTimeout from None
