@@ -27,7 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--protocol", choices=protocols.names(), default=protocols.DEFAULT)
-    p.add_argument("--framing", choices=framing.FRAMINGS, default="length", help="echo framing")
+    p.add_argument(
+        "--framing",
+        choices=framing.FRAMINGS,
+        default="length",
+        help="echo framing: length (a 4-byte length prefix) or raw (no boundaries: the client "
+        "half-closes after writing, and the reply is everything before the server's FIN)",
+    )
     p.add_argument("--mode", choices=("non-persistent", "persistent"), default="non-persistent")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--messages", metavar="A,B,C", help="echo messages, e.g. Luffy,Zoro,Sanji")

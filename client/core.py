@@ -237,7 +237,11 @@ class Client:
         rec.t_sent = session.send(request)
         rec.bytes_sent = len(request)
         self.out.say(f"{self._label(item)} sent by Client {session.id}")
-        if self.raw:  # no boundaries: the reply is whatever comes before the server's FIN
+        if self.raw:
+            # No boundaries: our half-close ends the message (the server reads up to it), and
+            # the reply is whatever comes before the server's FIN.
+            session.shutdown_write()
+            self.out.say(f"Socket closing initiated for Client {session.id}")
             reply = self._read_to_eof(
                 session, len(item.payload), "Socket ID {id} stops receiving data (server FIN)"
             )

@@ -60,6 +60,10 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
         _secs(scenario.timeouts.request),
         "--idle-timeout",
         _secs(scenario.timeouts.idle),
+        "--head-timeout",
+        _secs(scenario.timeouts.head),
+        "--message-timeout",
+        _secs(scenario.timeouts.message),
         "--max-message",
         str(max(1 << 20, largest)),
     ]

@@ -70,6 +70,19 @@ FAULT_ACTIONS = (
 )
 
 
+# Memory an echo run takes, measured (max RSS, 100 MB message over loopback): the client holds
+# a message in flight about 5 times over with length framing (the payload, the framed request,
+# the decoder's buffer, the reply and its copy), the server about 3 times; the client also keeps
+# every payload of the workload from the start. Python itself and the threads: the base.
+ECHO_COPIES_IN_FLIGHT = 5
+ECHO_BASE_MEMORY = 32 << 20
+
+
+def echo_memory_need(largest: int, total: int, parallel: int) -> int:
+    """Bytes the client container needs for an echo workload (it needs more than the server)."""
+    return ECHO_BASE_MEMORY + total + ECHO_COPIES_IN_FLIGHT * largest * parallel
+
+
 # --- The model ------------------------------------------------------------------------------
 
 
@@ -193,7 +206,8 @@ class Mode:
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds. connect and request go to the client; run bounds a whole mode."""
+    """Seconds. connect and request go to the client; request, idle, head and message to the
+    server; run bounds a whole mode."""
 
     connect: float = spec(Num(0.1, 300, "s"), 5.0, doc="client connect timeout, seconds")
     request: float = spec(Num(0.1, 3600, "s"), 10.0, doc="client timeout per request, seconds")
@@ -206,6 +220,17 @@ class Timeouts:
         5.0,
         doc="server: close a keep-alive connection idle this long, seconds (load runs with "
         "many client threads need more: a starved thread can leave its connection idle)",
+    )
+    head: float = spec(
+        Num(0.1, 3600, "s"),
+        10.0,
+        doc="server: drop a peer whose whole HTTP request head takes longer, seconds",
+    )
+    message: float = spec(
+        Num(0.1, 3600, "s"),
+        10.0,
+        doc="server: drop a peer whose whole echo message takes longer, seconds (a large "
+        "message on a slow link needs more)",
     )
 
 
@@ -329,6 +354,8 @@ class Scenario:
             if m.framing is not None:
                 self._check_framing(m.framing, ("modes", i, "framing"))
         self._check_framing(self.framing, ("framing",))
+        for i, m in enumerate(self.modes):
+            self._check_echo_fits(m, i)
         for i, f in enumerate(self.faults):
             if f.mode is not None and f.mode not in seen:
                 raise Invalid(("faults", i, "mode"), f"no mode named {f.mode!r}")
@@ -352,6 +379,35 @@ class Scenario:
         if name not in protocols.get(self.protocol).framings:
             users = " and ".join(protocols.with_framing(name))
             raise Invalid(where, f"framing applies to protocol {users} only")
+
+    def _check_echo_fits(self, mode: Mode, index: int) -> None:
+        """Refuse echo modes that cannot work: a message the server's deadline cuts off on the
+        shaped link, or messages the containers cannot hold in their memory limit."""
+        if self.protocol != protocols.ECHO.name:
+            return
+        sizes = self.workload_of(mode).byte_sizes()
+        largest = max(sizes)
+        # Raw framing on a persistent connection echoes each read as it comes: no message is
+        # ever buffered whole, so neither the deadline nor the memory holds it.
+        if self.framing_of(mode) == "raw" and mode.persistent:
+            return
+        what = f"a {format_bytes(largest)} echo message"
+        rate = self.network.rate
+        if rate and largest * 8 / rate > self.timeouts.message:
+            raise Invalid(
+                ("modes", index),
+                f"{what} takes at least {largest * 8 / rate:.3g} s at {rate / 1e6:g} Mbit/s, "
+                f"more than the server's message deadline, timeouts.message "
+                f"({self.timeouts.message:g} s)",
+            )
+        need = echo_memory_need(largest, sum(sizes), mode.parallel)
+        if need > self.limits.memory:
+            on = "1 connection" if mode.parallel == 1 else f"{mode.parallel} connections"
+            raise Invalid(
+                ("modes", index),
+                f"{what} on {on} at once needs about {format_bytes(need)} of client memory, "
+                f"more than limits.memory ({format_bytes(self.limits.memory)})",
+            )
 
     def framing_of(self, mode: Mode) -> str:
         return mode.framing or self.framing

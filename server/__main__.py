@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from server import handlers
 from server.core import MODES, Listener, Server, ServerConfig
 from server.handlers import ProtocolOptions
 from server.log import LOG_FORMATS, Log
@@ -50,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. 3000:non-persistent 3001:persistent); replaces --port/--mode. Port 0 = any",
     )
     p.add_argument("--protocol", choices=protocols.names(), default=protocols.DEFAULT)
-    p.add_argument("--framing", choices=framing.FRAMINGS, default="length", help="echo framing")
+    p.add_argument(
+        "--framing",
+        choices=framing.FRAMINGS,
+        default="length",
+        help="echo framing: length (a 4-byte length prefix) or raw (no boundaries: a message "
+        "is each read on persistent listeners, everything up to the peer's FIN on "
+        "non-persistent ones)",
+    )
     p.add_argument("--log-format", choices=LOG_FORMATS, default="human")
     _add_limits(p)
     _add_behaviour(p)
@@ -75,6 +83,22 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
         "for S seconds (default: 10)",
     )
     p.add_argument(
+        "--head-timeout",
+        type=positive(float),
+        default=handlers.DEFAULT_HEAD_TIMEOUT,
+        metavar="S",
+        help="http: drop a peer whose whole request head takes longer than S seconds once "
+        "it has begun, however steadily it trickles (default: 10)",
+    )
+    p.add_argument(
+        "--message-timeout",
+        type=positive(float),
+        default=handlers.DEFAULT_MESSAGE_TIMEOUT,
+        metavar="S",
+        help="echo: drop a peer whose whole message takes longer than S seconds once it has "
+        "begun (raw non-persistent: until its FIN), however steadily it trickles (default: 10)",
+    )
+    p.add_argument(
         "--max-requests",
         type=positive(int),
         default=None,
@@ -93,7 +117,9 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
         type=positive(int),
         default=framing.DEFAULT_MAX_MESSAGE,
         metavar="BYTES",
-        help="largest echo message (default: 1048576); larger is a protocol error",
+        help="largest echo message (default: 1048576): length framing checks the prefix; raw "
+        "framing each read (persistent) or all bytes up to the peer's FIN (non-persistent). "
+        "Larger is logged and the connection closed, never truncated",
     )
 
 
@@ -149,6 +175,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             max_requests=args.max_requests,
             resources=resources,
             wait_peer_fin=args.wait_peer_fin,
+            head_timeout=args.head_timeout,
+            message_timeout=args.message_timeout,
         ),
         idle_timeout=args.idle_timeout,
         read_timeout=args.read_timeout,

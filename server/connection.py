@@ -1,8 +1,10 @@
 """One accepted socket: timed reads and writes, the FIN dance, and its log lines.
 
 Every read and write has a timeout, so no peer can hold a handler thread forever: waiting for the
-start of a message is bounded by the idle timeout, the rest of a message by the read timeout,
-and every write (a peer that never reads) by the read timeout too.
+start of a message is bounded by the idle timeout, each read of the rest of a message by the read
+timeout, the whole rest of a message by its deadline (`MessageClock`: a peer trickling a byte
+now and then beats any per-read timeout), and every write (a peer that never reads) by the read
+timeout too.
 
 Reads use the kernel's SO_RCVTIMEO on a blocking socket, and writes first try one send()
 without waiting: a Python socket timeout costs an ioctl and a poll() before every recv() or
@@ -16,6 +18,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from typing import Any
 
 from server.log import Log
@@ -35,6 +38,42 @@ class ShuttingDown(Exception):
 
 class PeerError(Exception):
     """The peer broke the connection (stall, reset, never reads): closed as an error."""
+
+
+class DeadlinePassed(PeerError):
+    """A whole message (or request head) did not arrive in time: the slow peer is dropped."""
+
+    def __init__(self, clock: MessageClock) -> None:
+        super().__init__(
+            f"{clock.what} not complete within {clock.seconds:g} s ({clock.flag}): "
+            "slow peer dropped"
+        )
+        self.clock = clock
+
+
+class MessageClock:
+    """The deadline for the rest of one message, e.g. an HTTP request head.
+
+    It starts when the server first waits for more of a message it has begun to receive, so
+    time the server spends writing replies never counts against the peer: the handler calls
+    `reset()` at each message boundary and after each reply.
+    """
+
+    def __init__(self, what: str, flag: str, seconds: float) -> None:
+        self.what = what  # "request head", "echo message": for the log line
+        self.flag = flag  # the server option that sets it, e.g. "--head-timeout"
+        self.seconds = seconds
+        self._at: float | None = None
+
+    def reset(self) -> None:
+        self._at = None
+
+    def left(self) -> float:
+        """Seconds until the deadline; starts the clock on the first call after a reset."""
+        now = time.monotonic()
+        if self._at is None:
+            self._at = now + self.seconds
+        return self._at - now
 
 
 class Connection:
@@ -61,6 +100,7 @@ class Connection:
         self._shut_rd = False  # set by our own shutdown(SHUT_RD): later EOFs are not the peer's
         self._lock = threading.Lock()
         self._rcvtimeo: float | None = None
+        self.peer_fin_seen = False  # a read returned the peer's FIN
         self.was_reset = False  # closed by reset(): later finish/close calls do nothing
         sock.settimeout(None)
         peer = sock.getpeername()
@@ -77,7 +117,7 @@ class Connection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def event(self, event: str, **extra: Any) -> None:
-        if not self.log.per_connection and event != "error":
+        if not self.log.per_connection and event not in ("error", "dropped"):
             return
         self.log.event(
             event, **self._fields, bytes_in=self.bytes_in, bytes_out=self.bytes_out, **extra
@@ -85,24 +125,37 @@ class Connection:
 
     # Reads -------------------------------------------------------------------------------
 
-    def recv(self, mid_message: bool) -> bytes:
-        """One read; b"" means the peer's FIN. Raises IdleTimeout, ShuttingDown, PeerError."""
+    def recv(self, mid_message: bool, clock: MessageClock | None = None) -> bytes:
+        """One read; b"" means the peer's FIN. Mid-message, `clock` bounds the whole rest of
+        the message. Raises IdleTimeout, ShuttingDown, DeadlinePassed, PeerError."""
         with self._lock:
             if self.stopping and not mid_message and not self._buffered():
                 raise ShuttingDown  # a request already in our buffer is still answered
             self._idle = not mid_message
-        self._set_rcvtimeo(self.read_timeout if mid_message else self.idle_timeout)
+        timeout = self.read_timeout if mid_message else self.idle_timeout
+        bound_by: MessageClock | None = None  # the clock, when its deadline comes first
+        if mid_message and clock is not None:
+            left = clock.left()
+            if left <= 0:
+                raise DeadlinePassed(clock)
+            if left < timeout:
+                timeout, bound_by = left, clock
+        self._set_rcvtimeo(timeout)
         try:
             data = self.sock.recv(RECV_SIZE)
         except (TimeoutError, BlockingIOError):  # SO_RCVTIMEO expired: EAGAIN
+            if bound_by is not None:
+                raise DeadlinePassed(bound_by) from None
             if mid_message:
                 raise PeerError(f"read timeout ({self.read_timeout:g} s) mid-message") from None
             raise IdleTimeout from None
         finally:
             with self._lock:
                 self._idle = False
-        if not data and self.stopping and not mid_message:
-            raise ShuttingDown  # our own shutdown(SHUT_RD) woke the read, not the peer
+        if not data:
+            if self.stopping and not mid_message:
+                raise ShuttingDown  # our own shutdown(SHUT_RD) woke the read, not the peer
+            self.peer_fin_seen = not self._shut_rd
         self.bytes_in += len(data)
         return data
 
@@ -168,7 +221,7 @@ class Connection:
         try:
             self.sock.shutdown(socket.SHUT_WR)
             self.event("fin_sent", reason=reason)
-            if self._shut_rd:
+            if self._shut_rd or self.peer_fin_seen:  # no FIN left to wait for
                 self.close(error=False, reason=reason)
                 return
             # Drain until the peer's FIN so close() never meets unread data (that would be RST).

@@ -18,7 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from server import handlers
-from server.connection import Connection, IdleTimeout, PeerError, ShuttingDown
+from server.connection import (
+    Connection,
+    DeadlinePassed,
+    IdleTimeout,
+    PeerError,
+    ShuttingDown,
+)
 from server.handlers import ProtocolOptions
 from server.log import Log
 from wire.framing import FramingError
@@ -193,6 +199,9 @@ class Server:
                 conn.peer_closed()
             else:
                 conn.finish(reason)
+        except DeadlinePassed as exc:  # a slow peer, not a broken one: its own event
+            conn.event("dropped", reason=str(exc), limit=exc.clock.flag, seconds=exc.clock.seconds)
+            conn.close(error=True, reason=str(exc))
         except (PeerError, FramingError, OSError) as exc:
             text = str(exc) if not isinstance(exc, OSError) else _os_reason(exc)
             conn.event("error", reason=text)

@@ -8,10 +8,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from server.connection import Connection, PeerError
+from server.connection import Connection, MessageClock, PeerError
 from wire import framing, http, protocols
 from wire.framing import DEFAULT_MAX_MESSAGE
 from wire.payload import preview
+
+DEFAULT_HEAD_TIMEOUT = 10.0  # seconds
+DEFAULT_MESSAGE_TIMEOUT = 10.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -23,24 +26,37 @@ class ProtocolOptions:
     resources: dict[str, int] | None = None
     max_body: int = http.MAX_BODY
     wait_peer_fin: bool = False
+    # Deadlines for a whole request head (http) and a whole echo message, from the moment the
+    # server waits for more of one: a peer trickling bytes cannot hold a connection for longer.
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    message_timeout: float = DEFAULT_MESSAGE_TIMEOUT
     # Set by --reset or SIGUSR1 (a lab fault): each connection ends with a RST after its next
     # answer, instead of a FIN or another keep-alive request.
     resets: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
-    decoder = framing.decoder(opts.framing, opts.max_message)
+    # Raw framing on a non-persistent listener: the message is everything up to the peer's
+    # half-close (the client's shutdown(SHUT_WR)), so no byte is left unanswered.
+    until_fin = opts.framing == "raw" and not conn.persistent
+    decoder = framing.decoder(opts.framing, opts.max_message, until_fin=until_fin)
+    what = "raw message (it ends at the peer's FIN)" if until_fin else "echo message"
+    clock = MessageClock(what, "--message-timeout", opts.message_timeout)
     if opts.wait_peer_fin and conn.persistent:  # non-persistent clients wait for our FIN
         conn.wait_peer_fin()
     answered = 0
     while True:
-        data = conn.recv(mid_message=decoder.pending > 0)
-        if not data:
-            decoder.eof()  # TruncatedMessage if the peer stopped mid-message
-            return None
+        data = conn.recv(mid_message=decoder.pending > 0, clock=clock)
+        if data:
+            messages = decoder.feed(data)
+        else:
+            messages = decoder.eof()  # TruncatedMessage if the peer stopped mid-message
+            if not messages:
+                return None
+            conn.event("peer_fin")  # the FIN ended the message: logged as it came
         replies = []
         reason = None
-        for message in decoder.feed(data):
+        for message in messages:
             if conn.log.per_connection:
                 conn.event("message", preview=preview(message), bytes=len(message))
             replies.append(framing.encode(opts.framing, message, opts.max_message))
@@ -55,6 +71,8 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
             conn.send(b"".join(replies))
             if opts.resets.is_set():
                 return conn.reset("reset mode")
+        if replies or not decoder.pending:  # a new message, or time spent writing: fresh clock
+            clock.reset()
         if reason:
             return reason
         if conn.stopping and decoder.pending == 0:
@@ -63,10 +81,11 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
 
 def serve_http(conn: Connection, opts: ProtocolOptions) -> str | None:
     parser = http.RequestParser()
+    clock = MessageClock("request head", "--head-timeout", opts.head_timeout)
     version = "HTTP/1.1" if conn.persistent else "HTTP/1.0"
     served = 0
     while True:
-        data = conn.recv(mid_message=parser.pending > 0)
+        data = conn.recv(mid_message=parser.pending > 0, clock=clock)
         if not data:
             if parser.pending:
                 raise PeerError(f"connection ended mid-request ({parser.pending} bytes)")
@@ -104,6 +123,8 @@ def serve_http(conn: Connection, opts: ProtocolOptions) -> str | None:
                 if conn.stopping:
                     return "server shutting down"
                 return "client asked to close"
+        if requests or not parser.pending:  # a new head, or time spent writing: fresh clock
+            clock.reset()
         if conn.stopping and parser.pending == 0:
             return "server shutting down"
 

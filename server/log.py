@@ -1,8 +1,8 @@
 """Server log lines: human (modelled on the article's) or JSON, one line each, flushed.
 
-`quiet` writes human lines for the server's own life (listening, refused, errors, stopping)
-and nothing per connection or message: for benchmarks, where a flushed line per event
-would cost more than the echo itself.
+`quiet` writes human lines for the server's own life (listening, refused, errors, slow peers
+dropped, stopping) and nothing per connection or message: for benchmarks, where a flushed line
+per event would cost more than the echo itself.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from typing import Any, TextIO
 
 LOG_FORMATS = ("human", "json", "quiet")
-QUIET_EVENTS = frozenset({"listening", "refused", "error", "stopping", "stopped"})
+QUIET_EVENTS = frozenset({"listening", "refused", "error", "dropped", "stopping", "stopped"})
 
 
 def _human(event: str, f: dict[str, Any]) -> str:
@@ -45,6 +45,8 @@ def _human(event: str, f: dict[str, Any]) -> str:
             return f"Connection from {peer} refused: {f['reason']}"
         case "error":
             return f"Error in Socket {sock}: {f['reason']}"
+        case "dropped":
+            return f"Socket {sock} dropped: {f['reason']}"
         case "stopping":
             return f"Server stopping: {f['reason']}"
         case "stopped":

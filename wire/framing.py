@@ -5,8 +5,12 @@ decoder is fed bytes split anywhere (TCP keeps no write boundaries) and yields w
 A length over the maximum is a protocol error raised at the header, before any payload is
 buffered, so a garbage prefix cannot make the peer allocate gigabytes.
 
-`raw`: no framing at all. Whatever one read returns is "a message": three writes on a persistent
-connection may come back as one "LuffyZoroSanji", which is the point of showing it.
+`raw`: no length prefix, so TCP's lack of boundaries shows. Two readings of "a message":
+- per read (persistent connections): whatever one read returns is a message, so three writes may
+  come back as one "LuffyZoroSanji", which is the point of showing it;
+- until FIN (non-persistent connections): everything the peer sends before it half-closes
+  (shutdown(SHUT_WR)) is one message, however many reads it takes.
+Either way a message over the maximum is a protocol error, never a silent truncation.
 """
 
 from __future__ import annotations
@@ -30,6 +34,17 @@ class MessageTooLarge(FramingError):
         self.limit = limit
 
 
+class RawMessageTooLarge(MessageTooLarge):
+    """A raw message grew past the limit before its end: `length` is what had arrived so far."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        FramingError.__init__(
+            self, f"raw message of at least {length} bytes exceeds the limit of {limit} bytes"
+        )
+        self.length = length
+        self.limit = limit
+
+
 class TruncatedMessage(FramingError):
     def __init__(self, have: int, need: int) -> None:
         super().__init__(f"connection ended mid-message ({have} of {need} bytes)")
@@ -47,7 +62,8 @@ class LengthDecoder:
     """Incremental decoder for `length` framing.
 
     `feed(data)` returns the messages completed by `data` (possibly none); `eof()` says the peer
-    closed and raises `TruncatedMessage` if a message was cut short.
+    closed: it returns the messages the end completes (none here) and raises `TruncatedMessage`
+    if a message was cut short.
     """
 
     def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
@@ -78,30 +94,69 @@ class LengthDecoder:
             del self._buf[:end]
             self._need = None
 
-    def eof(self) -> None:
+    def eof(self) -> list[bytes]:
         if self._buf:
             need = HEADER_SIZE + (self._need if self._need is not None else 0)
             raise TruncatedMessage(len(self._buf), max(need, HEADER_SIZE))
+        return []
 
 
 class RawDecoder:
-    """`raw` framing: every chunk of bytes read is passed through as it came."""
+    """`raw` framing, per read: every chunk of bytes read is passed through as it came."""
 
     pending = 0
-    max_message = 0
+
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+        self.max_message = max_message
 
     def feed(self, data: bytes) -> list[bytes]:
+        if len(data) > self.max_message:
+            raise MessageTooLarge(len(data), self.max_message)
         return [bytes(data)] if data else []
 
-    def eof(self) -> None:
-        return None
+    def eof(self) -> list[bytes]:
+        return []
 
 
-def decoder(framing: str, max_message: int = DEFAULT_MAX_MESSAGE) -> LengthDecoder | RawDecoder:
+class RawUntilFinDecoder:
+    """`raw` framing, until FIN: the peer's bytes up to its half-close are one message.
+
+    `feed` buffers and returns nothing; `eof()` returns the message (none if no bytes came).
+    The limit is checked as bytes arrive, so a peer that never stops costs at most the limit.
+    """
+
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+        self.max_message = max_message
+        self._buf = bytearray()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if len(self._buf) + len(data) > self.max_message:
+            raise RawMessageTooLarge(len(self._buf) + len(data), self.max_message)
+        self._buf += data
+        return []
+
+    def eof(self) -> list[bytes]:
+        message = bytes(self._buf)
+        self._buf = bytearray()
+        return [message] if message else []
+
+
+Decoder = LengthDecoder | RawDecoder | RawUntilFinDecoder
+
+
+def decoder(
+    framing: str, max_message: int = DEFAULT_MAX_MESSAGE, until_fin: bool = False
+) -> Decoder:
+    """The decoder of `framing`; `until_fin` picks the raw reading where a message ends at the
+    peer's FIN (the server's non-persistent listeners) instead of at each read."""
     if framing == "length":
         return LengthDecoder(max_message)
     if framing == "raw":
-        return RawDecoder()
+        return RawUntilFinDecoder(max_message) if until_fin else RawDecoder(max_message)
     raise ValueError(f"unknown framing {framing!r} (choose from {', '.join(FRAMINGS)})")
 
 
@@ -109,5 +164,7 @@ def encode(framing: str, payload: bytes, max_message: int = DEFAULT_MAX_MESSAGE)
     if framing == "length":
         return encode_length(payload, max_message)
     if framing == "raw":
+        if len(payload) > max_message:
+            raise MessageTooLarge(len(payload), max_message)
         return bytes(payload)
     raise ValueError(f"unknown framing {framing!r} (choose from {', '.join(FRAMINGS)})")

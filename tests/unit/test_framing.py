@@ -98,3 +98,42 @@ def test_raw_passes_chunks_through_without_boundaries() -> None:
 def test_unknown_framing_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown framing"):
         framing.decoder("lines")
+
+
+# --- Raw framing: per read (persistent) or until the peer's FIN (non-persistent) -------------
+
+
+def test_raw_per_read_passes_each_read_through_and_refuses_one_over_the_limit() -> None:
+    decoder = framing.decoder("raw", max_message=5)
+    assert decoder.feed(b"Luf") == [b"Luf"]
+    assert decoder.feed(b"fy") == [b"fy"]
+    assert decoder.pending == 0
+    with pytest.raises(MessageTooLarge) as info:
+        decoder.feed(b"LuffyZ")
+    assert (info.value.length, info.value.limit) == (6, 5)
+    assert decoder.eof() == []
+
+
+def test_raw_until_fin_is_one_message_however_it_was_split() -> None:
+    decoder = framing.decoder("raw", max_message=5, until_fin=True)
+    assert decoder.feed(b"Luf") == []
+    assert decoder.pending == 3
+    assert decoder.feed(b"fy") == []
+    assert decoder.eof() == [b"Luffy"]
+    assert decoder.pending == 0
+    assert framing.decoder("raw", until_fin=True).eof() == []  # FIN without bytes: no message
+
+
+def test_raw_until_fin_refuses_as_soon_as_the_limit_is_passed() -> None:
+    decoder = framing.decoder("raw", max_message=5, until_fin=True)
+    decoder.feed(b"Luff")
+    with pytest.raises(framing.RawMessageTooLarge) as info:
+        decoder.feed(b"yZ")
+    assert str(info.value) == "raw message of at least 6 bytes exceeds the limit of 5 bytes"
+    assert isinstance(info.value, MessageTooLarge)  # callers catching the old error still do
+
+
+def test_length_eof_at_a_boundary_returns_no_messages() -> None:
+    decoder = LengthDecoder()
+    decoder.feed(framing.encode_length(b"Luffy"))
+    assert decoder.eof() == []

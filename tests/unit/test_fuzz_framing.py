@@ -152,9 +152,11 @@ def test_a_four_gib_header_costs_nothing() -> None:
 @FUZZ
 @given(payload=st.binary(max_size=3000), max_message=max_messages)
 def test_encode_refuses_only_oversize(payload: bytes, max_message: int) -> None:
+    # Both framings: the same limit, never a silent truncation.
     if len(payload) > max_message:
-        with pytest.raises(framing.MessageTooLarge):
-            framing.encode("length", payload, max_message)
+        for name in framing.FRAMINGS:
+            with pytest.raises(framing.MessageTooLarge):
+                framing.encode(name, payload, max_message)
     else:
         assert framing.encode("length", payload, max_message)[HEADER_SIZE:] == payload
-    assert framing.encode("raw", payload, max_message) == payload
+        assert framing.encode("raw", payload, max_message) == payload

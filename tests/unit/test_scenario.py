@@ -24,6 +24,7 @@ from lab.scenario import (
     select_modes,
 )
 from lab.spec import MAX_SCALAR
+from server.__main__ import build_parser, config_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -252,6 +253,7 @@ def test_defaults_and_limits() -> None:
     assert s.modes[0] == Mode(name="keepalive", persistent=True)
     assert (s.limits.memory, s.limits.pids) == (512 << 20, 2048)
     assert (s.timeouts.connect, s.timeouts.request) == (5.0, 10.0)
+    assert (s.timeouts.head, s.timeouts.message) == (10.0, 10.0)
     assert s.repeats == 1 and s.faults == () and not s.network.shaped
 
 
@@ -294,6 +296,74 @@ def test_client_and_server_argv_for_page10() -> None:
     assert srv[srv.index("--log-format") + 1] == "json"
     one = server_argv(s, s.mode("http1.0"))
     assert [one[i + 1] for i, a in enumerate(one) if a == "--listen"] == ["3000:non-persistent"]
+
+
+def test_server_argv_passes_every_server_timeout() -> None:
+    s = parse_scenario(MINIMAL + "timeouts: {request: 7, idle: 3, head: 4, message: 60}\n")
+    argv = server_argv(s)
+    flags = {a: argv[i + 1] for i, a in enumerate(argv) if a.endswith("-timeout")}
+    assert flags == {
+        "--read-timeout": "7",
+        "--idle-timeout": "3",
+        "--head-timeout": "4",
+        "--message-timeout": "60",
+    }
+    # ... and the server takes each of them.
+    config = config_from_args(build_parser().parse_args(argv))
+    assert (config.read_timeout, config.idle_timeout) == (7, 3)
+    assert (config.options.head_timeout, config.options.message_timeout) == (4, 60)
+
+
+ECHO = """\
+name: big
+protocol: echo
+workload:
+  sizes: [{size}]
+{extra}modes:
+  - {{name: once, persistent: false, parallel: {parallel}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("size", "parallel", "extra", "fits"),
+    [
+        pytest.param("10m", 1, "", True, id="10m-fits"),
+        pytest.param("100m", 1, "", False, id="100m-over-512m-memory"),
+        pytest.param("100m", 1, "limits: {memory: 2g}\n", True, id="100m-with-2g"),
+        pytest.param("10m", 16, "", False, id="16-connections-of-10m"),
+        pytest.param("1m", 1, "network: {rate: 1mbit}\n", True, id="1m-at-1mbit-in-10s"),
+        pytest.param("2m", 1, "network: {rate: 1mbit}\n", False, id="2m-at-1mbit-over-10s"),
+        pytest.param(
+            "2m", 1, "network: {rate: 1mbit}\ntimeouts: {message: 30}\n", True, id="deadline-30s"
+        ),
+    ],
+)
+def test_echo_modes_that_cannot_work_are_refused(
+    size: str, parallel: int, extra: str, fits: bool
+) -> None:
+    text = ECHO.format(size=size, parallel=parallel, extra=extra)
+    if fits:
+        parse_scenario(text)
+        return
+    with pytest.raises(UsageError, match=r"^<scenario>:\d+: modes\[0\]: a .* echo message"):
+        parse_scenario(text)
+
+
+def test_raw_persistent_streams_so_no_size_is_refused() -> None:
+    # Each read is echoed as it comes: nothing is held whole, whatever the message size.
+    text = ECHO.format(size="300m", parallel=1, extra="framing: raw\n").replace(
+        "persistent: false", "persistent: true"
+    )
+    assert parse_scenario(text).workload.sizes == (300 << 20,)
+
+
+def test_validate_refuses_an_impossible_scenario_with_one_line_and_exit_2(capsys) -> None:
+    path = ROOT / "tests" / "data" / "bad_scenarios" / "echo_message_over_memory.yaml"
+    assert cli.main(["validate", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"error: {path}:{_expected(path)}\n"
+    assert "100 MiB echo message on 2 connections" in err
 
 
 def test_argv_for_article_uses_per_mode_framing_and_workload() -> None:
