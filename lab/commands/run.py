@@ -41,10 +41,13 @@ def run(args) -> int:
 
     from rich.console import Console
 
-    from lab import docker_util, images, results, runner
+    from lab import images, results, runner
+    from lab.engine import Engine
+    from lab.placement import Placement
 
     console = Console(stderr=False)
-    docker_client = docker_util.client()
+    engine = Engine.from_env()
+    placement = Placement.single(engine)  # server side and client side on the one engine
     # matplotlib takes a second or two to import; the main thread spends the run waiting on the
     # Docker API, so import it beside the run instead of after it (the import lock makes the
     # report's own import wait for this one if it is not finished).
@@ -73,18 +76,12 @@ def run(args) -> int:
             refs = images.ensure_images(progress=lambda msg, detail=False: status.update(msg))
             timings["images"] = time.monotonic() - t
             manifest["images"] = {
-                role: {"ref": ref, "id": docker_client.images.get(ref).id}
-                for role, ref in refs.items()
+                role: {"ref": ref, "id": engine.image_id(ref)} for role, ref in refs.items()
             }
-            engine = docker_client.version()
-            manifest["docker"] = {
-                "engine": engine.get("Version"),
-                "api": engine.get("ApiVersion"),
-                "kernel": engine.get("KernelVersion"),
-            }
+            manifest["docker"] = engine.facts()
             for plan in results.plans(scenario, modes, run_dir):
                 mode_runner = runner.ModeRunner(
-                    docker_client, refs, run_id, progress=lambda msg: status.update(msg)
+                    placement, refs, run_id, progress=lambda msg: status.update(msg)
                 )
                 mode_run = mode_runner.run(plan)
                 mode_runs.append(mode_run)
@@ -125,7 +122,7 @@ def run(args) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            runner.remove_leftovers(docker_client, run_id)
+            runner.remove_leftovers(placement, run_id)
         finally:
             manifest["ended"] = datetime.now(UTC).isoformat()
             manifest["timings_s"] = _phase_totals(mode_runs, timings)

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import hosts, runner
+from lab import docker_util, hosts, runner
 from lab import scenario as sc
+from lab.engine import Engine
+from lab.placement import Placement
 from lab.results import plans
 
 pytestmark = pytest.mark.integration
@@ -24,8 +26,6 @@ PAGE10 = REPO / "scenarios" / "page10.yaml"
 
 @pytest.fixture(scope="module")
 def docker_client(needs_docker):
-    from lab import docker_util
-
     client = docker_util.client()
     yield client
     client.close()
@@ -86,7 +86,7 @@ class InspectingModeRunner(runner.ModeRunner):
     inspected: list[dict]
 
     def teardown(self) -> None:
-        self.inspected = [self.docker.api.inspect_container(c.id) for c in self.containers]
+        self.inspected = [engine.inspect(c) for engine, c in self.started]
         super().teardown()
 
 
@@ -96,7 +96,8 @@ def test_every_container_runs_with_least_privilege(image_refs, docker_client, tm
         "modes: [{name: np, persistent: false}]\nnetwork: {rtt: 2}\n"
     )
     (plan,) = plans(scenario, scenario.modes, tmp_path)
-    mode_runner = InspectingModeRunner(docker_client, image_refs, "privtest", progress=print)
+    placement = Placement.single(Engine(docker_client))
+    mode_runner = InspectingModeRunner(placement, image_refs, "privtest", progress=print)
     result = mode_runner.run(plan)
     assert result.client_exit == 0, result.client_error
     roles = {}
