@@ -4,8 +4,8 @@ For each mode and repeat, on fresh containers, one phase after another (`ModeRun
 
     create network      labelled, internal, by the server side's engine
     start server side   server -> capture sidecar in its namespace -> [server-side shaper]
-    wait ready          each says so in its log (never a sleep)
-    start client side   [netns holder -> client-side shaper, ready -> the bridge's own RTT]
+    start client side   [netns holder -> client-side shaper]
+    wait ready          each says so in its log (never a sleep) -> [the bridge's own RTT]
     run                 the client (one shot), with the fault injector beside it
     collect client      its log, at once, so that a later failure still leaves it
     drain               0.2 s plus two RTTs -> stop the capture -> stop the server
@@ -183,8 +183,10 @@ class ModeRunner:
         self.progress(f"{plan.tag}: starting containers")
         self.create_network(plan)
         self.start_server_side(plan)
-        self.wait_server_side_ready(plan)
-        self.start_client_side(plan, result)
+        # The client side starts before the server side is ready (it needs only the network),
+        # so the two sides' start-ups overlap, as they did before the phases were separated.
+        self.start_client_side(plan)
+        self.wait_ready(plan, result)
         result.timings["containers"] = time.monotonic() - t
 
         t = time.monotonic()
@@ -236,19 +238,12 @@ class ModeRunner:
                 )
             )  # fmt: skip
 
-    def wait_server_side_ready(self, plan: ModePlan) -> None:
-        engine, timeout = self.placement.server, plan.ready_timeout
-        engine.wait_for_log(self.server, '"event": "listening"', timeout, "the server")
-        engine.wait_for_log(self.capture, "listening on", timeout, "the capture (tcpdump)")
-        if "server" in self.shapers:
-            engine.wait_for_log(self.shapers["server"], "shaper ready", timeout, "the shaper")
-
-    def start_client_side(self, plan: ModePlan, result: ModeRun) -> None:
-        """In a shaped run: the holder of the client's namespace, its shaper, and the bridge's
-        own RTT probed from there. (The client itself starts when the traffic does.)"""
+    def start_client_side(self, plan: ModePlan) -> None:
+        """In a shaped run, the holder of the client's namespace and its shaper. (The client
+        itself starts when the traffic does; unshaped, it is the whole client side.)"""
         if not plan.shaper_argv:
             return
-        engine, common = self.placement.client, self._common(plan)
+        common = self._common(plan)
         self.netns = self._start(
             hosts.netns_spec(image=self.images["client"], network=self.network.name, **common)
         )
@@ -258,13 +253,21 @@ class ModeRunner:
                 command=plan.shaper_argv["client"], **common,
             )
         )  # fmt: skip
-        engine.wait_for_log(
-            self.shapers["client"], "shaper ready", plan.ready_timeout, "the shaper"
-        )
-        server_shaper_log = self.placement.server.log_text(self.shapers["server"])
+
+    def wait_ready(self, plan: ModePlan, result: ModeRun) -> None:
+        """Until every container has said it is ready; then, in a shaped run, the shaping
+        method and the bridge's own RTT probed from the client's namespace."""
+        server_side, client_side = self.placement.server, self.placement.client
+        timeout = plan.ready_timeout
+        server_side.wait_for_log(self.server, '"event": "listening"', timeout, "the server")
+        server_side.wait_for_log(self.capture, "listening on", timeout, "the capture (tcpdump)")
+        if not self.shapers:
+            return
+        server_side.wait_for_log(self.shapers["server"], "shaper ready", timeout, "the shaper")
+        client_side.wait_for_log(self.shapers["client"], "shaper ready", timeout, "the shaper")
         result.shaping = {
-            "method": shaper_method(server_shaper_log),
-            "base_rtt_ms": probe_base_rtt(engine, self.netns),
+            "method": shaper_method(server_side.log_text(self.shapers["server"])),
+            "base_rtt_ms": probe_base_rtt(client_side, self.netns),
         }
 
     def run_client(self, plan: ModePlan, result: ModeRun) -> None:
