@@ -337,18 +337,16 @@ class ModeRunner:
     def teardown(self) -> None:
         """Remove this mode's containers, every engine at once, then the network. Never raises,
         so it cannot mask the error that ended the run."""
-        by_engine: dict[int, tuple[Engine, list]] = {}
-        for engine, container in self.started:
-            by_engine.setdefault(id(engine), (engine, []))[1].append(container)
-        if by_engine:
-            with ThreadPoolExecutor(max_workers=len(by_engine)) as pool:
-                list(
-                    pool.map(lambda group: group[0].remove_containers(group[1]), by_engine.values())
-                )
+        engines = self.placement.engines()
+        with ThreadPoolExecutor(max_workers=len(engines)) as pool:
+            list(pool.map(self._remove_containers_on, engines))
         self.started.clear()
         if self.network is not None:
             self.placement.network_engine.remove_network(self.network)
             self.network = None
+
+    def _remove_containers_on(self, engine: Engine) -> None:
+        engine.remove_containers([c for e, c in self.started if e is engine])
 
 
 def remove_leftovers(placement: Placement[Engine], run_id: str | None = None) -> dict[str, int]:
