@@ -89,7 +89,9 @@ class Engine:
 
     def start(self, spec: dict):
         """Start a container from a `lab.hosts` spec, always carrying the lab's labels."""
-        return self.client.containers.run(**{**spec, "labels": {**LABELS, **spec["labels"]}})
+        return self.client.containers.run(
+            **{**spec, "labels": {**LABELS, **spec.get("labels", {})}}
+        )
 
     def state(self, container) -> ContainerState:
         container.reload()
