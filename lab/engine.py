@@ -162,7 +162,7 @@ class Engine:
         """Create a network from `lab.hosts.network_spec`, always carrying the lab's labels."""
         kwargs = {k: v for k, v in spec.items() if k != "name"}
         return self.client.networks.create(
-            spec["name"], **{**kwargs, "labels": {**LABELS, **spec["labels"]}}
+            spec["name"], **{**kwargs, "labels": {**LABELS, **spec.get("labels", {})}}
         )
 
     def network(self, name: str):
