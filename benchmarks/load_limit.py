@@ -142,39 +142,10 @@ def run(args: argparse.Namespace) -> int:
         containers.append(server)
         engine.wait_for_log(server, '"event": "listening"', 30, "the server")
         for n in args.steps:
-            before = _server_counts(server)
-            sampler = StatsSampler(engine.client.api, server.id, every=0.3)
-            client_argv = [
-                "--host", "server", "--port", str(PORT), "--protocol", "http",
-                "--mode", "persistent", f"--resources=load.bin:{args.size}",
-                "--parallel", str(n), "--repeat", str(n * args.requests),
-                "--connect-timeout", "10", "--timeout", "30", "--log-format", "json",
-            ]  # fmt: skip
-            # The client's own pids limit must not be what fails: a thread per connection.
-            client = engine.start(
-                hosts.client_spec(
-                    image=images["client"], run_id=run_id, mode=f"limit-{n}",
-                    command=client_argv, network=network.name,
-                    limits=hosts.Limits(pids=max(hosts.DEFAULT_PIDS, n + 256)),
-                )
-            )  # fmt: skip
-            containers.append(client)
-            exit_code = engine.wait(client, args.step_timeout)
-            records = json_lines(engine.logs(client, stderr=False))
-            time.sleep(1.0)  # let the server's handler threads finish before the next step
-            stats = sampler.stop()
-            row = {"parallel": n, "client_exit": exit_code}
-            after = _server_counts(server)
-            row |= step_figures(records, after["refused"] - before["refused"])
-            row["idle_closed"] = after["idle"] - before["idle"]
-            row |= stats
-            server.reload()
-            row["server_status"] = server.status
+            row = _step(engine, images["client"], run_id, network, server, n, args)
             rows.append(row)
             _print_row(row)
-            client.remove(force=True)
-            containers.remove(client)
-            if server.status != "running":
+            if row["server_status"] != "running":
                 break
         info = engine.inspect(server)
         state = info["State"]
@@ -209,6 +180,39 @@ def run(args: argparse.Namespace) -> int:
         and outcome["listening_lines"] == 1
     )
     return 0 if survived and outcome["refusals_clean"] else 1
+
+
+def _step(engine: Engine, image: str, run_id: str, network, server, n: int, args) -> dict:
+    """One step of the ramp: a fresh client with `n` keep-alive connections against the server."""
+    before = _server_counts(server)
+    sampler = StatsSampler(engine.client.api, server.id, every=0.3)
+    client_argv = [
+        "--host", "server", "--port", str(PORT), "--protocol", "http",
+        "--mode", "persistent", f"--resources=load.bin:{args.size}",
+        "--parallel", str(n), "--repeat", str(n * args.requests),
+        "--connect-timeout", "10", "--timeout", "30", "--log-format", "json",
+    ]  # fmt: skip
+    # The client's own pids limit must not be what fails: a thread per connection.
+    client = engine.start(
+        hosts.client_spec(
+            image=image, run_id=run_id, mode=f"limit-{n}", command=client_argv,
+            network=network.name, limits=hosts.Limits(pids=max(hosts.DEFAULT_PIDS, n + 256)),
+        )
+    )  # fmt: skip
+    try:
+        exit_code = engine.wait(client, args.step_timeout)
+        records = json_lines(engine.logs(client, stderr=False))
+        time.sleep(1.0)  # let the server's handler threads finish before the next step
+    finally:
+        stats = sampler.stop()
+        engine.remove_containers([client])
+    row = {"parallel": n, "client_exit": exit_code}
+    after = _server_counts(server)
+    row |= step_figures(records, after["refused"] - before["refused"])
+    row["idle_closed"] = after["idle"] - before["idle"]
+    row |= stats
+    row["server_status"] = engine.state(server).status
+    return row
 
 
 def _server_counts(server) -> dict[str, int]:
