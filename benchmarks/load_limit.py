@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -41,9 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
-from lab import docker_util, hosts
+from lab import hosts
 from lab.analysis import percentile
-from lab.runner import wait_for_log
+from lab.engine import Engine
+from lab.images import ensure_images
+from tests.support.stats import StatsSampler
 
 PORT = 3000
 
@@ -117,72 +120,38 @@ def verdict(rows: list[dict]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lab.images import ensure_images
-
     images = ensure_images()
-    docker = docker_util.client(timeout=120)
+    engine = Engine.from_env(timeout=120)
     run_id = f"loadlimit-{uuid.uuid4().hex[:8]}"
     network = server = None
     containers = []
     rows: list[dict] = []
     try:
-        network = docker.networks.create(
-            f"tcplab-{run_id}", driver="bridge", internal=True,
-            labels=hosts.labels(run_id, "network", "limit"),
-        )  # fmt: skip
+        network = engine.create_network(hosts.network_spec(run_id=run_id, mode="limit"))
         server_argv = ["--host", "0.0.0.0", "--listen", f"{PORT}:persistent", "--protocol",
                        "http", "--log-format", "json", "--read-timeout", "30",
                        "--idle-timeout", str(args.idle_timeout)]  # fmt: skip
         if args.max_connections:
             server_argv += ["--max-connections", str(args.max_connections)]
-        server = docker.containers.run(
-            **hosts.server_spec(
+        server = engine.start(
+            hosts.server_spec(
                 image=images["server"], run_id=run_id, mode="limit", network=network.name,
                 command=server_argv, limits=hosts.Limits(),
             )
         )  # fmt: skip
         containers.append(server)
-        wait_for_log(server, '"event": "listening"', 30, "the server")
+        engine.wait_for_log(server, '"event": "listening"', 30, "the server")
         for n in args.steps:
-            before = _server_counts(server)
-            sampler = docker_util.StatsSampler(docker.api, server.id, every=0.3)
-            client_argv = [
-                "--host", "server", "--port", str(PORT), "--protocol", "http",
-                "--mode", "persistent", f"--resources=load.bin:{args.size}",
-                "--parallel", str(n), "--repeat", str(n * args.requests),
-                "--connect-timeout", "10", "--timeout", "30", "--log-format", "json",
-            ]  # fmt: skip
-            # The client's own pids limit must not be what fails: a thread per connection.
-            client = docker.containers.run(
-                **hosts.client_spec(
-                    image=images["client"], run_id=run_id, mode=f"limit-{n}",
-                    command=client_argv, network=network.name,
-                    limits=hosts.Limits(pids=max(hosts.DEFAULT_PIDS, n + 256)),
-                )
-            )  # fmt: skip
-            containers.append(client)
-            status = client.wait(timeout=args.step_timeout)
-            records = json_lines(client.logs(stdout=True, stderr=False))
-            time.sleep(1.0)  # let the server's handler threads finish before the next step
-            stats = sampler.stop()
-            row = {"parallel": n, "client_exit": status.get("StatusCode")}
-            after = _server_counts(server)
-            row |= step_figures(records, after["refused"] - before["refused"])
-            row["idle_closed"] = after["idle"] - before["idle"]
-            row |= stats
-            server.reload()
-            row["server_status"] = server.status
+            row = _step(engine, images["client"], run_id, network, server, n, args)
             rows.append(row)
             _print_row(row)
-            client.remove(force=True)
-            containers.remove(client)
-            if server.status != "running":
+            if row["server_status"] != "running":
                 break
-        info = docker.api.inspect_container(server.id)
+        info = engine.inspect(server)
         state = info["State"]
         outcome = {
             "machine": f"{platform.node()} {platform.machine()}, "
-            f"{len(__import__('os').sched_getaffinity(0))} cores, {platform.release()}",
+            f"{len(os.sched_getaffinity(0))} cores, {platform.release()}",
             "server_max_connections": args.max_connections or 1024,
             "server_idle_timeout_s": args.idle_timeout,
             "requests_per_connection": args.requests,
@@ -197,13 +166,10 @@ def run(args: argparse.Namespace) -> int:
             **verdict(rows),
         }
     finally:
-        for c in containers:
-            with contextlib.suppress(Exception):
-                c.remove(force=True)
+        engine.remove_containers(containers)
         if network is not None:
-            with contextlib.suppress(Exception):
-                network.remove()
-        docker.close()
+            engine.remove_network(network)
+        engine.close()
     _print_outcome(outcome)
     if args.json:
         Path(args.json).write_text(json.dumps(outcome, indent=2) + "\n")
@@ -214,6 +180,39 @@ def run(args: argparse.Namespace) -> int:
         and outcome["listening_lines"] == 1
     )
     return 0 if survived and outcome["refusals_clean"] else 1
+
+
+def _step(engine: Engine, image: str, run_id: str, network, server, n: int, args) -> dict:
+    """One step of the ramp: a fresh client with `n` keep-alive connections against the server."""
+    before = _server_counts(server)
+    sampler = StatsSampler(engine.client.api, server.id, every=0.3)
+    client_argv = [
+        "--host", "server", "--port", str(PORT), "--protocol", "http",
+        "--mode", "persistent", f"--resources=load.bin:{args.size}",
+        "--parallel", str(n), "--repeat", str(n * args.requests),
+        "--connect-timeout", "10", "--timeout", "30", "--log-format", "json",
+    ]  # fmt: skip
+    # The client's own pids limit must not be what fails: a thread per connection.
+    client = engine.start(
+        hosts.client_spec(
+            image=image, run_id=run_id, mode=f"limit-{n}", command=client_argv,
+            network=network.name, limits=hosts.Limits(pids=max(hosts.DEFAULT_PIDS, n + 256)),
+        )
+    )  # fmt: skip
+    try:
+        exit_code = engine.wait(client, args.step_timeout)
+        records = json_lines(engine.logs(client, stderr=False))
+        time.sleep(1.0)  # let the server's handler threads finish before the next step
+    finally:
+        stats = sampler.stop()
+        engine.remove_containers([client])
+    row = {"parallel": n, "client_exit": exit_code}
+    after = _server_counts(server)
+    row |= step_figures(records, after["refused"] - before["refused"])
+    row["idle_closed"] = after["idle"] - before["idle"]
+    row |= stats
+    row["server_status"] = engine.state(server).status
+    return row
 
 
 def _server_counts(server) -> dict[str, int]:

@@ -32,6 +32,7 @@ from lab.analysis import analyze
 from lab.capture import read_capture
 from lab.document import Manifest, ModeRecord, RunResult
 from lab.errors import LabError, RunError
+from lab.placement import Placement
 from lab.scenario import Scenario, dump_yaml, load_scenario, resolve_out_dir, select_modes
 
 Say = Callable[[str], None]
@@ -77,10 +78,11 @@ class _Run:
     """One `lab run`: the phases in order, the manifest always written last."""
 
     def __init__(self, scenario: Scenario, modes, out_parent: Path, status: Say, say: Say):
-        from lab import docker_util
+        from lab.engine import Engine  # the Docker SDK: `import lab` must not need it
 
         self.scenario, self.modes, self.status, self.say = scenario, modes, status, say
-        self.docker = docker_util.client()
+        self.engine = Engine.from_env()
+        self.placement = Placement.single(self.engine)  # both sides on the one engine
         started = datetime.now(UTC)
         self.run_id = f"{started:%Y%m%dT%H%M%SZ}-{scenario.name}"
         self.run_dir = out_parent / self.run_id
@@ -128,16 +130,11 @@ class _Run:
         refs = images.ensure_images(progress=lambda msg, detail=False: self.status(msg))
         self.timings["images"] = time.monotonic() - t
         self.manifest.images = {
-            role: {"ref": ref, "id": self.docker.images.get(ref).id} for role, ref in refs.items()
+            role: {"ref": ref, "id": self.engine.image_id(ref)} for role, ref in refs.items()
         }
-        engine = self.docker.version()
-        self.manifest.docker = {
-            "engine": engine.get("Version"),
-            "api": engine.get("ApiVersion"),
-            "kernel": engine.get("KernelVersion"),
-        }
+        self.manifest.docker = self.engine.facts()
         for plan in results.plans(self.scenario, self.modes, self.run_dir):
-            mode_runner = runner.ModeRunner(self.docker, refs, self.run_id, progress=self.status)
+            mode_runner = runner.ModeRunner(self.placement, refs, self.run_id, self.status)
             mode_run = mode_runner.run(plan)
             self.mode_runs.append(mode_run)
             label = plan.mode + (f" (repeat {plan.repeat})" if plan.repeats > 1 else "")
@@ -163,7 +160,7 @@ class _Run:
 
         with _signals_ignored():
             try:
-                runner.remove_leftovers(self.docker, self.run_id)
+                runner.remove_leftovers(self.placement, self.run_id)
             finally:
                 m = self.manifest
                 m.ended = datetime.now(UTC).isoformat()

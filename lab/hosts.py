@@ -9,7 +9,8 @@ and the tests build containers from the same specs.
     client    its own, or the netns     none                       10001
               holder's when shaped
     capture   the server's              NET_RAW, SETUID, SETGID    root (tcpdump drops to root
-                                        (tcpdump's privilege drop)  owner; see DESIGN.md)
+                                        (tcpdump's privilege drop)  owner; see
+                                                                    docs/architecture.md)
     shaper    the server's / client's   NET_ADMIN                  root
     netns     its own                   none                       10001 (holds the client's
                                                                     namespace while shapers attach)
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from lab import LABELS, RUN_LABEL
 
+ROLE_LABEL = "tcplab.role"
 LAB_UID = "10001:10001"
 CAPTURE_PATH = "/tmp/capture.pcap"  # in the capture container's writable layer; read back via API
 # The runner probes the bridge's own RTT with connects to this closed port (runner.py); they are
@@ -45,7 +47,17 @@ class Limits:
 
 
 def labels(run_id: str, role: str, mode: str) -> dict[str, str]:
-    return {**LABELS, RUN_LABEL: run_id, "tcplab.role": role, "tcplab.mode": mode}
+    return {**LABELS, RUN_LABEL: run_id, ROLE_LABEL: role, "tcplab.mode": mode}
+
+
+def network_spec(*, run_id: str, mode: str) -> dict:
+    """The keyword arguments for the SDK's `networks.create`: one network per mode (and repeat)."""
+    return {
+        "name": f"tcplab-{run_id}-{mode}",
+        "driver": "bridge",
+        "internal": True,  # the lab's hosts talk to each other and to nothing else
+        "labels": labels(run_id, "network", mode),
+    }
 
 
 def _base(run_id: str, role: str, mode: str, limits: Limits) -> dict:
@@ -131,7 +143,8 @@ def capture_spec(
     *, image: str, run_id: str, mode: str, server_id: str, snaplen: int, limits: Limits
 ) -> dict:
     # -p: no promiscuous mode; --immediate-mode -U: every packet reaches the file at once (without
-    # it the last second before the stop is lost, see DESIGN.md); -Z root keeps the file root's.
+    # it the last second before the stop is lost, see docs/architecture.md); -Z root keeps the file
+    # root's.
     # -B: a 32 MiB kernel buffer. veth hands tcpdump GSO frames of up to 64 KiB, so the default
     # 2 MiB holds only ~30 of them and a busy machine dropped packets mid-run (seen here).
     command = [

@@ -1,30 +1,41 @@
-"""Runs a scenario on real containers: the thin shell between the scenario and the Docker API.
+"""Runs one mode of a scenario on real containers: the thin shell between a plan and the engines.
 
-For each mode and repeat, on fresh containers:
+For each mode and repeat, on fresh containers, one phase after another (`ModeRunner.run`):
 
-    network (labelled, internal) -> server -> capture sidecar in the server's namespace
-    -> [netns holder + shaper sidecars, when the scenario sets network conditions]
-    -> wait until all say they are ready (their log lines, never a sleep)
-    -> client (one shot) -> drain -> stop capture -> stop server -> collect -> remove all
+    create network      labelled, internal, by the server side's engine
+    start server side   server -> capture sidecar in its namespace -> [server-side shaper]
+    start client side   [netns holder -> client-side shaper]
+    wait ready          each says so in its log (never a sleep) -> [the bridge's own RTT]
+    run                 the client (one shot), with the fault injector beside it
+    collect client      its log, at once, so that a later failure still leaves it
+    drain               0.2 s plus two RTTs -> stop the capture -> stop the server
+    collect             pcap, capture log, server log
+    tear down           every container, on every engine, then the network
 
-Everything is collected through the Docker API (logs, `get_archive` for the pcap), so a remote
-`DOCKER_HOST` works too. Teardown always runs: on success, error, timeout and Ctrl-C/SIGTERM.
+`lab.placement` says which engine each container starts on (both sides on the one engine of
+`DOCKER_HOST` today). Everything is collected through the Docker API, so a remote engine works
+too. Teardown always runs: on success, error, timeout and Ctrl-C/SIGTERM (`lab run` turns
+SIGTERM into KeyboardInterrupt).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
-import tarfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lab import PROJECT_LABEL, faults, hosts
+from lab import faults, hosts
 from lab.errors import RunError
+from lab.placement import Placement
+
+if TYPE_CHECKING:
+    # For annotations only: lab.results imports this module for ModePlan, and `lab report`
+    # re-reads a run folder without the Docker SDK.
+    from lab.engine import ContainerState, Engine
 
 Progress = Callable[[str], None]
 
@@ -45,30 +56,40 @@ class ModeRun:
     incomplete: list[str] = field(default_factory=list)  # why the capture misses part of the run
 
 
-def wait_for_log(container, needle: str, timeout: float, what: str) -> None:
-    """Poll a container's logs until `needle` appears; fail clearly if it exits or times out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        logs = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
-        if needle in logs:
-            return
-        container.reload()
-        if container.status in {"exited", "dead"}:
-            last = logs.strip().splitlines()[-1:] or ["(no output)"]
-            raise RunError(f"{what} exited before it was ready: {last[0]}")
-        if time.monotonic() > deadline:
-            raise RunError(f"{what} was not ready within {timeout:g} s")
-        time.sleep(0.05)
+@dataclass(frozen=True)
+class ModePlan:
+    """Everything the runner needs for one mode and repeat, decided before anything starts."""
+
+    mode: str
+    repeat: int
+    repeats: int
+    folder: Path
+    server_argv: list[str]
+    client_argv: list[str]
+    shaper_argv: dict[str, list[str]] | None
+    limits: hosts.Limits
+    snaplen: int
+    ready_timeout: float
+    run_timeout: float
+    drain_s: float
+    faults: tuple[faults.FaultPlan, ...] = ()
+
+    @property
+    def tag(self) -> str:
+        """The mode's name in container and network names, with the repeat if there are more."""
+        return f"{self.mode}-r{self.repeat}" if self.repeats > 1 else self.mode
 
 
-def ended_early(server, capture) -> list[str]:
+# --- Pure parts -----------------------------------------------------------------------------
+
+
+def ended_early(capture: ContainerState, server: ContainerState) -> list[str]:
     """Why the capture cannot cover the whole run: its sidecar or the server already ended."""
-    reasons = []
-    for container, what in ((capture, "the capture (tcpdump)"), (server, "the server")):
-        container.reload()
-        if container.status in {"exited", "dead"}:
-            code = container.attrs.get("State", {}).get("ExitCode")
-            reasons.append(f"{what} ended during the run (exit {code})")
+    reasons = [
+        f"{what} ended during the run (exit {state.exit_code})"
+        for state, what in ((capture, "the capture (tcpdump)"), (server, "the server"))
+        if state.ended
+    ]
     if len(reasons) == 1 and reasons[0].startswith("the server"):
         reasons.append("the capture saw nothing after the server's namespace went away")
     return reasons
@@ -80,186 +101,14 @@ def capture_drops(tcpdump_log: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def read_file_from(container, path: str) -> bytes:
-    """A file out of a (possibly stopped) container, through the API."""
-    stream, _ = container.get_archive(path)
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-        member = tar.next()
-        if member is None or not member.isfile():
-            raise RunError(f"{path} is not a file in {container.name}")
-        extracted = tar.extractfile(member)
-        return extracted.read() if extracted else b""
-
-
-class ModeRunner:
-    """Runs one mode once. `containers` and `network` are tracked so teardown cannot miss one."""
-
-    def __init__(self, docker_client, images: dict[str, str], run_id: str, progress: Progress):
-        self.docker = docker_client
-        self.images = images
-        self.run_id = run_id
-        self.progress = progress
-        self.containers: list = []
-        self.network = None
-
-    def _start(self, spec: dict):
-        container = self.docker.containers.run(**spec)
-        self.containers.append(container)
-        return container
-
-    def run(self, plan: ModePlan) -> ModeRun:
-        result = ModeRun(plan.mode, plan.repeat, plan.folder)
-        plan.folder.mkdir(parents=True, exist_ok=True)
-        t = time.monotonic()
-        try:
-            self._run(plan, result)
-        except RunError:
-            raise
-        except Exception as exc:
-            import docker.errors
-            import requests.exceptions
-
-            engine_errors = docker.errors.DockerException | requests.exceptions.RequestException
-            if isinstance(exc, engine_errors):
-                raise RunError(f"{plan.mode}: Docker Engine: {_one_line(exc)}") from exc
-            raise
-        finally:
-            t_teardown = time.monotonic()
-            self.teardown()
-            result.timings["teardown"] = time.monotonic() - t_teardown
-            result.timings["total"] = time.monotonic() - t
-        return result
-
-    def _run(self, plan: ModePlan, result: ModeRun) -> None:
-        tag = f"{plan.mode}-r{plan.repeat}" if plan.repeats > 1 else plan.mode
-        limits = plan.limits
-        t0 = time.monotonic()
-        self.progress(f"{tag}: starting containers")
-        self.network = self.docker.networks.create(
-            f"tcplab-{self.run_id}-{tag}",
-            driver="bridge",
-            internal=True,  # the lab's hosts talk to each other and to nothing else
-            labels=hosts.labels(self.run_id, "network", tag),
-        )
-        server = self._start(
-            hosts.server_spec(
-                image=self.images["server"], run_id=self.run_id, mode=tag,
-                network=self.network.name, command=plan.server_argv, limits=limits,
-            )
-        )  # fmt: skip
-        capture = self._start(
-            hosts.capture_spec(
-                image=self.images["capture"], run_id=self.run_id, mode=tag,
-                server_id=server.id, snaplen=plan.snaplen, limits=limits,
-            )
-        )  # fmt: skip
-        netns = None
-        if plan.shaper_argv:
-            netns = self._start(
-                hosts.netns_spec(
-                    image=self.images["client"], run_id=self.run_id, mode=tag,
-                    network=self.network.name, limits=limits,
-                )
-            )  # fmt: skip
-            shapers = [
-                self._start(
-                    hosts.shaper_spec(
-                        image=self.images["shaper"],
-                        run_id=self.run_id,
-                        mode=tag,
-                        side=side,
-                        target_id=target.id,
-                        command=argv,
-                        limits=limits,
-                    )
-                )
-                for side, target, argv in (
-                    ("server", server, plan.shaper_argv["server"]),
-                    ("client", netns, plan.shaper_argv["client"]),
-                )
-            ]
-        wait_for_log(server, '"event": "listening"', plan.ready_timeout, "the server")
-        wait_for_log(capture, "listening on", plan.ready_timeout, "the capture (tcpdump)")
-        if netns is not None:
-            for shaper in shapers:
-                wait_for_log(shaper, "shaper ready", plan.ready_timeout, "the shaper")
-            result.shaping = {
-                "method": _shaper_method(shapers[0]),
-                "base_rtt_ms": probe_base_rtt(netns),
-            }
-        result.timings["containers"] = time.monotonic() - t0
-
-        t1 = time.monotonic()
-        self.progress(f"{tag}: traffic")
-        client = self._start(
-            hosts.client_spec(
-                image=self.images["client"], run_id=self.run_id, mode=tag,
-                command=plan.client_argv, limits=limits,
-                network=self.network.name, netns_of=netns.id if netns else None,
-            )
-        )  # fmt: skip
-        injector = None
-        if plan.faults:
-            injector = faults.Injector(
-                plan.faults, server=server, capture=capture, client=netns or client,
-                network=self.network, progress=lambda msg: self.progress(f"{tag}: {msg}"),
-            )  # fmt: skip
-        try:
-            status = client.wait(timeout=plan.run_timeout)
-        except Exception as exc:  # requests' ReadTimeout: the client outlived the run timeout
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            result.client_error = f"the client did not finish within {plan.run_timeout:g} s"
-            status = {"StatusCode": None}
-        finally:
-            if injector is not None:
-                result.faults = injector.stop(client_s=time.monotonic() - t1)
-        result.client_exit = status.get("StatusCode")
-        (plan.folder / "client.jsonl").write_bytes(client.logs(stdout=True, stderr=False))
-        client_stderr = client.logs(stdout=False, stderr=True).decode("utf-8", "replace").strip()
-        if client_stderr:
-            (plan.folder / "client.stderr").write_text(client_stderr + "\n")
-        if result.client_exit not in (0, None) and not result.client_error:
-            lines = client_stderr.splitlines()
-            result.client_error = lines[-1] if lines else f"client exit {result.client_exit}"
-        result.timings["traffic"] = time.monotonic() - t1
-
-        # Drain: the last ACKs of the teardown are still in flight when the client exits.
-        t2 = time.monotonic()
-        self.progress(f"{tag}: draining the capture")
-        time.sleep(plan.drain_s)
-        result.incomplete = ended_early(server, capture)
-        if capture.status == "running":  # ended_early() reloaded it; a killed one stays so
-            capture.kill(signal="SIGINT")  # the capture first: stopping the server tears down eth0
-        capture.wait(timeout=10)
-        (plan.folder / "capture.pcap").write_bytes(read_file_from(capture, hosts.CAPTURE_PATH))
-        capture_log = capture.logs(stdout=True, stderr=True)
-        (plan.folder / "capture.log").write_bytes(capture_log)
-        result.capture_drops = capture_drops(capture_log.decode("utf-8", "replace"))
-        server.stop(timeout=5)
-        (plan.folder / "server.log").write_bytes(server.logs(stdout=True, stderr=True))
-        result.timings["drain"] = time.monotonic() - t2
-
-    def teardown(self) -> None:
-        """Remove this mode's containers and network; never raises, so it cannot mask an error.
-
-        Containers go in parallel (each removal is a kill and a wait in the engine), the network
-        after them.
-        """
-
-        def remove(container) -> None:
-            # already gone, or the engine is away: `lab clean` gets the rest
-            with contextlib.suppress(Exception):
-                container.remove(force=True)
-
-        if self.containers:
-            with ThreadPoolExecutor(max_workers=len(self.containers)) as pool:
-                list(pool.map(remove, self.containers))
-        self.containers.clear()
-        if self.network is not None:
-            with contextlib.suppress(Exception):
-                self.network.remove()
-            self.network = None
+def shaper_method(shaper_log: str) -> str:
+    """How a shaper made the conditions (`method=` on its ready line): netem or nfqueue."""
+    for line in shaper_log.splitlines():
+        if "shaper ready" in line:
+            for word in line.split():
+                if word.startswith("method="):
+                    return word.partition("=")[2]
+    return "unknown"
 
 
 # The bridge's own round trip, measured from the client's namespace on a port the shapers leave
@@ -280,62 +129,230 @@ print(best)
 """
 
 
-def probe_base_rtt(container) -> float | None:
+def probe_base_rtt(engine: Engine, container) -> float | None:
     """The unshaped RTT between the hosts in ms (None if the probe could not run)."""
     try:
-        code, out = container.exec_run(["python3", "-c", _PROBE], user=hosts.LAB_UID)
+        code, out = engine.exec(container, ["python3", "-c", _PROBE], user=hosts.LAB_UID)
         return float(out.decode().strip()) if code == 0 else None
     except Exception:  # a missing figure is reported as such; the run goes on
         return None
 
 
-def _one_line(exc: BaseException) -> str:
-    text = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
-    return str(text).strip().splitlines()[0]
+# --- The phases -----------------------------------------------------------------------------
 
 
-def _shaper_method(shaper) -> str:
-    for line in shaper.logs().decode("utf-8", "replace").splitlines():
-        if "shaper ready" in line:
-            for word in line.split():
-                if word.startswith("method="):
-                    return word.partition("=")[2]
-    return "unknown"
+class ModeRunner:
+    """Runs one mode once, phase by phase. Every container is tracked with the engine it was
+    started on, and the network with its engine, so the teardown cannot miss one."""
+
+    def __init__(
+        self, placement: Placement[Engine], images: dict[str, str], run_id: str, progress: Progress
+    ) -> None:
+        self.placement = placement
+        self.images = images
+        self.run_id = run_id
+        self.progress = progress
+        self.started: list[tuple[Engine, object]] = []
+        self.network = None
+        # What one phase hands to the next.
+        self.server = self.capture = self.netns = self.client = None
+        self.shapers: dict[str, object] = {}  # side -> shaper container
+
+    def run(self, plan: ModePlan) -> ModeRun:
+        result = ModeRun(plan.mode, plan.repeat, plan.folder)
+        plan.folder.mkdir(parents=True, exist_ok=True)
+        t = time.monotonic()
+        try:
+            self._phases(plan, result)
+        except RunError:
+            raise
+        except Exception as exc:
+            reason = self.placement.server.describe_error(exc)  # every engine knows the SDK's
+            if reason is None:
+                raise
+            raise RunError(f"{plan.mode}: Docker Engine: {reason}") from exc
+        finally:
+            t_teardown = time.monotonic()
+            self.teardown()
+            result.timings["teardown"] = time.monotonic() - t_teardown
+            result.timings["total"] = time.monotonic() - t
+        return result
+
+    def _phases(self, plan: ModePlan, result: ModeRun) -> None:
+        t = time.monotonic()
+        self.progress(f"{plan.tag}: starting containers")
+        self.create_network(plan)
+        self.start_server_side(plan)
+        # The client side starts before the server side is ready (it needs only the network),
+        # so the two sides' start-ups overlap, as they did before the phases were separated.
+        self.start_client_side(plan)
+        self.wait_ready(plan, result)
+        result.timings["containers"] = time.monotonic() - t
+
+        t = time.monotonic()
+        self.progress(f"{plan.tag}: traffic")
+        self.run_client(plan, result)
+        self.collect_client(plan, result)
+        result.timings["traffic"] = time.monotonic() - t
+
+        # Drain: the last ACKs of the teardown are still in flight when the client exits.
+        t = time.monotonic()
+        self.progress(f"{plan.tag}: draining the capture")
+        self.drain(plan, result)
+        self.collect(plan, result)
+        result.timings["drain"] = time.monotonic() - t
+
+    def _start(self, spec: dict):
+        """Start a container on the engine its role is placed on, and track it."""
+        engine = self.placement.engine_for_spec(spec)
+        container = engine.start(spec)
+        self.started.append((engine, container))
+        return container
+
+    def _common(self, plan: ModePlan) -> dict:
+        return {"run_id": self.run_id, "mode": plan.tag, "limits": plan.limits}
+
+    def create_network(self, plan: ModePlan) -> None:
+        spec = hosts.network_spec(run_id=self.run_id, mode=plan.tag)
+        self.network = self.placement.network_engine.create_network(spec)
+
+    def start_server_side(self, plan: ModePlan) -> None:
+        common = self._common(plan)
+        self.server = self._start(
+            hosts.server_spec(
+                image=self.images["server"], network=self.network.name,
+                command=plan.server_argv, **common,
+            )
+        )  # fmt: skip
+        self.capture = self._start(
+            hosts.capture_spec(
+                image=self.images["capture"], server_id=self.server.id, snaplen=plan.snaplen,
+                **common,
+            )
+        )  # fmt: skip
+        if plan.shaper_argv:
+            self.shapers["server"] = self._start(
+                hosts.shaper_spec(
+                    image=self.images["shaper"], side="server", target_id=self.server.id,
+                    command=plan.shaper_argv["server"], **common,
+                )
+            )  # fmt: skip
+
+    def start_client_side(self, plan: ModePlan) -> None:
+        """In a shaped run, the holder of the client's namespace and its shaper. (The client
+        itself starts when the traffic does; unshaped, it is the whole client side.)"""
+        if not plan.shaper_argv:
+            return
+        common = self._common(plan)
+        self.netns = self._start(
+            hosts.netns_spec(image=self.images["client"], network=self.network.name, **common)
+        )
+        self.shapers["client"] = self._start(
+            hosts.shaper_spec(
+                image=self.images["shaper"], side="client", target_id=self.netns.id,
+                command=plan.shaper_argv["client"], **common,
+            )
+        )  # fmt: skip
+
+    def wait_ready(self, plan: ModePlan, result: ModeRun) -> None:
+        """Until every container has said it is ready; then, in a shaped run, the shaping
+        method and the bridge's own RTT probed from the client's namespace."""
+        server_side, client_side = self.placement.server, self.placement.client
+        timeout = plan.ready_timeout
+        server_side.wait_for_log(self.server, '"event": "listening"', timeout, "the server")
+        server_side.wait_for_log(self.capture, "listening on", timeout, "the capture (tcpdump)")
+        if not self.shapers:
+            return
+        server_side.wait_for_log(self.shapers["server"], "shaper ready", timeout, "the shaper")
+        client_side.wait_for_log(self.shapers["client"], "shaper ready", timeout, "the shaper")
+        result.shaping = {
+            "method": shaper_method(server_side.log_text(self.shapers["server"])),
+            "base_rtt_ms": probe_base_rtt(client_side, self.netns),
+        }
+
+    def run_client(self, plan: ModePlan, result: ModeRun) -> None:
+        """The client, until it exits or the run times out, with the scenario's faults."""
+        t = time.monotonic()
+        self.client = self._start(
+            hosts.client_spec(
+                image=self.images["client"], command=plan.client_argv,
+                network=self.network.name, netns_of=self.netns.id if self.netns else None,
+                **self._common(plan),
+            )
+        )  # fmt: skip
+        injector = None
+        if plan.faults:
+            injector = faults.Injector(
+                plan.faults, server=self.server, capture=self.capture,
+                client=self.netns or self.client,
+                network=self._network_on(self.placement.client),
+                progress=lambda msg: self.progress(f"{plan.tag}: {msg}"),
+            )  # fmt: skip
+        try:
+            result.client_exit = self.placement.client.wait(self.client, plan.run_timeout)
+        finally:
+            if injector is not None:
+                result.faults = injector.stop(client_s=time.monotonic() - t)
+        if result.client_exit is None:
+            result.client_error = f"the client did not finish within {plan.run_timeout:g} s"
+
+    def _network_on(self, engine: Engine):
+        """The run's network as `engine` sees it: only a container's engine can disconnect it."""
+        if engine is self.placement.network_engine:
+            return self.network
+        return engine.network(self.network.name)
+
+    def collect_client(self, plan: ModePlan, result: ModeRun) -> None:
+        engine = self.placement.client
+        (plan.folder / "client.jsonl").write_bytes(engine.logs(self.client, stderr=False))
+        client_stderr = engine.log_text(self.client, stdout=False).strip()
+        if client_stderr:
+            (plan.folder / "client.stderr").write_text(client_stderr + "\n")
+        if result.client_exit not in (0, None) and not result.client_error:
+            lines = client_stderr.splitlines()
+            result.client_error = lines[-1] if lines else f"client exit {result.client_exit}"
+
+    def drain(self, plan: ModePlan, result: ModeRun) -> None:
+        """Let the last packets reach the capture, then stop it, then the server."""
+        engine = self.placement.server
+        time.sleep(plan.drain_s)
+        capture = engine.state(self.capture)
+        result.incomplete = ended_early(capture, engine.state(self.server))
+        if capture.status == "running":  # a killed capture stays so
+            self.capture.kill(signal="SIGINT")  # the capture first: stopping the server ends eth0
+        if engine.wait(self.capture, timeout=10) is None:
+            raise RunError("the capture (tcpdump) did not stop within 10 s")
+        self.server.stop(timeout=5)
+
+    def collect(self, plan: ModePlan, result: ModeRun) -> None:
+        """What the server side left: the pcap, tcpdump's account, the server's log."""
+        engine = self.placement.server
+        pcap = engine.read_file(self.capture, hosts.CAPTURE_PATH)
+        (plan.folder / "capture.pcap").write_bytes(pcap)
+        capture_log = engine.logs(self.capture)
+        (plan.folder / "capture.log").write_bytes(capture_log)
+        result.capture_drops = capture_drops(capture_log.decode("utf-8", "replace"))
+        (plan.folder / "server.log").write_bytes(engine.logs(self.server))
+
+    def teardown(self) -> None:
+        """Remove this mode's containers, every engine at once, then the network. Never raises,
+        so it cannot mask the error that ended the run."""
+        engines = self.placement.engines()
+        with ThreadPoolExecutor(max_workers=len(engines)) as pool:
+            list(pool.map(self._remove_containers_on, engines))
+        self.started.clear()
+        if self.network is not None:
+            self.placement.network_engine.remove_network(self.network)
+            self.network = None
+
+    def _remove_containers_on(self, engine: Engine) -> None:
+        engine.remove_containers([c for e, c in self.started if e is engine])
 
 
-@dataclass(frozen=True)
-class ModePlan:
-    """Everything the runner needs for one mode and repeat, decided before anything starts."""
-
-    mode: str
-    repeat: int
-    repeats: int
-    folder: Path
-    server_argv: list[str]
-    client_argv: list[str]
-    shaper_argv: dict[str, list[str]] | None
-    limits: hosts.Limits
-    snaplen: int
-    ready_timeout: float
-    run_timeout: float
-    drain_s: float
-    faults: tuple[faults.FaultPlan, ...] = ()
-
-
-def remove_leftovers(docker_client, run_id: str | None = None) -> dict[str, int]:
-    """Remove containers and networks by label (one run's, or all the lab's)."""
-    label = f"{PROJECT_LABEL}=1" if run_id is None else f"tcplab.run={run_id}"
+def remove_leftovers(placement: Placement[Engine], run_id: str | None = None) -> dict[str, int]:
+    """Remove containers and networks by label (one run's, or all the lab's), on every engine."""
     removed = {"containers": 0, "networks": 0}
-    for container in docker_client.containers.list(all=True, filters={"label": label}):
-        try:
-            container.remove(force=True)
-            removed["containers"] += 1
-        except Exception:
-            pass
-    for network in docker_client.networks.list(filters={"label": label}):
-        try:
-            network.remove()
-            removed["networks"] += 1
-        except Exception:
-            pass
+    for engine in placement.engines():
+        for kind, n in engine.remove_leftovers(run_id).items():
+            removed[kind] += n
     return removed

@@ -1,41 +1,41 @@
 """`python -m lab clean [--images]`: remove what the lab left behind, found by its label.
 
-Containers first (they hold networks and images), then networks, then with --images the
-images, children before parents. It reports what it removed and what it could not.
+On every engine the lab uses (the one of `DOCKER_HOST` today): containers first (they hold
+networks and images), then networks, then with --images the images, children before parents.
+It reports what it removed and what it could not.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-from lab import docker_util
+from lab.engine import APIError, Engine, NotFound
 from lab.errors import RunError
+
+Attempt = Callable[[str, str, Callable[[], object]], bool]
 
 
 def run(args: argparse.Namespace) -> int:
-    import docker
-
-    c = docker_util.client()
     removed: list[str] = []
     failed: list[str] = []
 
-    def attempt(kind: str, name: str, fn) -> bool:
+    def attempt(kind: str, name: str, fn: Callable[[], object]) -> bool:
         try:
             fn()
-        except docker.errors.NotFound:
+        except NotFound:
             return True  # gone already (e.g. removed with its container)
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             failed.append(f"{kind} {name}: {exc.explanation or exc}")
             return False
         removed.append(f"{kind} {name}")
         return True
 
-    for ctr in docker_util.project_containers(c):
-        attempt("container", ctr.name, lambda ctr=ctr: ctr.remove(force=True, v=True))
-    for net in docker_util.project_networks(c):
-        attempt("network", net.name, net.remove)
-    if args.images:
-        _remove_images(c, attempt, failed)
+    engine = Engine.from_env()  # a run's engines are all this one today (lab.placement)
+    try:
+        _clean(engine, attempt, failed, images=args.images)
+    finally:
+        engine.close()
 
     for line in removed:
         print(f"removed {line}")
@@ -45,15 +45,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _remove_images(c, attempt, failed: list[str]) -> None:
+def _clean(engine: Engine, attempt: Attempt, failed: list[str], *, images: bool) -> None:
+    for ctr in engine.project_containers():
+        attempt("container", ctr.name, lambda ctr=ctr: ctr.remove(force=True, v=True))
+    for net in engine.project_networks():
+        attempt("network", net.name, net.remove)
+    if images:
+        _remove_images(engine, attempt, failed)
+
+
+def _remove_images(engine: Engine, attempt: Attempt, failed: list[str]) -> None:
     # A base image with children cannot go before them: retry until a pass removes nothing.
-    pending = {img.id: img for img in docker_util.project_images(c)}
+    pending = {img.id: img for img in engine.project_images()}
     while pending:
         mark = len(failed)
         progressed = False
         for image_id, img in list(pending.items()):
             name = ", ".join(img.tags) or image_id[7:19]
-            if attempt("image", name, lambda i=image_id: c.images.remove(i, force=True)):
+            if attempt("image", name, lambda i=image_id: engine.remove_image(i)):
                 del pending[image_id]
                 progressed = True
         if not progressed:

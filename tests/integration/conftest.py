@@ -16,9 +16,13 @@ import time
 import warnings
 from collections.abc import Iterator
 
+import docker
 import pytest
+from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
 
 from lab import LABELS
+from lab.engine import Engine
+from lab.images import ensure_images
 from tests.conftest import IN_CI, docker_available
 
 # Labels for every container and network a test makes directly.
@@ -27,15 +31,11 @@ TEST_LABELS = {**LABELS, "tcplab.test": "1"}
 
 def compose_project() -> str:
     """The Compose project name the compose test uses: unique to this session."""
-    from testcontainers.core.labels import SESSION_ID
-
     return f"tcplab-test-{SESSION_ID[:8]}"
 
 
 @pytest.fixture(scope="session")
 def lab_images(needs_docker: None) -> dict[str, str]:
-    from lab.images import ensure_images
-
     started = time.monotonic()
     refs = ensure_images()
     print(f"\nlab images ready in {time.monotonic() - started:.1f} s: {refs}")
@@ -43,10 +43,9 @@ def lab_images(needs_docker: None) -> dict[str, str]:
 
 
 def _objects(client) -> dict[str, dict[str, dict]]:
-    from lab import docker_util
-
-    containers = docker_util.project_containers(client)
-    networks = docker_util.project_networks(client)
+    engine = Engine(client)
+    containers = engine.project_containers()
+    networks = engine.project_networks()
     return {
         "container": {c.id: {**c.labels, "name": c.name} for c in containers},
         "network": {n.id: {**(n.attrs.get("Labels") or {}), "name": n.name} for n in networks},
@@ -59,9 +58,6 @@ def no_lab_leftovers() -> Iterator[None]:
     if not ok:
         yield
         return
-    import docker
-    from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
-
     client = docker.from_env(timeout=30)
     before = _objects(client)
     yield

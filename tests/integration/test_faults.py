@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from lab import docker_util
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,8 +26,6 @@ RUN_TIMEOUT = 240  # the scenarios' own timeouts are 30 s of traffic; reports ta
 
 @pytest.fixture(scope="module")
 def docker_client(needs_docker):
-    from lab import docker_util
-
     client = docker_util.client()
     yield client
     client.close()

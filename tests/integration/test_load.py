@@ -28,7 +28,10 @@ import pytest
 
 from lab import docker_util, runner
 from lab import scenario as sc
+from lab.engine import Engine
+from lab.placement import Placement
 from lab.results import analyze_mode_folder, plans, read_jsonl
+from tests.support.stats import StatsSampler
 from wire import http
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -42,28 +45,22 @@ class WatchedModeRunner(runner.ModeRunner):
     """Samples the server's stats while the mode runs; inspects it just before the teardown."""
 
     server_info: dict | None = None
-    sampler: docker_util.StatsSampler | None = None
+    sampler: StatsSampler | None = None
 
-    def _start(self, spec: dict):
-        container = super()._start(spec)
-        if spec["labels"].get("tcplab.role") == "server":
-            self.sampler = docker_util.StatsSampler(self.docker.api, container.id)
-        return container
+    def start_server_side(self, plan) -> None:
+        super().start_server_side(plan)
+        self.sampler = StatsSampler(self.placement.server.client.api, self.server.id)
 
     def teardown(self) -> None:
         if self.sampler is not None:
             self.sampler.stop()
-        for c in self.containers:
-            info = self.docker.api.inspect_container(c.id)
-            if info["Config"]["Labels"].get("tcplab.role") == "server":
-                self.server_info = info
+        if self.server is not None:
+            self.server_info = self.placement.server.inspect(self.server)
         super().teardown()
 
 
 @pytest.fixture(scope="module")
 def docker_client(needs_docker):
-    from lab import docker_util
-
     client = docker_util.client(timeout=120)
     yield client
     client.close()
@@ -78,7 +75,9 @@ def load_run(docker_client, lab_images, tmp_path_factory) -> dict[str, dict]:
     out = {}
     for plan in plans(scenario, scenario.modes, run_dir):
         mode = scenario.mode(plan.mode)
-        mode_runner = WatchedModeRunner(docker_client, lab_images, run_id, progress=print)
+        mode_runner = WatchedModeRunner(
+            Placement.single(Engine(docker_client)), lab_images, run_id, progress=print
+        )
         t0 = time.monotonic()
         result = mode_runner.run(plan)
         wall = time.monotonic() - t0

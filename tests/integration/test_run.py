@@ -8,12 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from lab import hosts, runner
+from lab import docker_util, hosts, runner
 from lab import scenario as sc
+from lab.engine import Engine
+from lab.placement import Placement
 from lab.results import plans
 
 pytestmark = pytest.mark.integration
@@ -24,8 +27,6 @@ PAGE10 = REPO / "scenarios" / "page10.yaml"
 
 @pytest.fixture(scope="module")
 def docker_client(needs_docker):
-    from lab import docker_util
-
     client = docker_util.client()
     yield client
     client.close()
@@ -86,7 +87,7 @@ class InspectingModeRunner(runner.ModeRunner):
     inspected: list[dict]
 
     def teardown(self) -> None:
-        self.inspected = [self.docker.api.inspect_container(c.id) for c in self.containers]
+        self.inspected = [engine.inspect(c) for engine, c in self.started]
         super().teardown()
 
 
@@ -96,13 +97,17 @@ def test_every_container_runs_with_least_privilege(image_refs, docker_client, tm
         "modes: [{name: np, persistent: false}]\nnetwork: {rtt: 2}\n"
     )
     (plan,) = plans(scenario, scenario.modes, tmp_path)
-    mode_runner = InspectingModeRunner(docker_client, image_refs, "privtest", progress=print)
+    placement = Placement.single(Engine(docker_client))
+    run_id = f"privtest-{uuid.uuid4().hex[:8]}"  # engineers may share one engine
+    mode_runner = InspectingModeRunner(placement, image_refs, run_id, progress=print)
     result = mode_runner.run(plan)
     assert result.client_exit == 0, result.client_error
     roles = {}
     for info in mode_runner.inspected:
-        role = info["Config"]["Labels"]["tcplab.role"]
+        labels = info["Config"]["Labels"]
+        role = labels["tcplab.role"]
         roles[role] = info
+        assert labels["tcplab.project"] == "1" and labels["tcplab.run"] == run_id, role
         host = info["HostConfig"]
         assert host["Privileged"] is False, role
         assert "no-new-privileges" in (host["SecurityOpt"] or []), role
@@ -118,7 +123,47 @@ def test_every_container_runs_with_least_privilege(image_refs, docker_client, tm
     assert sorted(roles["capture"]["HostConfig"]["CapAdd"]) == ["NET_RAW", "SETGID", "SETUID"]
     for side in ("shaper-server", "shaper-client"):
         assert roles[side]["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
-    assert leftovers(docker_client, "privtest") == []
+    assert leftovers(docker_client, run_id) == []
+
+
+def test_two_engines_each_start_their_own_side(image_refs, docker_client, tmp_path):
+    """The placement seam with two Engine objects (two clients of this one daemon): each side's
+    containers start through its own engine, the client side joins the server side's network by
+    name, a fault disconnects and reconnects the client through the client side's engine, and
+    the teardown clears both."""
+    scenario = sc.parse_scenario(
+        "name: split\nprotocol: echo\nworkload: {messages: [a, b, c]}\n"
+        # 600 round trips of 5 ms: the client is still running when the fault is undone
+        "modes: [{name: p, persistent: true, repeat: 200}]\nnetwork: {rtt: 5}\n"
+        "faults: [{action: disconnect_client, at: {request: 1}, duration: 0.2}]\n"
+    )
+    (plan,) = plans(scenario, scenario.modes, tmp_path)
+    server_side = Engine(docker_util.client(), name="server-side")
+    client_side = Engine(docker_util.client(), name="client-side")
+    placement = Placement(server=server_side, client=client_side)
+    run_id = f"splittest-{uuid.uuid4().hex[:8]}"
+
+    class Recording(runner.ModeRunner):
+        def teardown(self) -> None:
+            self.where = {engine.inspect(c)["Config"]["Labels"]["tcplab.role"]: engine.name
+                          for engine, c in self.started}  # fmt: skip
+            super().teardown()
+
+    try:
+        mode_runner = Recording(placement, image_refs, run_id, progress=print)
+        result = mode_runner.run(plan)
+    finally:
+        server_side.close()
+        client_side.close()
+    assert mode_runner.where == {
+        "server": "server-side", "capture": "server-side", "shaper-server": "server-side",
+        "netns": "client-side", "shaper-client": "client-side", "client": "client-side",
+    }  # fmt: skip
+    (fault,) = result.faults
+    assert fault["fired"] is True and "undo_error" not in fault, fault
+    assert fault.get("undone_at_s") is not None, fault  # reconnected by the client side's engine
+    assert (plan.folder / "capture.pcap").stat().st_size > 0
+    assert leftovers(docker_client, run_id) == []
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import docker
 import pytest
 
 from lab import LABELS
+from lab.images import ensure_images
 from shaper import placement
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -75,8 +77,6 @@ def shaper_image(needs_docker: None) -> str:
     explicit = os.environ.get("TCPLAB_SHAPER_IMAGE")
     if explicit:
         return explicit
-    from lab.images import ensure_images
-
     return ensure_images()["shaper"]
 
 
@@ -156,8 +156,6 @@ def retrans_segs(container) -> int:
 
 @pytest.fixture
 def pair(shaper_image: str) -> Iterator[Pair]:
-    import docker
-
     c = docker.from_env(timeout=60)
     tag = uuid.uuid4().hex[:8]
     labels = {**LABELS, "tcplab.run": f"shaper-test-{tag}"}

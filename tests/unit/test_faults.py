@@ -11,6 +11,7 @@ import pytest
 
 from lab import analysis, faults
 from lab import scenario as sc
+from lab.report import fault_rows
 from server.core import Listener, ServerConfig, running
 from server.handlers import ProtocolOptions
 from server.log import Log
@@ -156,8 +157,6 @@ def test_server_reset_mode_sends_rst_after_the_next_answer():
 
 
 def test_report_lists_disturbed_and_incomplete_modes_only():
-    from lab.report import fault_rows
-
     modes = [
         {"name": "a"},
         {"name": "b", "faults": [{"action": "kill_capture"}], "fault_summary": "b: faults ..."},
