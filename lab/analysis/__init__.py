@@ -55,7 +55,7 @@ from lab.analysis.mode import (
     request_latencies,
     summarize_mode,
 )
-from lab.analysis.streams import split_streams
+from lab.analysis.streams import split_streams, stream_tracker
 from lab.tcp import ACK, FIN, INITIAL_WINDOW, PSH, RST, SYN
 
 __all__ = [
@@ -92,5 +92,6 @@ __all__ = [
     "request_latencies",
     "slow_start_restarts",
     "split_streams",
+    "stream_tracker",
     "summarize_mode",
 ]
