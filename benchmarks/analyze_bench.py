@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab.analysis import analyze
 from lab.capture import read_capture
+from lab.tcp import ACK, DEFAULT_MSS, FIN, PSH, RST, SEQ_MASK, SYN
 
-FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 SNAPLEN = 96
-MSS = 1448
+MSS = DEFAULT_MSS
 
 
 def synthesize(path: str, target_packets: int) -> dict[str, int]:
@@ -80,13 +80,13 @@ def synthesize(path: str, target_packets: int) -> dict[str, int]:
 
 def _connection(n: int) -> list[tuple]:
     """Connection n as (from_client, flags, seq, ack, payload_len) tuples."""
-    seq = [(n * 2654435761) & 0xFFFFFFFF, (n * 40503 + 12345) & 0xFFFFFFFF]  # client, server ISN
+    seq = [(n * 2654435761) & SEQ_MASK, (n * 40503 + 12345) & SEQ_MASK]  # client, server ISN
     pkts: list[tuple] = []
 
     def seg(side: int, flags: int, length: int = 0) -> None:
         ack = seq[1 - side] if flags & ACK else 0
         pkts.append((side == 0, flags, seq[side], ack, length))
-        seq[side] = (seq[side] + length + (1 if flags & (SYN | FIN) else 0)) & 0xFFFFFFFF
+        seq[side] = (seq[side] + length + (1 if flags & (SYN | FIN) else 0)) & SEQ_MASK
 
     client, server = 0, 1
     seg(client, SYN)

@@ -24,7 +24,7 @@ import stat
 import struct
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from dpkt import pcap as dpkt_pcap
 from dpkt import pcapng as dpkt_pcapng
@@ -289,6 +289,62 @@ def read_capture(path: str | os.PathLike) -> Capture:
             raise
         reason = getattr(exc, "strerror", None) or str(exc)
         raise UsageError(f"{name}: cannot read ({reason})") from None
+
+
+def decode_frame(linktype: int, frame_bytes, ts: float, wire_len: int, frame: int = 0):
+    """The TCP packet in one frame of the given link type, or None (not TCP over IP, too
+    short, or a link type we do not read). For readers that get frames one at a time."""
+    decode = _DECODERS.get(linktype)
+    if decode is None:
+        decode = _DECODERS[linktype] = _make_decoder(linktype)
+    return decode(frame_bytes, 0, len(frame_bytes), ts, wire_len, frame)
+
+
+_DECODERS: dict[int, Any] = {}
+
+
+class Record(NamedTuple):
+    """One pcap record: its timestamp, the frame's length on the wire (orig_len, whatever the
+    snap length) and the captured bytes."""
+
+    ts: float
+    wire_len: int
+    data: bytes
+
+
+class PcapStream:
+    """A pcap file still being written: feed it the file's bytes in any pieces, it returns
+    each record once it is complete (and says which link type the file holds)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._order: str | None = None
+        self._unit = 1e-6
+        self.linktype: int | None = None
+
+    def feed(self, data: bytes) -> list[Record]:
+        self._buf += data
+        out: list[Record] = []
+        if self._order is None:
+            if len(self._buf) < 24:
+                return out
+            magic = struct.unpack_from("<I", self._buf, 0)[0]
+            if magic not in _PCAP_MAGIC:
+                raise ValueError(f"not a pcap file (magic {magic:#010x}); pcapng is not followed")
+            self._order, self._unit = _PCAP_MAGIC[magic]
+            self.linktype = struct.unpack_from(self._order + "I", self._buf, 20)[0] & 0x0FFFFFFF
+            del self._buf[:24]
+        pos = 0
+        header = struct.Struct(self._order + "IIII").unpack_from
+        while len(self._buf) - pos >= 16:
+            sec, frac, caplen, wire_len = header(self._buf, pos)
+            if len(self._buf) - pos - 16 < caplen:
+                break  # the rest of this record is not written yet
+            data = bytes(self._buf[pos + 16 : pos + 16 + caplen])
+            out.append(Record(sec + frac * self._unit, wire_len, data))
+            pos += 16 + caplen
+        del self._buf[:pos]
+        return out
 
 
 # Fast path for the common frame: a link header with an EtherType, then IPv4 without options,

@@ -10,133 +10,41 @@
         `docker compose up --abort-on-container-exit` with status 0.
 
 Runs inside tcplab/capture: standard library plus Debian's python3-dpkt only. The pcap is read
-with a small incremental decoder (`PcapStream`, fed bytes, h11-style) because the file is
-still being written; dpkt decodes each frame. Pure parts first, the shell (files, processes,
+incrementally (`lab.capture.PcapStream`, fed bytes, h11-style) because the file is still being
+written; `lab.capture` decodes each frame, `lab.analysis` numbers the connections (Wireshark's
+tcp.stream rule) and `lab.tcp` names the flags. Pure parts first, the shell (files, processes,
 signals) last.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
-import dpkt
+from lab.analysis.streams import stream_tracker
+from lab.capture import Packet, PcapStream, Record, decode_frame
+from lab.tcp import ACK, FIN, RST, SYN, flag_names, is_syn
 
-TH_FIN, TH_SYN, TH_RST, TH_ACK = dpkt.tcp.TH_FIN, dpkt.tcp.TH_SYN, dpkt.tcp.TH_RST, dpkt.tcp.TH_ACK
+__all__ = ["PcapStream", "Tally", "decode", "main", "table"]
 
-# ---------------------------------------------------------------- pure: pcap records from bytes
-
-_MAGIC = {
-    0xA1B2C3D4: ("<", 1e-6),
-    0xD4C3B2A1: (">", 1e-6),
-    0xA1B23C4D: ("<", 1e-9),
-    0x4D3CB2A1: (">", 1e-9),
-}
+# ---------------------------------------------------------------- pure: frames to segments
 
 
-class Record(NamedTuple):
-    ts: float
-    wire_len: int  # the frame's length on the wire (orig_len), whatever the snap length
-    data: bytes
+def decode(linktype: int, record: Record) -> Packet | None:
+    """The TCP segment in a pcap record, or None (not TCP over IP, or too short)."""
+    return decode_frame(linktype, record.data, record.ts, record.wire_len)
 
 
-class PcapStream:
-    """Feed it the bytes of a pcap file in any pieces; it returns each record once complete."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._endian: str | None = None
-        self._scale = 1e-6
-        self.linktype: int | None = None
-
-    def feed(self, data: bytes) -> list[Record]:
-        self._buf += data
-        out: list[Record] = []
-        if self._endian is None:
-            if len(self._buf) < 24:
-                return out
-            magic = struct.unpack("<I", self._buf[:4])[0]
-            if magic not in _MAGIC:
-                raise ValueError(f"not a pcap file (magic {magic:#010x}); pcapng is not followed")
-            self._endian, self._scale = _MAGIC[magic]
-            self.linktype = struct.unpack(self._endian + "I", self._buf[20:24])[0] & 0x0FFFFFFF
-            del self._buf[:24]
-        pos = 0
-        while len(self._buf) - pos >= 16:
-            sec, frac, incl, orig = struct.unpack_from(self._endian + "IIII", self._buf, pos)
-            if len(self._buf) - pos - 16 < incl:
-                break  # the rest of this record is not written yet
-            data = bytes(self._buf[pos + 16 : pos + 16 + incl])
-            out.append(Record(sec + frac * self._scale, orig, data))
-            pos += 16 + incl
-        del self._buf[:pos]
-        return out
-
-
-class Segment(NamedTuple):
-    ts: float
-    src: str
-    sport: int
-    dst: str
-    dport: int
-    flags: int
-    payload_len: int
-    wire_len: int
-
-
-def _ip_of(linktype: int, frame: bytes):
-    if linktype == dpkt.pcap.DLT_EN10MB:
-        return dpkt.ethernet.Ethernet(frame).data
-    if linktype == dpkt.pcap.DLT_LINUX_SLL:
-        return dpkt.sll.SLL(frame).data
-    if linktype == 276:  # LINKTYPE_LINUX_SLL2: tcpdump -i any on newer libpcap
-        from dpkt import sll2
-
-        return sll2.SLL2(frame).data
-    if linktype in (dpkt.pcap.DLT_RAW, 101):
-        return dpkt.ip.IP(frame) if frame[:1] and frame[0] >> 4 == 4 else dpkt.ip6.IP6(frame)
-    return None
-
-
-def decode(linktype: int, record: Record) -> Segment | None:
-    """The TCP segment in a frame, or None (not TCP over IP, or too short)."""
-    try:
-        ip = _ip_of(linktype, record.data)
-    except (dpkt.UnpackError, IndexError, struct.error):
-        return None
-    if isinstance(ip, dpkt.ip.IP):
-        src, dst, ip_payload = _addr(ip.src), _addr(ip.dst), ip.len - ip.hl * 4
-    elif isinstance(ip, dpkt.ip6.IP6):
-        src, dst, ip_payload = _addr(ip.src), _addr(ip.dst), ip.plen
-    else:
-        return None
-    tcp = ip.data
-    if not isinstance(tcp, dpkt.tcp.TCP):
-        return None
-    payload = max(0, ip_payload - tcp.off * 4)  # from the headers: right under a snap length
-    return Segment(record.ts, src, tcp.sport, dst, tcp.dport, tcp.flags, payload, record.wire_len)
-
-
-def _addr(raw: bytes) -> str:
-    import socket
-
-    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
-
-
-def flag_names(flags: int) -> str:
-    """Wireshark's spelling: [SYN], [SYN, ACK], [FIN, ACK], [RST]."""
-    names = [n for bit, n in ((TH_SYN, "SYN"), (TH_FIN, "FIN"), (TH_RST, "RST")) if flags & bit]
-    if flags & TH_ACK:
-        names.append("ACK")
-    return "[" + ", ".join(names) + "]"
+def _line_flags(flags: int) -> str:
+    """Wireshark's spelling of the flags a line is about: [SYN], [SYN, ACK], [FIN, ACK], [RST]."""
+    return "[" + flag_names(flags & (SYN | FIN | RST | ACK)) + "]"
 
 
 # ---------------------------------------------------------------- pure: tally per server port
@@ -167,23 +75,26 @@ class Tally:
     """Counts per server port, plus which connection (stream) every segment belongs to."""
 
     modes: dict[int, ModeCount]
-    streams: dict[tuple, int] = field(default_factory=dict)  # (client, cport, port) -> conn no.
-    state: dict[tuple, set] = field(default_factory=dict)  # stream -> {"client", "server", "rst"}
+    streams: dict[int, int] = field(default_factory=dict)  # tcp.stream -> the mode's conn no.
+    state: dict[int, set] = field(default_factory=dict)  # stream -> {"client", "server", "rst"}
     first_ts: float | None = None
     last_ts: float | None = None
+    # lab.analysis' rule (a new ISN on a used address pair is a new connection), fed in order
+    stream_of: object = field(default_factory=lambda: stream_tracker(itertools.count().__next__))
 
     @classmethod
     def of(cls, ports: dict[int, str]) -> Tally:
         return cls({port: ModeCount(port, mode) for port, mode in ports.items()})
 
-    def add(self, seg: Segment) -> str | None:
+    def add(self, seg: Packet) -> str | None:
         """Count one segment; return its line when it carries SYN, FIN or RST."""
         if seg.dport in self.modes:
-            port, key, from_server = seg.dport, (seg.src, seg.sport, seg.dport), False
+            port, from_server = seg.dport, False
         elif seg.sport in self.modes:
-            port, key, from_server = seg.sport, (seg.dst, seg.dport, seg.sport), True
+            port, from_server = seg.sport, True
         else:
             return None
+        key = self.stream_of(seg)
         m = self.modes[port]
         self.first_ts = seg.ts if self.first_ts is None else self.first_ts
         self.last_ts = seg.ts
@@ -192,13 +103,13 @@ class Tally:
         m.packets += 1
         m.bytes += seg.wire_len
         m.payload += seg.payload_len
-        syn, fin, rst = seg.flags & TH_SYN, seg.flags & TH_FIN, seg.flags & TH_RST
-        if syn and not seg.flags & TH_ACK and key not in self.state:
+        syn, fin, rst = seg.flags & SYN, seg.flags & FIN, seg.flags & RST
+        if is_syn(seg.flags) and key not in self.state:
             m.connections += 1
             self.streams[key] = m.connections
             self.state[key] = set()
-        m.syn += bool(syn and not seg.flags & TH_ACK)
-        m.syn_ack += bool(syn and seg.flags & TH_ACK)
+        m.syn += is_syn(seg.flags)
+        m.syn_ack += bool(syn and seg.flags & ACK)
         m.fin += bool(fin)
         m.server_fin += bool(fin and from_server)
         m.rst += bool(rst)
@@ -212,7 +123,7 @@ class Tally:
         label = f"conn {conn}" if conn else "conn ?"
         return (
             f"+{seg.ts - self.first_ts:7.3f}s  {m.mode:<14} {label:<7} "
-            f"{_ep(seg.src, seg.sport)} → {_ep(seg.dst, seg.dport)}  {flag_names(seg.flags)}"
+            f"{_ep(seg.src, seg.sport)} → {_ep(seg.dst, seg.dport)}  {_line_flags(seg.flags)}"
         )
 
     @staticmethod
@@ -278,7 +189,7 @@ def parse_port(text: str) -> tuple[int, str]:
 # ---------------------------------------------------------------- the shell: files, processes
 
 
-def follow(path: str, stop, poll: float = 0.02) -> Iterator[Segment | None]:
+def follow(path: str, stop, poll: float = 0.02) -> Iterator[Packet | None]:
     """Segments from a pcap that is still being written. Yields None when it has to wait
     (so the caller can check time), and ends once stop() is true and the file is drained."""
     stream = PcapStream()

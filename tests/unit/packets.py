@@ -11,8 +11,7 @@ import ipaddress
 import struct
 
 from lab.capture import Packet
-
-FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+from lab.tcp import ACK, DEFAULT_MSS, FIN, PSH, RST, SEQ_MASK, SYN
 
 
 class Flow:
@@ -45,8 +44,8 @@ class Flow:
                 src[1],
                 dst[1],
                 flags,
-                this_seq & 0xFFFFFFFF,
-                ack & 0xFFFFFFFF,
+                this_seq & SEQ_MASK,
+                ack & SEQ_MASK,
                 length,
                 54 + length + (4 if flags & SYN else 0),
                 64240,
@@ -64,7 +63,7 @@ class Flow:
         self.send("server", t + rtt / 2, SYN | ACK)
         return self.send("client", t + rtt, ACK)
 
-    def exchange(self, t: float, request: int, response: int, rtt: float = 0.010, mss=1448):
+    def exchange(self, t: float, request: int, response: int, rtt: float = 0.010, mss=DEFAULT_MSS):
         """A request, the server's ACK-less reply in MSS segments, and the client's ACK."""
         self.send("client", t, PSH | ACK, request)
         at = t + rtt / 2

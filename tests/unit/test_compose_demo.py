@@ -7,7 +7,8 @@ import io
 import dpkt
 import pytest
 
-from lab.compose_demo import TH_ACK, TH_FIN, TH_SYN, PcapStream, Tally, decode, table
+from lab.compose_demo import PcapStream, Tally, decode, table
+from lab.tcp import ACK, FIN, SYN
 
 CLIENT, SERVER = "10.0.0.3", "10.0.0.2"
 PORTS = {3000: "non-persistent", 3001: "persistent"}
@@ -27,10 +28,10 @@ def frame(src, sport, dst, dport, flags, payload=b"") -> bytes:
 def connection(cport: int, port: int, messages: list[bytes]) -> list[bytes]:
     """A whole connection: handshake, each message echoed, server closes first."""
     c, s = (CLIENT, cport, SERVER, port), (SERVER, port, CLIENT, cport)
-    out = [frame(*c, TH_SYN), frame(*s, TH_SYN | TH_ACK), frame(*c, TH_ACK)]
+    out = [frame(*c, SYN), frame(*s, SYN | ACK), frame(*c, ACK)]
     for m in messages:
-        out += [frame(*c, TH_ACK, m), frame(*s, TH_ACK, m)]
-    out += [frame(*s, TH_FIN | TH_ACK), frame(*c, TH_FIN | TH_ACK), frame(*s, TH_ACK)]
+        out += [frame(*c, ACK, m), frame(*s, ACK, m)]
+    out += [frame(*s, FIN | ACK), frame(*c, FIN | ACK), frame(*s, ACK)]
     return out
 
 
@@ -122,3 +123,32 @@ def test_table_rows_and_ratio():
     assert rows[2].split()[:7] == ["non-persistent", "3000", "5", "5", "5", "10", "40"]
     assert rows[3].split()[:7] == ["persistent", "3001", "1", "1", "1", "2", "16"]
     assert "2.5x the packets" in rows[-1]
+
+
+def test_a_reused_client_port_with_a_new_isn_is_a_new_connection():
+    def conn(isn: int) -> list[bytes]:
+        c, s = (CLIENT, 40000, SERVER, 3000), (SERVER, 3000, CLIENT, 40000)
+        syn = _with_tcp(dpkt.tcp.TCP(sport=40000, dport=3000, flags=SYN, seq=isn))
+        return [
+            syn,
+            syn,  # retransmitted: the same ISN is the same connection
+            frame(*s, SYN | ACK),
+            frame(*s, FIN | ACK),
+            frame(*c, FIN | ACK),
+        ]
+
+    tally, lines = tally_of(conn(0) + conn(7777))
+    assert tally.modes[3000].connections == 2 and tally.modes[3000].syn == 4
+    assert [line.split()[3:5] for line in lines if line.endswith("[SYN]")] == [
+        ["conn", "1"], ["conn", "1"], ["conn", "2"], ["conn", "2"],
+    ]  # fmt: skip
+
+
+def _with_tcp(tcp) -> bytes:
+    import socket
+
+    ip = dpkt.ip.IP(
+        src=socket.inet_aton(CLIENT), dst=socket.inet_aton(SERVER), p=dpkt.ip.IP_PROTO_TCP, data=tcp
+    )
+    ip.len = len(bytes(ip))
+    return bytes(dpkt.ethernet.Ethernet(type=dpkt.ethernet.ETH_TYPE_IP, data=ip))

@@ -306,12 +306,12 @@ def test_claims_in_report_come_from_the_analysis_when_present(tmp_path):
 
 def test_streams_and_phases_from_the_pcap(built):
     run, _ = built
-    streams = report.load_streams(run / "keep-alive" / "capture.pcap")
-    assert len(streams) == 1
-    exchanges = streams[0].exchanges()
+    streams, total = report.read_details(run / "keep-alive" / "capture.pcap")
+    assert len(streams) == total == 1
+    exchanges = streams[0].exchanges
     assert [e.nbytes for e in exchanges] == [s for _, s in SIZES]
-    np = report.load_streams(run / "non-persistent" / "capture.pcap")
-    assert [s.client[1] for s in np] == [40000, 40001, 40002, 40003]
+    np, _ = report.read_details(run / "non-persistent" / "capture.pcap")
+    assert [s.client_port for s in np] == [40000, 40001, 40002, 40003]
     ladder = report.ladder_packets(report.pick_ladder_stream(np))
     assert [(p.flags, p.seq, p.ack) for p in ladder[:3]] == [
         ("SYN", 0, None),

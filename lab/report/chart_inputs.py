@@ -1,0 +1,203 @@
+"""The charts' inputs, from lab.analysis' detail of a few connections, and `make_charts`.
+
+Nothing here reads packets: phases, exchanges, relative sequence numbers and categories come
+from `lab.analysis.describe`; this module only picks which connection each chart shows and
+hands `lab.charts` its plain data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lab.analysis import ConnectionDetail, Exchange
+from lab.claims import mode_parallel, scenario_mode
+from lab.report.data import WATERFALL_ROWS, ReportData
+from lab.report.render import CHART_FILES
+from lab.tcp import flag_names
+
+
+def conn_phases(stream: ConnectionDetail):
+    """A waterfall row: the connection's phases as lab.analysis found them."""
+    from lab.charts import ConnPhases
+
+    ph = stream.phases
+    return ConnPhases(
+        label=f"#{stream.stream} :{stream.client_port}",
+        syn=ph.syn,
+        established=ph.established,
+        exchanges=ph.exchanges,
+        fin=ph.fin,
+        end=ph.end,
+    )
+
+
+def ladder_packets(stream: ConnectionDetail):
+    """The ladder's rows: ms since the first packet, flags spelled as Wireshark does."""
+    from lab.charts import LadderPacket
+
+    return [
+        LadderPacket(r.t, r.from_client, flag_names(r.flags), r.seq, r.ack, r.length)
+        for r in stream.ladder
+    ]
+
+
+def pick_ladder_stream(streams: Sequence[ConnectionDetail]) -> ConnectionDetail | None:
+    """The shortest connection that has a handshake, a request and a teardown: the article's
+    diagrams, with as few data packets as possible in between."""
+    complete = [s for s in streams if s.opened and s.phases.fin and s.exchanges]
+    pool = complete or list(streams)
+    return min(pool, key=lambda s: (len(s.packets), s.stream)) if pool else None
+
+
+def largest_exchange(
+    streams: Sequence[ConnectionDetail], warm: bool
+) -> tuple[ConnectionDetail, int, Exchange] | None:
+    """The biggest response of a mode; with warm=True prefer one that was not first on its
+    connection (so the connection had already been through slow start)."""
+    found = [(s, i, e) for s in streams for i, e in enumerate(s.exchanges) if e.data]
+    if warm and any(i > 0 for _, i, _ in found):
+        found = [f for f in found if f[1] > 0]
+    return max(found, key=lambda f: (f[2].nbytes, -f[0].stream)) if found else None
+
+
+def packet_counts(mode: dict, streams: Sequence[ConnectionDetail]) -> dict[str, int]:
+    """Packets per category: the analysis's numbers where it has them, else from the packets."""
+    hs = mode.get("handshake_packets")
+    td = mode.get("teardown_packets")
+    data_n = _first_int(mode, "data_packets", "data_segments")
+    ack_n = _first_int(mode, "pure_acks", "pure_ack_packets", "ack_packets")
+    if None in (hs, td, data_n, ack_n) and streams:
+        counted = Counter(cat for s in streams for cat in s.categories)
+        hs = counted["handshake"] if hs is None else hs
+        td = counted["teardown"] if td is None else td
+        data_n = counted["data"] if data_n is None else data_n
+        ack_n = counted["pure ACK"] if ack_n is None else ack_n
+    hs, td, data_n, ack_n = (v or 0 for v in (hs, td, data_n, ack_n))
+    total = mode.get("packets")
+    if total is None:
+        total = sum(len(s.packets) for s in streams) or hs + td + data_n + ack_n
+    other = total - hs - td - data_n - ack_n
+    if other < 0:  # the analysis counts a packet in two places (e.g. a FIN with data)
+        ack_n = max(0, ack_n + other)
+        other = max(0, total - hs - td - data_n - ack_n)
+    return {"handshake": hs, "data": data_n, "pure ACK": ack_n, "teardown": td, "other": other}
+
+
+def _all_streams(data: ReportData, name: str) -> list[ConnectionDetail]:
+    """Every stream of the mode, or none if the report kept only some (a big capture)."""
+    streams = data.streams.get(name) or []
+    return streams if len(streams) == data.stream_totals.get(name, len(streams)) else []
+
+
+def _first_int(d: dict, *keys: str) -> int | None:
+    for k in keys:
+        if isinstance(d.get(k), int):
+            return d[k]
+    return None
+
+
+def _is_persistent(modes: list[dict], name: str) -> bool:
+    return any(m.get("persistent") for m in modes if m["name"] == name)
+
+
+def _mode_flag(data: ReportData, mode: dict, key: str):
+    return mode.get(key, scenario_mode(data.analysis, mode["name"]).get(key))
+
+
+def _median_rtt(modes: list[dict]) -> float | None:
+    rtts = sorted(m["rtt_ms"] for m in modes if isinstance(m.get("rtt_ms"), (int, float)))
+    return rtts[len(rtts) // 2] if rtts else None
+
+
+def _scope_svg_ids(svg: str, prefix: str) -> str:
+    """Several matplotlib SVGs in one page share id names (clip paths, markers): prefix them."""
+    svg = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}-\1"', svg)
+    svg = re.sub(r'href="#([^"]+)"', rf'href="#{prefix}-\1"', svg)
+    return re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}-\1)", svg)
+
+
+def make_charts(data: ReportData, chart_dir: Path) -> dict[str, str]:
+    """Render every chart the run's artifacts allow: name -> inline SVG (PNG written beside)."""
+    from lab import charts
+
+    chart_dir.mkdir(parents=True, exist_ok=True)
+    modes = data.analysis.get("modes") or []
+    svgs: dict[str, str] = {}
+
+    with_streams = [(m["name"], data.streams.get(m["name"])) for m in modes]
+    with_streams = [(n, s) for n, s in with_streams if s]
+    if with_streams:
+        rows = [
+            charts.WaterfallMode(
+                name,
+                [conn_phases(s) for s in streams if s.stream < WATERFALL_ROWS],
+                data.stream_totals.get(name, len(streams)),
+            )
+            for name, streams in with_streams
+        ]
+        svgs["waterfall"] = charts.render(
+            charts.waterfall(rows), chart_dir / CHART_FILES["waterfall"]
+        )
+
+    if modes:
+        counts = [(m["name"], packet_counts(m, _all_streams(data, m["name"]))) for m in modes]
+        fig = charts.packet_categories(counts)
+        svgs["categories"] = charts.render(fig, chart_dir / CHART_FILES["categories"])
+
+    ladder_mode = next((n for n, _ in with_streams if not _is_persistent(modes, n)), None)
+    ladder_mode = ladder_mode or (with_streams[0][0] if with_streams else None)
+    if ladder_mode:
+        stream = pick_ladder_stream(data.streams[ladder_mode])
+        if stream:
+            title = (
+                f"Packet ladder: {ladder_mode}, TCP stream {stream.stream} "
+                f"(client port {stream.client_port}, server port {stream.server_port})"
+            )
+            fig = charts.ladder(ladder_packets(stream), title)
+            svgs["ladder"] = charts.render(fig, chart_dir / CHART_FILES["ladder"])
+
+    series = stevens_series(data)
+    if series:
+        rtt = _median_rtt(modes)
+        name = series[0][1]
+        fig = charts.stevens([s for s, _ in series], f"Slow start: {name}, fresh vs warm", rtt)
+        svgs["stevens"] = charts.render(fig, chart_dir / CHART_FILES["stevens"])
+    return {k: _scope_svg_ids(v, k) for k, v in svgs.items()}
+
+
+def stevens_series(data: ReportData) -> list[tuple[Any, str]]:
+    """Fresh (first non-persistent mode) and warm (keep-alive, fewest connections) series."""
+    from lab.charts import SeqSeries
+
+    modes = data.analysis.get("modes") or []
+    fresh = next(
+        (m for m in modes if not m.get("persistent") and data.streams.get(m["name"])), None
+    )
+    keep = [m for m in modes if m.get("persistent") and data.streams.get(m["name"])]
+    keep.sort(
+        key=lambda m: (bool(_mode_flag(data, m, "pipeline")), mode_parallel(data.analysis, m))
+    )
+    out = []
+    for mode, warm, color in (
+        (fresh, False, "#d9534f"),
+        (keep[0] if keep else None, True, "#2e7d32"),
+    ):
+        if mode is None:
+            continue
+        found = largest_exchange(data.streams[mode["name"]], warm)
+        if not found:
+            continue
+        stream, i, exchange = found
+        names = data.request_names.get(mode["name"], {})
+        name = names.get(
+            (stream.client_port, i), f"largest response ({exchange.nbytes // 1024} KB)"
+        )
+        kind = ("warm: request " + str(i + 1) + " on its connection") if i else "fresh connection"
+        label = f"{mode['name']} ({kind}, stream {stream.stream})"
+        points = exchange.series()
+        out.append((SeqSeries(label, points, color), f"{name}, {exchange.nbytes / 1024:.0f} KB"))
+    return out

@@ -1,0 +1,299 @@
+"""The report's text: tables shared by both renderers, `render_markdown` and `render_html`.
+
+Pure: a `ReportData` (lab.report.data) and the charts' inline SVGs in, text out. Every number
+comes from analysis.json (and manifest.json for the run's facts); nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import TYPE_CHECKING, Any
+
+from lab.claims import verdict
+
+if TYPE_CHECKING:
+    from lab.report.data import ReportData
+
+CHART_FILES = {
+    "waterfall": "waterfall.png",
+    "categories": "packets-per-category.png",
+    "ladder": "ladder.png",
+    "stevens": "slow-start-stevens.png",
+}
+CHART_CAPTIONS = {
+    "waterfall": "Connections per mode on one time axis, like a browser's network panel: each "
+    "row is one TCP stream (Wireshark's tcp.stream number and the client port); orange is the "
+    "handshake, grey is waiting for the first byte of a response, blue is receiving it, red is "
+    "the teardown.",
+    "categories": "Every captured packet of each mode, by what it was for. Handshake and "
+    "teardown packets carry no data: they are the cost of opening and closing connections.",
+    "ladder": "One real connection, packet by packet: the handshake at the top, the teardown at "
+    "the bottom, as the article draws them, but taken from the capture.",
+    "stevens": "Sequence number against time for the largest resource (tcptrace's and "
+    "Wireshark's Stevens graph). A fresh connection starts in slow start: a few segments, then a "
+    "round trip of silence, then twice as many. A warm keep-alive connection has already grown "
+    "its window and sends more at once.",
+}
+HOW_TO_READ = (
+    "Each mode of the scenario ran on fresh containers while tcpdump recorded every packet on "
+    "the server. The first table puts the modes side by side: connections, SYNs, handshake and "
+    "teardown packets, all packets, bytes on the wire, and the page time (first SYN to the last "
+    "byte of the last response) against the model's prediction. The claims table checks the "
+    "article's statements against those packets: *holds* means the capture shows exactly what "
+    "the article says, *differs* gives the observed number and why, *can't tell* means the "
+    "capture cannot decide. The charts read on their own; every number comes from the capture. "
+    "To check any of it, open the mode's `capture.pcap` in Wireshark: stream numbers here are "
+    "Wireshark's `tcp.stream`, so *Follow TCP Stream N* shows the same connection."
+)
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def ms(seconds: Any) -> float | None:
+    return seconds * 1000 if isinstance(seconds, (int, float)) else None
+
+
+def mode_rows(analysis: dict) -> tuple[list[str], list[list[str]]]:
+    """Metrics as rows, modes as columns (the terminal table's layout and formatting)."""
+    from lab.summary import METRICS
+
+    modes = analysis.get("modes") or []
+    rows = []
+    for label, get, show in METRICS:
+        values = [get(analysis, m) for m in modes]
+        if any(v is not None for v in values):
+            rows.append([label, *(show(v) for v in values)])
+    return ["", *(m["name"] for m in modes)], rows
+
+
+def prediction_rows(analysis: dict) -> tuple[list[str], list[list[str]]]:
+    headers = ["mode", "measured (ms)", "predicted (ms)", "error"]
+    rows = []
+    from lab.summary import error_pct
+
+    for m in analysis.get("modes") or []:
+        err = error_pct(m)
+        rows.append(
+            [
+                m["name"],
+                fmt(ms(m.get("page_time_s"))),
+                fmt(ms(m.get("predicted_page_time_s"))),
+                f"{err:+.1f}%" if err is not None else "–",
+            ]
+        )
+    return headers, rows
+
+
+def claim_rows(claims: list[dict]) -> tuple[list[str], list[list[str]]]:
+    headers = ["claim", "mode", "verdict", "observed", "expected", "why"]
+    rows = [
+        [
+            c["claim"],
+            c.get("mode") or "",
+            verdict(c.get("holds")),
+            fmt(c.get("observed")),
+            fmt(c.get("expected")),
+            c.get("why") or "",
+        ]
+        for c in claims
+    ]
+    return headers, rows
+
+
+def network_rows(data: ReportData) -> tuple[list[str], list[list[str]]] | None:
+    """The configured conditions, the shaping method and the RTT verified from the capture."""
+    from lab.summary import network_rows as rows_of
+
+    net = dict(data.analysis.get("network") or {})
+    shaping = [m.get("shaping") for m in data.manifest.get("modes") or [] if m.get("shaping")]
+    if "method" not in net and shaping:
+        net["method"] = shaping[0].get("method")
+    rows = rows_of(net)
+    return (["", "value"], [list(r) for r in rows]) if rows else None
+
+
+def fault_rows(analysis: dict) -> tuple[list[str], list[list[str]]] | None:
+    """Each mode a fault disturbed (lab.faults' account), or whose capture ended early."""
+    rows = [
+        [m.get("name", "?"), m.get("fault_summary") or "–", "; ".join(m.get("incomplete") or [])]
+        for m in analysis.get("modes", [])
+        if m.get("faults") or m.get("incomplete")
+    ]
+    return (["mode", "what happened", "analysis incomplete because"], rows) if rows else None
+
+
+def timing_rows(data: ReportData) -> tuple[list[str], list[list[str]]] | None:
+    timings = data.analysis.get("timings_s") or data.manifest.get("timings_s")
+    if not timings:
+        return None
+    rows = [[k, f"{v:.2f}"] for k, v in timings.items() if isinstance(v, (int, float))]
+    return ["phase", "seconds"], rows
+
+
+# --- renderers (pure) -------------------------------------------------------------------------
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+    def cell(s: str) -> str:
+        return str(s).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _run_facts(data: ReportData) -> list[tuple[str, str]]:
+    m = data.manifest
+    facts = [
+        ("run", m.get("run_id") or data.run_dir.name),
+        ("started", m.get("started")),
+        ("ended", m.get("ended")),
+        ("command", m.get("command")),
+        ("lab version", m.get("lab_version")),
+        ("status", m.get("status")),
+    ]
+    docker = m.get("docker") or {}
+    if docker:
+        facts.append(("docker", fmt(docker)))
+    host = m.get("host") or {}
+    if host:
+        facts.append(("host", fmt(host)))
+    return [(k, str(v)) for k, v in facts if v]
+
+
+def render_markdown(data: ReportData, charts: dict[str, str]) -> str:
+    a = data.analysis
+    out = [f"# {data.title}", ""]
+    desc = (a.get("scenario") or {}).get("description")
+    if desc:
+        out += [str(desc).strip(), ""]
+    out += [f"- **{k}**: {v}" for k, v in _run_facts(data)] + [""]
+    out += ["## How to read this report", "", HOW_TO_READ, ""]
+    out += ["## The modes side by side", "", _md_table(*mode_rows(a)), ""]
+    out += ["## The article's claims, checked", "", _md_table(*claim_rows(data.claims)), ""]
+    out += ["## Predicted vs measured page time", "", _md_table(*prediction_rows(a)), ""]
+    net = network_rows(data)
+    if net:
+        out += ["## Network conditions", "", _md_table(*net), ""]
+    faults = fault_rows(a)
+    if faults:
+        out += ["## Faults injected", "", _md_table(*faults), ""]
+    for key, title in (
+        ("waterfall", "Waterfall"),
+        ("categories", "Packets per category"),
+        ("ladder", "One connection, packet by packet"),
+        ("stevens", "Slow start: fresh vs warm connection"),
+    ):
+        if key in charts:
+            out += [
+                f"## {title}",
+                "",
+                f"![{title}](charts/{CHART_FILES[key]})",
+                "",
+                CHART_CAPTIONS[key],
+                "",
+            ]
+    timing = timing_rows(data)
+    if timing:
+        out += ["## Where the time went", "", _md_table(*timing), ""]
+    out += ["## Captures", "", "Each opens in Wireshark (or `python -m lab analyze FILE`):", ""]
+    out += [f"- {name}: [{path}]({path})" for name, path in data.pcaps.items()]
+    return "\n".join(out) + "\n"
+
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
+margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f4f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.holds{color:#1b6e1b;font-weight:600}.differs{color:#b3261e;font-weight:600}
+.cant{color:#7a6500;font-weight:600}.chart svg{max-width:100%;height:auto}
+.caption{color:#555;font-size:.9em;max-width:900px}dl{display:grid;grid-template-columns:
+max-content auto;gap:.1em 1em}dt{font-weight:600}dd{margin:0}code{background:#f4f5f7;
+padding:0 .2em}
+"""
+
+
+def _html_table(headers: list[str], rows: list[list[str]], verdict_col: int | None = None) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = []
+    for r in rows:
+        cells = []
+        for i, c in enumerate(r):
+            cls = ""
+            if i == verdict_col:
+                cls = {"holds": "holds", "differs": "differs"}.get(c, "cant")
+            elif c.startswith("NOT verified"):
+                cls = "differs"
+            elif re.fullmatch(r"[+\-–]?[\d,.]+%?|–", c):
+                cls = "num"
+            cells.append(f'<td class="{cls}">{e(c)}</td>' if cls else f"<td>{e(c)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(data: ReportData, charts: dict[str, str]) -> str:
+    e = html.escape
+    a = data.analysis
+    parts = [
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(data.title)}'
+        f"</title><style>{CSS}</style></head><body><h1>{e(data.title)}</h1>"
+    ]
+    desc = (a.get("scenario") or {}).get("description")
+    if desc:
+        parts.append(f"<p>{e(str(desc).strip())}</p>")
+    parts.append(
+        "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in _run_facts(data)) + "</dl>"
+    )
+    how = re.sub(r"\*([^*]+)\*", r"<em>\1</em>", e(HOW_TO_READ))
+    how = re.sub(r"`([^`]+)`", r"<code>\1</code>", how)
+    parts.append(f"<h2>How to read this report</h2><p>{how}</p>")
+    parts.append("<h2>The modes side by side</h2>" + _html_table(*mode_rows(a)))
+    parts.append(
+        "<h2>The article's claims, checked</h2>"
+        + _html_table(*claim_rows(data.claims), verdict_col=2)
+    )
+    parts.append("<h2>Predicted vs measured page time</h2>" + _html_table(*prediction_rows(a)))
+    net = network_rows(data)
+    if net:
+        parts.append("<h2>Network conditions</h2>" + _html_table(*net))
+    faults = fault_rows(a)
+    if faults:
+        parts.append("<h2>Faults injected</h2>" + _html_table(*faults))
+    for key, title in (
+        ("waterfall", "Waterfall"),
+        ("categories", "Packets per category"),
+        ("ladder", "One connection, packet by packet"),
+        ("stevens", "Slow start: fresh vs warm connection"),
+    ):
+        if key in charts:
+            parts.append(
+                f'<h2>{e(title)}</h2><p class="caption">{e(CHART_CAPTIONS[key])}</p>'
+                f'<div class="chart">{charts[key]}</div>'
+            )
+    timing = timing_rows(data)
+    if timing:
+        parts.append("<h2>Where the time went</h2>" + _html_table(*timing))
+    links = "".join(f'<li>{e(n)}: <a href="{e(p)}">{e(p)}</a></li>' for n, p in data.pcaps.items())
+    parts.append(
+        "<h2>Captures</h2><p>Each file opens in Wireshark (File → Open), or run "
+        "<code>python -m lab analyze FILE</code>. Stream numbers above are Wireshark's "
+        f"<code>tcp.stream</code>.</p><ul>{links}</ul></body></html>"
+    )
+    return "\n".join(parts) + "\n"
