@@ -4,8 +4,8 @@ The article counts what a page of N resources costs over HTTP/1.0 (N connections
 3 packets, N teardowns of 4 packets, slow start on every connection) and says keep-alive pays for
 one handshake, one teardown and one slow start. Each claim here is generalised from the scenario's
 request count and returned as a `lab.document.Claim` (id, mode, claim, holds, observed,
-expected, why). `holds` is None when the capture cannot decide (for example the mode was not run, or every
-response fits in the initial window so slow start leaves no trace).
+expected, why). `holds` is None when the capture cannot decide (for example the mode was not
+run, or every response fits in the initial window so slow start leaves no trace).
 """
 
 from __future__ import annotations

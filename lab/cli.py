@@ -1,7 +1,7 @@
 """`python -m lab`: the command line. Argument parsing only; each command lives in its module.
 
-Exit codes (docs/architecture.md): 0 success, 1 the experiment failed, 2 bad input. Errors are one line on
-stderr, never a traceback.
+Exit codes (docs/architecture.md): 0 success, 1 the experiment failed, 2 bad input. Errors are
+one line on stderr, never a traceback.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ class Record:
                 continue
             value = getattr(self, f.name)
             omit = f.metadata.get("omit")
-            if value is None and omit or omit == "empty" and value in ([], {}):
+            if (value is None and omit) or (omit == "empty" and value in ([], {})):
                 continue
             out[f.name] = _plain(value)
         out.update(self.extra)

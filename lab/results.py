@@ -13,9 +13,9 @@ import statistics
 from pathlib import Path
 
 from lab import analysis, capture, claims, faults, hosts, model, report
+from lab.argv import client_argv, server_argv
 from lab.document import Manifest, ModeRecord, ModeResult, NetworkCheck, RttCheck, RunResult
 from lab.runner import ModePlan, ModeRun
-from lab.argv import client_argv, server_argv
 from lab.scenario import load_scenario
 from shaper.placement import sidecar_args
 
@@ -70,7 +70,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def write_reports(run_dir: Path, result: RunResult) -> list[Path]:
-    return report.build_reports(run_dir, result.to_dict())
+    return report.build_reports(run_dir, result)
 
 
 def read_jsonl(path: Path) -> list[dict]:

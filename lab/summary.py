@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
+from lab.claims import check_claims
 from lab.document import Claim, ModeResult, NetworkCheck, RunResult
 
 VERDICT_STYLE = {"holds": "bold green", "differs": "bold red", "can't tell": "bold yellow"}
@@ -118,8 +119,9 @@ def print_summary(run: RunResult, console, *, timings: Mapping[str, float] | Non
     `timings` (phase -> seconds) defaults to the manifest's `timings_s`.
     """
     console.print(modes_table(run))
-    if run.claims:
-        console.print(claims_table(run.claims))
+    claims = run.claims or check_claims(run)  # a document made before (or without) claims
+    if claims:
+        console.print(claims_table(claims))
     for label, value in network_rows(run.network):
         style = "red" if "NOT" in value else ""
         console.print(f"[bold]{label}:[/] " + (f"[{style}]{value}[/]" if style else value))

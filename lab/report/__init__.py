@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lab.document import RunResult
 from lab.report.chart_inputs import (
     conn_phases,
     ladder_packets,
@@ -29,7 +30,6 @@ from lab.report.data import (
     WATERFALL_ROWS,
     ReportData,
     load_report_data,
-    read_analysis,
     read_details,
     wanted_streams,
 )
@@ -70,7 +70,6 @@ __all__ = [
     "packet_counts",
     "pick_ladder_stream",
     "prediction_rows",
-    "read_analysis",
     "read_details",
     "render_html",
     "render_markdown",
@@ -80,11 +79,11 @@ __all__ = [
 ]
 
 
-def build_reports(run_dir: Path, analysis: dict | None = None) -> list[Path]:
+def build_reports(run_dir: Path, result: RunResult | None = None) -> list[Path]:
     """Write report.md, report.html and charts/*.png in `run_dir`; return the paths written.
-    Pass `analysis` if analysis.json is already read (a load run's is tens of MB)."""
+    Pass `result` if the run document is already read (a load run's is tens of MB)."""
     run_dir = Path(run_dir)
-    data = load_report_data(run_dir, analysis)
+    data = load_report_data(run_dir, result)
     chart_dir = run_dir / "charts"
     charts = make_charts(data, chart_dir)
     md = run_dir / "report.md"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.analysis import ConnectionDetail, Exchange
-from lab.claims import mode_parallel, scenario_mode
+from lab.document import ModeResult
 from lab.report.data import WATERFALL_ROWS, ReportData
 from lab.report.render import CHART_FILES
 from lab.tcp import flag_names
@@ -64,12 +64,10 @@ def largest_exchange(
     return max(found, key=lambda f: (f[2].nbytes, -f[0].stream)) if found else None
 
 
-def packet_counts(mode: dict, streams: Sequence[ConnectionDetail]) -> dict[str, int]:
+def packet_counts(mode: ModeResult, streams: Sequence[ConnectionDetail]) -> dict[str, int]:
     """Packets per category: the analysis's numbers where it has them, else from the packets."""
-    hs = mode.get("handshake_packets")
-    td = mode.get("teardown_packets")
-    data_n = _first_int(mode, "data_packets", "data_segments")
-    ack_n = _first_int(mode, "pure_acks", "pure_ack_packets", "ack_packets")
+    hs, td = mode.handshake_packets, mode.teardown_packets
+    data_n, ack_n = mode.data_segments, mode.pure_acks
     if None in (hs, td, data_n, ack_n) and streams:
         counted = Counter(cat for s in streams for cat in s.categories)
         hs = counted["handshake"] if hs is None else hs
@@ -77,7 +75,7 @@ def packet_counts(mode: dict, streams: Sequence[ConnectionDetail]) -> dict[str, 
         data_n = counted["data"] if data_n is None else data_n
         ack_n = counted["pure ACK"] if ack_n is None else ack_n
     hs, td, data_n, ack_n = (v or 0 for v in (hs, td, data_n, ack_n))
-    total = mode.get("packets")
+    total = mode.packets
     if total is None:
         total = sum(len(s.packets) for s in streams) or hs + td + data_n + ack_n
     other = total - hs - td - data_n - ack_n
@@ -93,23 +91,8 @@ def _all_streams(data: ReportData, name: str) -> list[ConnectionDetail]:
     return streams if len(streams) == data.stream_totals.get(name, len(streams)) else []
 
 
-def _first_int(d: dict, *keys: str) -> int | None:
-    for k in keys:
-        if isinstance(d.get(k), int):
-            return d[k]
-    return None
-
-
-def _is_persistent(modes: list[dict], name: str) -> bool:
-    return any(m.get("persistent") for m in modes if m["name"] == name)
-
-
-def _mode_flag(data: ReportData, mode: dict, key: str):
-    return mode.get(key, scenario_mode(data.analysis, mode["name"]).get(key))
-
-
-def _median_rtt(modes: list[dict]) -> float | None:
-    rtts = sorted(m["rtt_ms"] for m in modes if isinstance(m.get("rtt_ms"), (int, float)))
+def _median_rtt(modes: list[ModeResult]) -> float | None:
+    rtts = sorted(m.rtt_ms for m in modes if m.rtt_ms is not None)
     return rtts[len(rtts) // 2] if rtts else None
 
 
@@ -125,10 +108,10 @@ def make_charts(data: ReportData, chart_dir: Path) -> dict[str, str]:
     from lab import charts
 
     chart_dir.mkdir(parents=True, exist_ok=True)
-    modes = data.analysis.get("modes") or []
+    modes = list(data.analysis.modes.values())
     svgs: dict[str, str] = {}
 
-    with_streams = [(m["name"], data.streams.get(m["name"])) for m in modes]
+    with_streams = [(m.name, data.streams.get(m.name)) for m in modes]
     with_streams = [(n, s) for n, s in with_streams if s]
     if with_streams:
         rows = [
@@ -144,11 +127,11 @@ def make_charts(data: ReportData, chart_dir: Path) -> dict[str, str]:
         )
 
     if modes:
-        counts = [(m["name"], packet_counts(m, _all_streams(data, m["name"]))) for m in modes]
+        counts = [(m.name, packet_counts(m, _all_streams(data, m.name))) for m in modes]
         fig = charts.packet_categories(counts)
         svgs["categories"] = charts.render(fig, chart_dir / CHART_FILES["categories"])
 
-    ladder_mode = next((n for n, _ in with_streams if not _is_persistent(modes, n)), None)
+    ladder_mode = next((n for n, _ in with_streams if not data.analysis.modes[n].persistent), None)
     ladder_mode = ladder_mode or (with_streams[0][0] if with_streams else None)
     if ladder_mode:
         stream = pick_ladder_stream(data.streams[ladder_mode])
@@ -173,14 +156,11 @@ def stevens_series(data: ReportData) -> list[tuple[Any, str]]:
     """Fresh (first non-persistent mode) and warm (keep-alive, fewest connections) series."""
     from lab.charts import SeqSeries
 
-    modes = data.analysis.get("modes") or []
-    fresh = next(
-        (m for m in modes if not m.get("persistent") and data.streams.get(m["name"])), None
-    )
-    keep = [m for m in modes if m.get("persistent") and data.streams.get(m["name"])]
-    keep.sort(
-        key=lambda m: (bool(_mode_flag(data, m, "pipeline")), mode_parallel(data.analysis, m))
-    )
+    run = data.analysis
+    modes = list(run.modes.values())
+    fresh = next((m for m in modes if not m.persistent and data.streams.get(m.name)), None)
+    keep = [m for m in modes if m.persistent and data.streams.get(m.name)]
+    keep.sort(key=lambda m: (run.pipeline(m), run.parallel(m)))
     out = []
     for mode, warm, color in (
         (fresh, False, "#d9534f"),
@@ -188,16 +168,16 @@ def stevens_series(data: ReportData) -> list[tuple[Any, str]]:
     ):
         if mode is None:
             continue
-        found = largest_exchange(data.streams[mode["name"]], warm)
+        found = largest_exchange(data.streams[mode.name], warm)
         if not found:
             continue
         stream, i, exchange = found
-        names = data.request_names.get(mode["name"], {})
+        names = data.request_names.get(mode.name, {})
         name = names.get(
             (stream.client_port, i), f"largest response ({exchange.nbytes // 1024} KB)"
         )
         kind = ("warm: request " + str(i + 1) + " on its connection") if i else "fresh connection"
-        label = f"{mode['name']} ({kind}, stream {stream.stream})"
+        label = f"{mode.name} ({kind}, stream {stream.stream})"
         points = exchange.series()
         out.append((SeqSeries(label, points, color), f"{name}, {exchange.nbytes / 1024:.0f} KB"))
     return out

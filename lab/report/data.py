@@ -15,8 +15,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab import analysis, capture
 from lab.analysis import ConnectionDetail
 from lab.claims import check_claims
+from lab.document import Claim, Manifest, ModeResult, RunResult
+from lab.errors import LabError
 
 WATERFALL_ROWS = 40  # streams drawn per mode: the first ones, in tcp.stream order
 
@@ -26,8 +29,6 @@ def read_details(
 ) -> tuple[list[ConnectionDetail], int]:
     """Read a capture once: lab.analysis' detail of the streams in `wanted` (all if None),
     and how many streams the capture holds."""
-    from lab import analysis, capture
-
     return analysis.details(capture.read_capture(path).packets, wanted)
 
 
@@ -36,9 +37,9 @@ class ReportData:
     """Everything the renderers need; built by `load_report_data` from a run folder."""
 
     run_dir: Path
-    analysis: dict
-    manifest: dict
-    claims: list[dict]
+    analysis: RunResult
+    manifest: Manifest | None
+    claims: list[Claim]
     pcaps: dict[str, str]  # mode name -> path relative to the run folder
     # lab.analysis' detail of the streams drawn (see `wanted_streams`): all of a small run's,
     # the first WATERFALL_ROWS and two more of a big one
@@ -48,76 +49,66 @@ class ReportData:
 
     @property
     def title(self) -> str:
-        sc = self.analysis.get("scenario") or {}
-        return f"TCP Connection Lab: {sc.get('name') or self.manifest.get('scenario') or 'run'}"
+        name = self.analysis.scenario.get("name") or (self.manifest and self.manifest.scenario)
+        return f"TCP Connection Lab: {name or 'run'}"
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-
-
-def _mode_folder(run_dir: Path, mode: dict) -> Path:
-    folder = mode.get("folder")
-    if folder:
-        p = Path(folder)
+def _mode_folder(run_dir: Path, mode: ModeResult) -> Path:
+    if mode.folder:
+        p = Path(mode.folder)
         return p if p.is_absolute() else run_dir / p
-    base = run_dir / mode["name"]
+    base = run_dir / mode.name
     repeats = sorted(base.glob("repeat-*"))
     return repeats[0] if repeats and not (base / "capture.pcap").exists() else base
 
 
-def load_report_data(run_dir: Path, analysis: dict | None = None) -> ReportData:
-    """The run folder's data; `analysis` when the caller has already read analysis.json."""
-    from lab.errors import LabError
-
+def load_report_data(run_dir: Path, result: RunResult | None = None) -> ReportData:
+    """The run folder's data; `result` when the caller has already read the run document."""
     run_dir = Path(run_dir)
-    if analysis is None:
-        analysis = read_analysis(run_dir)
-    claims = analysis.get("claims") or check_claims(analysis)
-    data = ReportData(run_dir, analysis, _read_json(run_dir / "manifest.json"), claims, {})
-    for mode in analysis.get("modes") or []:
+    if result is None:
+        result = RunResult.read(run_dir)
+    manifest = result.manifest
+    if manifest is None and (run_dir / "manifest.json").exists():
+        manifest = Manifest.read(run_dir / "manifest.json")
+    # a document with no claims (made by hand, or by a lab before claims) gets them checked
+    data = ReportData(run_dir, result, manifest, result.claims or check_claims(result), {})
+    for mode in result.modes.values():
         folder = _mode_folder(run_dir, mode)
         pcap = folder / "capture.pcap"
         if not pcap.exists():
             continue
-        data.pcaps[mode["name"]] = pcap.relative_to(run_dir).as_posix()
+        data.pcaps[mode.name] = pcap.relative_to(run_dir).as_posix()
         try:
             streams, total = read_details(pcap, wanted_streams(mode))
         except LabError:  # not a capture after all: the tables still render without charts
             streams, total = [], 0
-        data.streams[mode["name"]], data.stream_totals[mode["name"]] = streams, total
-        data.request_names[mode["name"]] = _names_from_analysis(mode, streams) or _request_names(
+        data.streams[mode.name], data.stream_totals[mode.name] = streams, total
+        data.request_names[mode.name] = _names_from_analysis(mode, streams) or _request_names(
             folder / "client.jsonl", {s.client_port for s in streams}
         )
     return data
 
 
-def wanted_streams(mode: dict) -> set[int]:
+def wanted_streams(mode: ModeResult) -> set[int]:
     """The streams a mode's charts can use: the waterfall's first WATERFALL_ROWS, and the
     ladder's and the Stevens graph's picks, found from analysis.json's `per_connection` (the
     same rules as `pick_ladder_stream` and `largest_exchange`, on the analysis's figures).
     Without per-connection detail the picks come from the first streams alone."""
     wanted = set(range(WATERFALL_ROWS))
-    conns = [c for c in mode.get("per_connection") or [] if isinstance(c.get("stream"), int)]
+    conns = mode.per_connection
     complete = [
         c
         for c in conns
-        if c.get("syn_packets")
-        and (c.get("t_first_fin") is not None or c.get("rst"))
-        and (c.get("data_segments") or {}).get("client")
+        if c.syn_packets and (c.t_first_fin is not None or c.rst) and c.data_segments.client
     ]
     if complete:
-        wanted.add(min(complete, key=lambda c: (c.get("packets") or 0, c["stream"]))["stream"])
+        wanted.add(min(complete, key=lambda c: (c.packets, c.stream)).stream)
     responses = []  # (bytes, -stream, later on its connection, stream)
     for c in conns:
         per_burst: dict[int, int] = {}
-        for f in c.get("flights") or []:
-            burst = f.get("burst", 0)
-            per_burst[burst] = per_burst.get(burst, 0) + (f.get("bytes") or 0)
-        responses += [(n, -c["stream"], b > 0, c["stream"]) for b, n in per_burst.items()]
+        for f in c.flights:
+            per_burst[f.burst] = per_burst.get(f.burst, 0) + f.bytes
+        responses += [(n, -c.stream, b > 0, c.stream) for b, n in per_burst.items()]
     for warm in (False, True):
         pool = [r for r in responses if r[2]] if warm else responses
         if pool:
@@ -126,29 +117,18 @@ def wanted_streams(mode: dict) -> set[int]:
 
 
 def _names_from_analysis(
-    mode: dict, streams: Sequence[ConnectionDetail]
+    mode: ModeResult, streams: Sequence[ConnectionDetail]
 ) -> dict[tuple[int, int], str]:
     """(client port, order on the connection) -> request name, from the per-connection
     requests lab.analysis joined (in the order they were sent)."""
-    by_stream = {c.get("stream"): c for c in mode.get("per_connection") or []}
+    by_stream = {c.stream: c for c in mode.per_connection}
     out = {}
     for s in streams:
-        for i, r in enumerate((by_stream.get(s.stream) or {}).get("requests") or []):
-            if isinstance(r, dict) and r.get("request") is not None:
-                out[(s.client_port, i)] = str(r["request"])
+        conn = by_stream.get(s.stream)
+        for i, r in enumerate(conn.requests if conn else []):
+            if r.request is not None:
+                out[(s.client_port, i)] = str(r.request)
     return out
-
-
-def read_analysis(run_dir: Path) -> dict:
-    from lab.errors import UsageError
-
-    analysis_path = Path(run_dir) / "analysis.json"
-    if not analysis_path.exists():
-        raise UsageError(f"{analysis_path}: no analysis.json (is this a run folder?)")
-    try:
-        return json.loads(analysis_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{analysis_path}: line {exc.lineno}: not valid JSON") from exc
 
 
 _LOCAL_PORT = re.compile(r'"local_port":\s*(\d+)')

@@ -10,7 +10,9 @@ import html
 import re
 from typing import TYPE_CHECKING, Any
 
-from lab.claims import verdict
+from lab.document import Claim, RunResult
+from lab.summary import METRICS, error_pct
+from lab.summary import network_rows as summary_network_rows
 
 if TYPE_CHECKING:
     from lab.report.data import ReportData
@@ -66,80 +68,62 @@ def ms(seconds: Any) -> float | None:
     return seconds * 1000 if isinstance(seconds, (int, float)) else None
 
 
-def mode_rows(analysis: dict) -> tuple[list[str], list[list[str]]]:
+def mode_rows(run: RunResult) -> tuple[list[str], list[list[str]]]:
     """Metrics as rows, modes as columns (the terminal table's layout and formatting)."""
-    from lab.summary import METRICS
-
-    modes = analysis.get("modes") or []
+    modes = list(run.modes.values())
     rows = []
     for label, get, show in METRICS:
-        values = [get(analysis, m) for m in modes]
+        values = [get(run, m) for m in modes]
         if any(v is not None for v in values):
             rows.append([label, *(show(v) for v in values)])
-    return ["", *(m["name"] for m in modes)], rows
+    return ["", *(m.name for m in modes)], rows
 
 
-def prediction_rows(analysis: dict) -> tuple[list[str], list[list[str]]]:
+def prediction_rows(run: RunResult) -> tuple[list[str], list[list[str]]]:
     headers = ["mode", "measured (ms)", "predicted (ms)", "error"]
     rows = []
-    from lab.summary import error_pct
-
-    for m in analysis.get("modes") or []:
+    for m in run.modes.values():
         err = error_pct(m)
         rows.append(
             [
-                m["name"],
-                fmt(ms(m.get("page_time_s"))),
-                fmt(ms(m.get("predicted_page_time_s"))),
+                m.name,
+                fmt(ms(m.page_time_s)),
+                fmt(ms(m.predicted_page_time_s)),
                 f"{err:+.1f}%" if err is not None else "–",
             ]
         )
     return headers, rows
 
 
-def claim_rows(claims: list[dict]) -> tuple[list[str], list[list[str]]]:
+def claim_rows(claims: list[Claim]) -> tuple[list[str], list[list[str]]]:
     headers = ["claim", "mode", "verdict", "observed", "expected", "why"]
     rows = [
-        [
-            c["claim"],
-            c.get("mode") or "",
-            verdict(c.get("holds")),
-            fmt(c.get("observed")),
-            fmt(c.get("expected")),
-            c.get("why") or "",
-        ]
-        for c in claims
+        [c.claim, c.mode or "", c.verdict, fmt(c.observed), fmt(c.expected), c.why] for c in claims
     ]
     return headers, rows
 
 
 def network_rows(data: ReportData) -> tuple[list[str], list[list[str]]] | None:
     """The configured conditions, the shaping method and the RTT verified from the capture."""
-    from lab.summary import network_rows as rows_of
-
-    net = dict(data.analysis.get("network") or {})
-    shaping = [m.get("shaping") for m in data.manifest.get("modes") or [] if m.get("shaping")]
-    if "method" not in net and shaping:
-        net["method"] = shaping[0].get("method")
-    rows = rows_of(net)
+    rows = summary_network_rows(data.analysis.network)
     return (["", "value"], [list(r) for r in rows]) if rows else None
 
 
-def fault_rows(analysis: dict) -> tuple[list[str], list[list[str]]] | None:
+def fault_rows(run: RunResult) -> tuple[list[str], list[list[str]]] | None:
     """Each mode a fault disturbed (lab.faults' account), or whose capture ended early."""
     rows = [
-        [m.get("name", "?"), m.get("fault_summary") or "–", "; ".join(m.get("incomplete") or [])]
-        for m in analysis.get("modes", [])
-        if m.get("faults") or m.get("incomplete")
+        [m.name, m.fault_summary or "–", "; ".join(m.incomplete)]
+        for m in run.modes.values()
+        if m.faults or m.incomplete
     ]
     return (["mode", "what happened", "analysis incomplete because"], rows) if rows else None
 
 
 def timing_rows(data: ReportData) -> tuple[list[str], list[list[str]]] | None:
-    timings = data.analysis.get("timings_s") or data.manifest.get("timings_s")
+    timings = data.manifest.timings_s if data.manifest else {}
     if not timings:
         return None
-    rows = [[k, f"{v:.2f}"] for k, v in timings.items() if isinstance(v, (int, float))]
+    rows = [[k, f"{v:.2f}"] for k, v in timings.items() if isinstance(v, int | float)]
     return ["phase", "seconds"], rows
 
 
@@ -157,27 +141,27 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def _run_facts(data: ReportData) -> list[tuple[str, str]]:
     m = data.manifest
+    if m is None:
+        return [("run", data.run_dir.name)]
     facts = [
-        ("run", m.get("run_id") or data.run_dir.name),
-        ("started", m.get("started")),
-        ("ended", m.get("ended")),
-        ("command", m.get("command")),
-        ("lab version", m.get("lab_version")),
-        ("status", m.get("status")),
+        ("run", m.run_id or data.run_dir.name),
+        ("started", m.started),
+        ("ended", m.ended),
+        ("command", m.command),
+        ("lab version", m.lab_version),
+        ("status", m.status),
     ]
-    docker = m.get("docker") or {}
-    if docker:
-        facts.append(("docker", fmt(docker)))
-    host = m.get("host") or {}
-    if host:
-        facts.append(("host", fmt(host)))
+    if m.docker:
+        facts.append(("docker", fmt(m.docker)))
+    if m.host:
+        facts.append(("host", fmt(m.host)))
     return [(k, str(v)) for k, v in facts if v]
 
 
 def render_markdown(data: ReportData, charts: dict[str, str]) -> str:
     a = data.analysis
     out = [f"# {data.title}", ""]
-    desc = (a.get("scenario") or {}).get("description")
+    desc = a.scenario.get("description")
     if desc:
         out += [str(desc).strip(), ""]
     out += [f"- **{k}**: {v}" for k, v in _run_facts(data)] + [""]
@@ -255,7 +239,7 @@ def render_html(data: ReportData, charts: dict[str, str]) -> str:
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(data.title)}'
         f"</title><style>{CSS}</style></head><body><h1>{e(data.title)}</h1>"
     ]
-    desc = (a.get("scenario") or {}).get("description")
+    desc = a.scenario.get("description")
     if desc:
         parts.append(f"<p>{e(str(desc).strip())}</p>")
     parts.append(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lab import analysis as an
 from lab import claims
+from lab.document import RunResult
 from tests.unit.packets import Flow, conversation, pcap_bytes
 
 SERVER = ("10.0.0.3", 3000)
@@ -107,7 +108,8 @@ def make_big_run(
         },
         "modes": modes,
     }
-    analysis["claims"] = claims.check_claims(analysis)  # as lab.results.analyze_run stores them
+    # as lab.results.analyze_run stores them
+    analysis["claims"] = [c.to_dict() for c in claims.check_claims(RunResult.from_dict(analysis))]
     (run / "analysis.json").write_text(json.dumps(analysis))
     (run / "manifest.json").write_text(json.dumps({"run_id": run.name, "status": "complete"}))
     return run

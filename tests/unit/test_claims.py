@@ -1,4 +1,4 @@
-"""The article's claims checked against hand-made analysis documents (as analysis.json holds them)."""
+"""The article's claims checked against hand-made analysis documents (analysis.json's dicts)."""
 
 from __future__ import annotations
 

@@ -132,7 +132,7 @@ def test_manifest_round_trip_and_status():
 
 
 def test_run_folder_errors_are_one_line(tmp_path):
-    with pytest.raises(UsageError, match="no analysis.json"):
+    with pytest.raises(UsageError, match=r"no analysis\.json"):
         RunResult.read(tmp_path)
     (tmp_path / "analysis.json").write_text("{\n  nope")
     with pytest.raises(UsageError, match="line 2: not valid JSON"):

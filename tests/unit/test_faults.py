@@ -11,6 +11,7 @@ import pytest
 
 from lab import analysis, faults
 from lab import scenario as sc
+from lab.document import RunResult
 from lab.report import fault_rows
 from server.core import Listener, ServerConfig, running
 from server.handlers import ProtocolOptions
@@ -162,7 +163,7 @@ def test_report_lists_disturbed_and_incomplete_modes_only():
         {"name": "b", "faults": [{"action": "kill_capture"}], "fault_summary": "b: faults ..."},
         {"name": "c", "incomplete": ["the capture (tcpdump) ended during the run (exit 137)"]},
     ]
-    _headers, rows = fault_rows({"modes": modes})
+    _headers, rows = fault_rows(RunResult.from_dict({"modes": modes}))
     assert [r[0] for r in rows] == ["b", "c"]
     assert rows[0][1] == "b: faults ..." and rows[1][2].startswith("the capture")
-    assert fault_rows({"modes": [{"name": "a"}]}) is None
+    assert fault_rows(RunResult.from_dict({"modes": [{"name": "a"}]})) is None

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli
 from lab import claims as claims_mod
+from lab import cli
 from lab.document import RunResult
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,6 +11,7 @@ import dpkt
 import pytest
 
 from lab import report
+from lab.document import ModeResult, RunResult
 
 CLIENT_IP, SERVER_IP, SERVER_PORT = "172.20.0.3", "172.20.0.2", 3000
 MSS = 1448
@@ -137,7 +138,7 @@ def make_run(tmp: Path) -> Path:
         "scenario": {
             "name": "page4",
             "description": "Four resources, closing vs keep-alive.",
-            "resources": [{"name": n, "size": s} for n, s in SIZES],
+            "workload": {"resources": [{"name": n, "size": s} for n, s in SIZES]},
             "modes": [
                 {"name": "non-persistent", "persistent": False, "parallel": 4},
                 {"name": "keep-alive", "persistent": True, "parallel": 1},
@@ -157,8 +158,14 @@ def make_run(tmp: Path) -> Path:
                 "page_time_s": 0.4321,
                 "rtt_ms": 20.05,
                 "predicted_page_time_s": 0.4,
-                "connections_detail": [
-                    {"stream": i, "handshake_packets": 3, "teardown_packets": 3, "requests": [n]}
+                "per_connection": [
+                    {
+                        "stream": i,
+                        "handshake_packets": 3,
+                        "teardown_packets": 3,
+                        "teardown": "3-packet",
+                        "requests": [{"request": n}],
+                    }
                     for i, (n, _) in enumerate(SIZES)
                 ],
             },
@@ -175,12 +182,13 @@ def make_run(tmp: Path) -> Path:
                 "page_time_s": 0.2468,
                 "rtt_ms": 20.02,
                 "predicted_page_time_s": 0.25,
-                "connections_detail": [
+                "per_connection": [
                     {
                         "stream": 0,
                         "handshake_packets": 3,
                         "teardown_packets": 3,
-                        "requests": [n for n, _ in SIZES],
+                        "teardown": "3-packet",
+                        "requests": [{"request": n} for n, _ in SIZES],
                     }
                 ],
             },
@@ -339,13 +347,8 @@ def test_missing_analysis_is_a_usage_error(tmp_path):
 
 
 def test_packet_counts_add_up_to_the_analysis_total():
-    mode = {
-        "handshake_packets": 3,
-        "teardown_packets": 4,
-        "packets": 50,
-        "data_packets": 20,
-        "pure_acks": 20,
-    }
+    mode = ModeResult(handshake_packets=3, teardown_packets=4, packets=50, data_segments=20)
+    mode.pure_acks = 20
     assert report.packet_counts(mode, []) == {
         "handshake": 3,
         "data": 20,
@@ -361,7 +364,7 @@ def test_terminal_summary_and_comparison(built):
     from lab.summary import print_comparison, print_summary
 
     run, _ = built
-    a = json.loads((run / "analysis.json").read_text())
+    a = RunResult.from_dict(json.loads((run / "analysis.json").read_text()))
     console = Console(record=True, width=160)
     print_summary(a, console, timings={"containers": 3.25, "traffic": 1.5})
     text = console.export_text()
@@ -377,8 +380,8 @@ def test_terminal_summary_and_comparison(built):
         "total 4.75 s",
     ]:
         assert needle in text, needle
-    b = json.loads(json.dumps(a))
-    b["modes"][0]["page_time_s"] = 0.8642
+    b = RunResult.from_dict(a.to_dict())
+    b.modes["non-persistent"].page_time_s = 0.8642
     console = Console(record=True, width=160)
     print_comparison(a, b, console)
     text = console.export_text()

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from lab import analysis, capture, charts, report
+from lab.document import ModeResult
 from tests.unit.big_run import make_big_run
 
 CLOSING, KEEPALIVE = 300, (60, 4)  # both above WATERFALL_ROWS
@@ -93,7 +94,8 @@ def test_ladder_and_stevens_picks_come_from_per_connection():
             {"stream": 95, "packets": 3, "flights": []},  # no handshake, no data: no pick
         ]
     }
-    assert report.wanted_streams(mode) == set(range(report.WATERFALL_ROWS)) | {70, 90}
+    wanted = report.wanted_streams(ModeResult.from_dict(mode))
+    assert wanted == set(range(report.WATERFALL_ROWS)) | {70, 90}
 
 
 def test_analysis_json_keeps_the_segment_series_of_the_first_connections_only(big):
