@@ -102,46 +102,90 @@ def _address_namer():
     return names, name
 
 
+def _ethernet(data, o: int, end: int) -> tuple[int, int] | None:
+    """(EtherType, where the network header starts) after an Ethernet header and its VLAN tags."""
+    if end - o < 14:
+        return None
+    etype = _U16(data, o + 12)[0]
+    o += 14
+    while etype in _VLAN_TYPES and end - o >= 4:
+        etype = _U16(data, o + 2)[0]
+        o += 4
+    return etype, o
+
+
+def _linux_sll(data, o: int, end: int) -> tuple[int, int] | None:
+    return (_U16(data, o + 14)[0], o + 16) if end - o >= 16 else None
+
+
+def _linux_sll2(data, o: int, end: int) -> tuple[int, int] | None:
+    return (_U16(data, o)[0], o + 20) if end - o >= 20 else None
+
+
+def _raw_ip(data, o: int, end: int) -> tuple[int, int] | None:
+    if end - o < 1:
+        return None
+    version = data[o] >> 4
+    return (_ETH_IPV4 if version == 4 else _ETH_IPV6 if version == 6 else 0), o
+
+
+def _bsd_loopback(data, o: int, end: int) -> tuple[int, int] | None:
+    """The BSD loopback header is the address family, in the writer's byte order: the IP
+    version nibble that follows says more, in any byte order."""
+    if end - o < 5:
+        return None
+    version = data[o + 4] >> 4
+    return (_ETH_IPV4 if version == 4 else _ETH_IPV6 if version == 6 else 0), o + 4
+
+
+def _unknown_link(data, o: int, end: int) -> None:
+    return None  # a link type we do not read: every frame is skipped
+
+
+def _link_reader(linktype: int):
+    """The link layer's reader: (data, offset, end) -> (EtherType, network offset) | None."""
+    if linktype in RAW_IP:
+        return _raw_ip
+    return {
+        DLT_EN10MB: _ethernet,
+        DLT_LINUX_SLL: _linux_sll,
+        DLT_LINUX_SLL2: _linux_sll2,
+        DLT_NULL: _bsd_loopback,
+        DLT_LOOP: _bsd_loopback,
+    }.get(linktype)
+
+
+def _ipv6_extensions(data, t: int, end: int, nxt: int, ip_payload: int):
+    """Skip IPv6 extension headers up to TCP: (TCP offset, IP payload left) or None when the
+    packet is not TCP or is a later fragment (no TCP header in it)."""
+    while nxt != 6:
+        if end - t < 8:
+            return None
+        if nxt in _IPV6_EXT:
+            size = (data[t + 1] + 2) * 4 if nxt == 51 else (data[t + 1] + 1) * 8
+        elif nxt == 44:  # fragment header
+            if _U16(data, t + 2)[0] & 0xFFF8:
+                return None
+            size = 8
+        else:
+            return None
+        nxt = data[t]
+        t += size
+        ip_payload -= size
+    return t, ip_payload
+
+
 def _make_decoder(linktype: int):
     """A function (data, offset, end, ts, wire_len, frame) -> Packet | None for one link type."""
     names, name = _address_namer()
     new_packet = Packet._make
+    link = _link_reader(linktype) or _unknown_link
 
     def decode(data, o: int, end: int, ts: float, wire_len: int, frame: int) -> Packet | None:
-        # Link layer: find the network protocol and where its header starts.
-        if linktype == DLT_EN10MB:
-            if end - o < 14:
-                return None
-            etype = _U16(data, o + 12)[0]
-            o += 14
-            while etype in _VLAN_TYPES and end - o >= 4:
-                etype = _U16(data, o + 2)[0]
-                o += 4
-        elif linktype == DLT_LINUX_SLL:
-            if end - o < 16:
-                return None
-            etype = _U16(data, o + 14)[0]
-            o += 16
-        elif linktype == DLT_LINUX_SLL2:
-            if end - o < 20:
-                return None
-            etype = _U16(data, o)[0]
-            o += 20
-        elif linktype in RAW_IP:
-            if end - o < 1:
-                return None
-            version = data[o] >> 4
-            etype = _ETH_IPV4 if version == 4 else _ETH_IPV6 if version == 6 else 0
-        elif linktype in (DLT_NULL, DLT_LOOP):
-            # The BSD loopback header is the address family, in the writer's byte order.
-            if end - o < 5:
-                return None
-            version = data[o + 4] >> 4
-            etype = _ETH_IPV4 if version == 4 else _ETH_IPV6 if version == 6 else 0
-            o += 4
-        else:
+        found = link(data, o, end)
+        if found is None:
             return None
-
+        etype, o = found
         # Network layer: addresses, where TCP starts, and how long the IP payload really is.
         if etype == _ETH_IPV4:
             if end - o < 20:
@@ -164,20 +208,11 @@ def _make_decoder(linktype: int):
             t = o + 40
             if ip_payload == 0:  # jumbogram or TSO: the captured bytes are all we know
                 ip_payload = end - t
-            while nxt != 6:
-                if end - t < 8:
+            if nxt != 6:
+                found = _ipv6_extensions(data, t, end, nxt, ip_payload)
+                if found is None:
                     return None
-                if nxt in _IPV6_EXT:
-                    size = (data[t + 1] + 2) * 4 if nxt == 51 else (data[t + 1] + 1) * 8
-                elif nxt == 44:  # fragment header
-                    if _U16(data, t + 2)[0] & 0xFFF8:
-                        return None
-                    size = 8
-                else:
-                    return None
-                nxt = data[t]
-                t += size
-                ip_payload -= size
+                t, ip_payload = found
         else:
             return None
 
@@ -188,6 +223,9 @@ def _make_decoder(linktype: int):
         payload = ip_payload - header
         src = names.get(raw_src) or name(raw_src)
         dst = names.get(raw_dst) or name(raw_dst)
+        mss = _syn_mss(data, t, min(end, t + header)) if flags & 2 else 0
+        # the NS bit sits in the data-offset byte: lab.tcp.NS
+        flags |= (offset & 1) << 8
         return new_packet(
             (
                 ts,
@@ -195,14 +233,14 @@ def _make_decoder(linktype: int):
                 dst,
                 sport,
                 dport,
-                flags | (offset & 1) << 8,  # the NS bit sits in the data-offset byte
+                flags,
                 seq,
                 ack,
                 payload if payload > 0 else 0,
                 wire_len,
                 window,
                 frame,
-                _syn_mss(data, t, min(end, t + header)) if flags & 2 else 0,
+                mss,
             )
         )
 
@@ -458,6 +496,32 @@ def _interface(block: bytes, order: str) -> tuple[int, float, float]:
     return linktype, unit, offset
 
 
+_SECTION_ORDER = {dpkt_pcapng.BYTE_ORDER_MAGIC: "<", dpkt_pcapng.BYTE_ORDER_MAGIC_LE: ">"}
+
+
+def _add_interface(capture: Capture, block, order: str, decoders: dict) -> tuple:
+    """An interface description block as (decode, unit, offset, snaplen); decoders are shared
+    by the interfaces of one link type, so each keeps one address cache."""
+    linktype, unit, offset = _interface(bytes(block), order)
+    snaplen = struct.unpack_from(order + "I", block, 12)[0]
+    if linktype not in decoders:
+        decoders[linktype] = _make_decoder(linktype)
+    if linktype not in capture.link_types:
+        capture.link_types.append(linktype)
+    return decoders[linktype], unit, offset, snaplen
+
+
+def _simple_packet(data, o: int, body_end: int, order: str, interfaces: list, ts: float, frame):
+    """The packet of a simple packet block (interface 0; no timestamp: it inherits `ts`, the
+    previous block's), or None."""
+    if not interfaces:
+        return None
+    wire_len = struct.unpack_from(order + "I", data, o + 8)[0]
+    decode, _unit, _offset, snaplen = interfaces[0]
+    caplen = min(wire_len, snaplen) if snaplen else wire_len
+    return decode(data, o + 12, min(o + 12 + caplen, body_end), ts, wire_len, frame)
+
+
 def _parse_pcapng(data, name: str) -> Capture:
     size = len(data)
     capture = Capture(name=name, format="pcapng", packets=[])
@@ -479,12 +543,8 @@ def _parse_pcapng(data, name: str) -> Capture:
             stop(f"the file ends inside a block header at byte {o}")
             break
         if struct.unpack_from("<I", data, o)[0] == _PCAPNG_SHB:
-            bom = struct.unpack_from("<I", data, o + 8)[0]
-            if bom == dpkt_pcapng.BYTE_ORDER_MAGIC:
-                order = "<"
-            elif bom == dpkt_pcapng.BYTE_ORDER_MAGIC_LE:
-                order = ">"
-            else:
+            order = _SECTION_ORDER.get(struct.unpack_from("<I", data, o + 8)[0])
+            if order is None:
                 stop(f"section header at byte {o} has an unknown byte-order magic")
                 break
             interfaces = []  # interface ids are per section
@@ -500,13 +560,7 @@ def _parse_pcapng(data, name: str) -> Capture:
         if btype == dpkt_pcapng.PCAPNG_BT_IDB:
             if cut or blen < 20:
                 break
-            linktype, unit, offset = _interface(bytes(data[o:end]), order)
-            snaplen = struct.unpack_from(order + "I", data, o + 12)[0]
-            if linktype not in decoders:
-                decoders[linktype] = _make_decoder(linktype)
-            interfaces.append((decoders[linktype], unit, offset, snaplen))
-            if linktype not in capture.link_types:
-                capture.link_types.append(linktype)
+            interfaces.append(_add_interface(capture, data[o:end], order, decoders))
         elif btype in (dpkt_pcapng.PCAPNG_BT_EPB, dpkt_pcapng.PCAPNG_BT_PB):
             if end - o < 28:
                 break
@@ -531,14 +585,9 @@ def _parse_pcapng(data, name: str) -> Capture:
             if end - o < 16:
                 break
             frame += 1
-            wire_len = struct.unpack_from(order + "I", data, o + 8)[0]
-            packet = None
-            if interfaces:
-                decode, _unit, _offset, snaplen = interfaces[0]
-                caplen = min(wire_len, snaplen) if snaplen else wire_len
-                stop_at = min(o + 12 + caplen, end if cut else end - 4)
-                # A simple packet block has no timestamp: it inherits the previous one.
-                packet = decode(data, o + 12, stop_at, last_ts, wire_len, frame)
+            packet = _simple_packet(
+                data, o, end if cut else end - 4, order, interfaces, last_ts, frame
+            )
             if packet is None:
                 skipped += 1
             else:

@@ -15,7 +15,7 @@ connections, phases, exchanges and packet categories from here.
   capture sits), the teardown (who sent the first FIN and so holds TIME_WAIT; FIN/ACK, FIN/ACK,
   ACK is a 3-packet teardown, FIN, ACK, FIN, ACK a 4-packet one), RSTs, data and pure ACKs
   each way, retransmissions, and the server's flights (slow start, from the ACK clock).
-- `analyze` does the whole capture, `summarize_mode` (mode.py) reduces it to the
+- `analyze` (total.py) does the whole capture, `summarize_mode` (mode.py) reduces it to the
   `analysis.json` keys (docs/architecture.md) and joins the client's request log to the
   connections.
 - `describe` (detail.py) adds what only drawings need, for a few connections: each packet's
@@ -32,10 +32,8 @@ from lab.analysis.connection import (
     SERVER,
     SIDES,
     TEARDOWN,
-    Analysis,
     Connection,
     Flight,
-    analyze,
     analyze_connection,
     packet_categories,
     slow_start_restarts,
@@ -56,6 +54,7 @@ from lab.analysis.mode import (
     summarize_mode,
 )
 from lab.analysis.streams import split_streams, stream_tracker
+from lab.analysis.total import Analysis, analyze
 from lab.tcp import ACK, FIN, INITIAL_WINDOW, PSH, RST, SYN
 
 __all__ = [

@@ -7,7 +7,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lab.analysis.connection import Analysis, Connection
+from lab.analysis.connection import Connection
+from lab.analysis.total import Analysis
 
 # per_connection carries the server's segment series for the first connections only: all of a
 # 10,000-connection load run's add about 12 MB to analysis.json, and the report reads the pcap

@@ -1,0 +1,81 @@
+"""A whole capture: every stream read by `analyze_connection`, and the totals (`Analysis`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lab.analysis.connection import Connection, analyze_connection
+from lab.analysis.streams import split_streams
+from lab.capture import Capture, Packet, without_gc
+
+
+@dataclass
+class Analysis:
+    """A whole capture: totals and one `Connection` per Wireshark stream."""
+
+    connections: list[Connection]
+    packets: int
+    syn: int
+    synack: int
+    fin: int
+    rst: int
+    retransmissions: int
+    bytes: int
+    payload_bytes: int
+    frames: int = 0
+    truncated: bool = False
+    problem: str | None = None
+
+    def to_dict(self, series: bool = False) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "packets": self.packets,
+            "connections": len(self.connections),
+            "syn": self.syn,
+            "synack": self.synack,
+            "fin": self.fin,
+            "rst": self.rst,
+            "retransmissions": self.retransmissions,
+            "bytes": self.bytes,
+            "payload_bytes": self.payload_bytes,
+            "truncated": self.truncated,
+            "problem": self.problem,
+            "streams": [c.to_dict(series) for c in self.connections],
+        }
+
+
+def analyze(packets: Sequence[Packet] | Capture, server_ports: Iterable[int] = ()) -> Analysis:
+    """Analyse a capture's packets (or a `Capture`, whose truncation is carried along)."""
+    capture = packets if isinstance(packets, Capture) else None
+    records = capture.packets if capture else packets
+    ports = frozenset(server_ports)
+    with without_gc():
+        streams = split_streams(records)
+        conns = [analyze_connection(i, s, ports) for i, s in enumerate(streams)]
+    if ports:
+        conns = [_orient(c, ports) for c in conns]
+    return Analysis(
+        connections=conns,
+        packets=len(records),
+        syn=sum(c.syn_packets for c in conns),
+        synack=sum(c.synack_packets for c in conns),
+        fin=sum(c.fin_packets for c in conns),
+        rst=sum(c.rst for c in conns),
+        retransmissions=sum(sum(c.retransmissions) for c in conns),
+        bytes=sum(c.bytes for c in conns),
+        payload_bytes=sum(sum(c.payload_bytes) for c in conns),
+        frames=capture.frames if capture else len(records),
+        truncated=capture.truncated if capture else False,
+        problem=capture.problem if capture else None,
+    )
+
+
+def _orient(c: Connection, ports: frozenset[int]) -> Connection:
+    """Trust the caller's server ports over a guess made without a SYN."""
+    if c.roles_from == "guess" and c.client_port in ports and c.server_port not in ports:
+        c.client_addr, c.server_addr = c.server_addr, c.client_addr
+        c.client_port, c.server_port = c.server_port, c.client_port
+        c.roles_from = "port"
+    return c
