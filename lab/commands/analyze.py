@@ -2,7 +2,8 @@
 
 The human view is a rich table (one row per stream) under the capture's totals; `--json` prints
 one JSON object: the totals (`packets`, `connections`, `syn`, `fin`, `rst`, `retransmissions`,
-... as in DESIGN.md), `truncated`, and a `streams` list with every connection's details.
+... as in docs/architecture.md), `truncated`, and a `streams` list with every connection's
+details.
 """
 
 from __future__ import annotations

@@ -63,7 +63,8 @@ def test_queue_rules_hold_both_directions_on_input_and_undo_exactly() -> None:
          "-j", "NFQUEUE", "--queue-num", "0"],
     ]  # fmt: skip
     for step in steps:
-        assert "OUTPUT" not in step.apply  # holding on OUTPUT collapses throughput (DESIGN.md)
+        # holding on OUTPUT collapses throughput (docs/architecture.md)
+        assert "OUTPUT" not in step.apply
         assert step.undo[:4] == ["iptables", "-w", "5", "-D"]
         assert step.undo[4:] == step.apply[4:]
 
