@@ -10,7 +10,9 @@ with a new ISN (a new Wireshark stream on the same address/port pair).
 
 Then, in one run, it times our reader + analysis and `tshark -r FILE -q -z conv,tcp`, prints
 packets/s of each and the ratio, and asserts that the streams, SYNs and FINs we count equal
-tshark's (a second, untimed tshark pass counts the flags).
+tshark's (a second, untimed tshark pass counts the flags). Last it times the command itself,
+`python -m lab analyze FILE` (the table) and `... --json` (every stream), output to /dev/null:
+wall, user and system seconds of each.
 """
 
 from __future__ import annotations
@@ -157,6 +159,25 @@ def tshark_flags(path: str) -> dict[str, int]:
     return {"syn": numbers[0], "fin": numbers[2]}
 
 
+def cli(path: str, *extra: str) -> tuple[float, float, float]:
+    """(wall, user, system seconds) of `python -m lab analyze FILE [extra]` into /dev/null."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with open(os.devnull, "w") as sink:
+        subprocess.run(
+            [sys.executable, "-m", "lab", "analyze", path, *extra],
+            stdout=sink, check=True, timeout=900, env=env,
+        )  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (
+        time.perf_counter() - start,
+        after.ru_utime - before.ru_utime,
+        after.ru_stime - before.ru_stime,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=1_000_000)
@@ -203,6 +224,12 @@ def main() -> int:
         assert counts["streams"] == tshark_streams, (counts, tshark_streams)
         assert counts["syn"] == flags["syn"] == written["syn"], (counts, flags, written)
         assert counts["fin"] == flags["fin"] == written["fin"], (counts, flags, written)
+        for label, extra in (("table", ()), ("--json", ("--json",))):
+            wall, user, system = cli(path, *extra)
+            print(
+                f"lab analyze {label:<6} {wall:6.2f} s wall  {user:6.2f} s user  "
+                f"{system:5.2f} s system"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

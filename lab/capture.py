@@ -223,8 +223,9 @@ def _make_decoder(linktype: int):
         payload = ip_payload - header
         src = names.get(raw_src) or name(raw_src)
         dst = names.get(raw_dst) or name(raw_dst)
+        # 2 is lab.tcp.SYN and 1 << 8 lab.tcp.NS, literals on a per-packet path; the NS bit
+        # sits in the data-offset byte
         mss = _syn_mss(data, t, min(end, t + header)) if flags & 2 else 0
-        # the NS bit sits in the data-offset byte: lab.tcp.NS
         flags |= (offset & 1) << 8
         return new_packet(
             (
@@ -387,6 +388,7 @@ class PcapStream:
 
 # Fast path for the common frame: a link header with an EtherType, then IPv4 without options,
 # then TCP. One unpack reads every field we need; anything else takes the general decoder.
+# As in the decoder, `flags & 2` is lab.tcp.SYN and `(off & 1) << 8` lab.tcp.NS.
 _FAST_LINKS = {
     DLT_EN10MB: ("!12xH", 14),
     DLT_LINUX_SLL: ("!14xH", 16),

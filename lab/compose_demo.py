@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from lab.analysis.streams import stream_tracker
@@ -80,7 +80,9 @@ class Tally:
     first_ts: float | None = None
     last_ts: float | None = None
     # lab.analysis' rule (a new ISN on a used address pair is a new connection), fed in order
-    stream_of: object = field(default_factory=lambda: stream_tracker(itertools.count().__next__))
+    stream_of: Callable[[Packet], int] = field(
+        default_factory=lambda: stream_tracker(itertools.count().__next__)
+    )
 
     @classmethod
     def of(cls, ports: dict[int, str]) -> Tally:

@@ -535,6 +535,8 @@ def slow_start_restarts(flights: Sequence[Flight], initial_window: int = INITIAL
     burst had more to send (so the window, not the data, limited it) and an earlier burst had
     already grown the window past the initial one.
     """
+    if len(flights) < 2:  # a restart needs an earlier round that grew the window
+        return 0
     restarts = 0
     grown = 0
     by_burst: dict[int, list[Flight]] = {}

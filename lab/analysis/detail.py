@@ -116,8 +116,7 @@ def describe(
     from_client = [p.sport == cport and p.src == caddr for p in packets]
     ladder = _ladder(packets, from_client)
     exchanges = _exchanges(packets, from_client, ladder)
-    t_fin = [t for t in (conn.t_first_fin, conn.t_rst) if t is not None]
-    fin = _first_close(packets) if t_fin else None
+    fin = next((p.ts for p in packets if p.flags & (FIN | RST)), None)
     phases = Phases(
         syn=packets[0].ts,
         established=conn.t_established,
@@ -127,10 +126,6 @@ def describe(
     )
     categories = packet_categories(packets, marks)
     return ConnectionDetail(conn, list(packets), categories, ladder, exchanges, phases)
-
-
-def _first_close(packets: Sequence[Packet]) -> float | None:
-    return next((p.ts for p in packets if p.flags & (FIN | RST)), None)
 
 
 def _ladder(packets: Sequence[Packet], from_client: list[bool]) -> list[LadderRow]:

@@ -28,8 +28,9 @@ class Analysis:
     truncated: bool = False
     problem: str | None = None
 
-    def to_dict(self, series: bool = False) -> dict[str, Any]:
-        return {
+    def to_dict(self, series: bool = False, streams: bool = True) -> dict[str, Any]:
+        """The totals and (unless streams=False) every connection's dict under "streams"."""
+        out = {
             "frames": self.frames,
             "packets": self.packets,
             "connections": len(self.connections),
@@ -42,8 +43,10 @@ class Analysis:
             "payload_bytes": self.payload_bytes,
             "truncated": self.truncated,
             "problem": self.problem,
-            "streams": [c.to_dict(series) for c in self.connections],
         }
+        if streams:
+            out["streams"] = [c.to_dict(series) for c in self.connections]
+        return out
 
 
 def analyze(packets: Sequence[Packet] | Capture, server_ports: Iterable[int] = ()) -> Analysis:

@@ -1,5 +1,5 @@
 """The report of a load run stays bounded: each pcap is read once, the waterfall draws the
-first WATERFALL_ROWS streams of each mode, and `Stream` objects are built only for those and
+first WATERFALL_ROWS streams of each mode, and lab.analysis describes in detail only those and
 the ladder's and Stevens graph's picks. Work is counted, not timed."""
 
 from __future__ import annotations
