@@ -278,11 +278,8 @@ _PCAPNG_SHB = dpkt_pcapng.PCAPNG_BT_SHB
 
 @contextmanager
 def without_gc():
-    """Pause the cyclic garbage collector while building millions of records.
-
-    The records hold no cycles, but every allocation counts towards a collection that walks
-    the whole growing heap: a quarter to a third of the time went there on large captures.
-    """
+    """Pause the cyclic garbage collector while building millions of records: they hold no
+    cycles, yet collections walking the growing heap took a quarter to a third of the time."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

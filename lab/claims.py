@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from lab.analysis import INITIAL_WINDOW
 from lab.document import Claim, FlightResult, ModeResult, RunResult
+from lab.tcp import INITIAL_WINDOW
 
 # Below this RTT a round trip is shorter than the server's write of a response: flights show
 # the application's pacing, not the congestion window.

@@ -63,10 +63,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.tcp import DEFAULT_MSS, INITIAL_WINDOW
 from wire import protocols
 
-MSS = 1448  # payload bytes per segment: 1500 MTU - 20 IP - 20 TCP - 12 timestamps
-INIT_CWND = 10  # segments (RFC 6928; Linux's TCP_INIT_CWND)
+MSS = DEFAULT_MSS  # payload bytes per segment: 1500 MTU - 20 IP - 20 TCP - 12 timestamps
+INIT_CWND = INITIAL_WINDOW  # segments (RFC 6928; Linux's TCP_INIT_CWND)
 FRAME_OVERHEAD = 66  # bytes tbf counts per segment besides the payload: 14 + 20 + 20 + 12
 RTO_MIN_S = 0.2  # Linux's TCP_RTO_MIN: the RTO is srtt plus at least this
 

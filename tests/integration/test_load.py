@@ -82,7 +82,7 @@ def load_run(docker_client, lab_images, tmp_path_factory) -> dict[str, dict]:
         result = mode_runner.run(plan)
         wall = time.monotonic() - t0
         t1 = time.monotonic()
-        analysis = analyze_mode_folder(plan.folder, (scenario.port_of(mode),))
+        analysis = analyze_mode_folder(plan.folder, (scenario.port_of(mode),)).to_dict()
         out[plan.mode] = {
             "mode": mode,
             "scenario": scenario,

@@ -109,32 +109,9 @@ def client_log(path: Path, records: list[tuple[str, int, float, int]]) -> None:
     path.write_text("\n".join([*lines, json.dumps({"event": "summary"})]) + "\n")
 
 
-def make_run(tmp: Path) -> Path:
-    run = tmp / "20260101T000000Z-page4"
-    (run / "non-persistent").mkdir(parents=True)
-    (run / "keep-alive").mkdir()
-    frames: list = []
-    for i, (_name, size) in enumerate(SIZES):
-        conn = Conn(frames, 40000 + i, 1000.0 + i * 0.001, isn_c=1000 * i, isn_s=7000 * i)
-        conn.get(size)
-        conn.server_closes()
-    write_pcap(run / "non-persistent" / "capture.pcap", frames)
-    client_log(
-        run / "non-persistent" / "client.jsonl",
-        [(n, 40000 + i, 1000.0 + i, s) for i, (n, s) in enumerate(SIZES)],
-    )
-    frames = []
-    conn = Conn(frames, 50000, 2000.0)
-    for _name, size in SIZES:
-        conn.get(size)
-    conn.server_closes()
-    write_pcap(run / "keep-alive" / "capture.pcap", frames)
-    client_log(
-        run / "keep-alive" / "client.jsonl",
-        [(n, 50000, 2000.0 + i, s) for i, (n, s) in enumerate(SIZES)],
-    )
-
-    analysis = {
+def page4_analysis() -> dict:
+    """analysis.json of the hand-made page4 run, as lab.results would write its keys."""
+    return {
         "scenario": {
             "name": "page4",
             "description": "Four resources, closing vs keep-alive.",
@@ -211,6 +188,34 @@ def make_run(tmp: Path) -> Path:
             },
         },
     }
+
+
+def make_run(tmp: Path) -> Path:
+    run = tmp / "20260101T000000Z-page4"
+    (run / "non-persistent").mkdir(parents=True)
+    (run / "keep-alive").mkdir()
+    frames: list = []
+    for i, (_name, size) in enumerate(SIZES):
+        conn = Conn(frames, 40000 + i, 1000.0 + i * 0.001, isn_c=1000 * i, isn_s=7000 * i)
+        conn.get(size)
+        conn.server_closes()
+    write_pcap(run / "non-persistent" / "capture.pcap", frames)
+    client_log(
+        run / "non-persistent" / "client.jsonl",
+        [(n, 40000 + i, 1000.0 + i, s) for i, (n, s) in enumerate(SIZES)],
+    )
+    frames = []
+    conn = Conn(frames, 50000, 2000.0)
+    for _name, size in SIZES:
+        conn.get(size)
+    conn.server_closes()
+    write_pcap(run / "keep-alive" / "capture.pcap", frames)
+    client_log(
+        run / "keep-alive" / "client.jsonl",
+        [(n, 50000, 2000.0 + i, s) for i, (n, s) in enumerate(SIZES)],
+    )
+
+    analysis = page4_analysis()
     (run / "analysis.json").write_text(json.dumps(analysis))
     manifest = {
         "run_id": run.name,
