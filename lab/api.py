@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lab import __version__
+from lab import __version__, images, results, runner
 from lab.analysis import Analysis as CaptureAnalysis
 from lab.analysis import analyze
 from lab.capture import read_capture
@@ -78,7 +78,8 @@ class _Run:
     """One `lab run`: the phases in order, the manifest always written last."""
 
     def __init__(self, scenario: Scenario, modes, out_parent: Path, status: Say, say: Say):
-        from lab.engine import Engine  # the Docker SDK: `import lab` must not need it
+        # here, not at the top: load_run and analyze_pcap work without the Docker SDK
+        from lab.engine import Engine
 
         self.scenario, self.modes, self.status, self.say = scenario, modes, status, say
         self.engine = Engine.from_env()
@@ -123,8 +124,6 @@ class _Run:
         return loaded
 
     def _phases(self) -> None:
-        from lab import images, results, runner
-
         self.status("building images")
         t = time.monotonic()
         refs = images.ensure_images(progress=lambda msg, detail=False: self.status(msg))
@@ -156,8 +155,6 @@ class _Run:
 
     def _finish(self) -> None:
         """Remove every container, then write the manifest; a second Ctrl-C cannot stop it."""
-        from lab import results, runner
-
         with _signals_ignored():
             try:
                 runner.remove_leftovers(self.placement, self.run_id)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 
+from rich.console import Console
+
+from lab import images
+
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from lab import images
-
     console = Console(stderr=True, highlight=False)
     started = time.monotonic()
     with console.status("checking the lab's images", spinner="dots") as status:
