@@ -1,0 +1,149 @@
+"""What the lab's own programs cost per connection and per request, measured on a run (pure).
+
+On a bridge whose round trip is a few hundredths of a millisecond, a page's time is the server's
+and the client's work, not the network's. `measure` reads that work from one mode's capture (each
+connection's SYN, first request byte and last response byte on the server's interface) and its
+client log (client.jsonl: when each request left and its response's last byte was read), and
+gives the model (lab.model.ProgramCosts) five means:
+
+- setup: per connection, from the SYN to the first request, both on the server's interface
+  (they travel the same way, so the path's delays cancel), beyond the model's handshake;
+- service: per request, from the request leaving to its response's last byte read (client
+  log), beyond the time the model gives that request on the network alone (its
+  `done_s - start_s` without costs): the server's reading, parsing, logging and writing, and
+  the client's reading;
+- turnaround: per request after the first on a keep-alive connection, from the previous
+  response's last byte read to this request leaving (client log);
+- reconnect: per non-persistent connection after a worker's first, from the worker's previous
+  response's last byte leaving the server to this connection's SYN arriving there, less the
+  path's share of a round trip outside the server's end (the model's rtt less the server's
+  hold): waiting for the server's FIN, closing, the name lookup, a new socket;
+- stagger: between the SYNs of the connections the mode opens at once.
+
+Why not the server's log, request read to response sent: the server logs a request once it has
+read and parsed it, which on page10 was 0.2-0.4 ms after the request reached it (a third of the
+server's time), and it logs a response once its last byte is in the socket buffer, which on
+page10-wan waits for the client's ACKs (110 ms for a 160 KiB response at 50 ms RTT: the
+network's time, which the model counts itself). The client's times bracket all of it, and the
+model's own network time is taken off.
+
+Means, not medians: the page time is a sum, and a mean times a count keeps the sum. A mean
+below zero (the network faster than the model says, within the RTT's noise) counts as zero.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lab.document import ConnectionResult, ProgramCostsResult
+from lab.model import ProgramCosts
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The means (seconds) and how many samples each came from (0: nothing to measure)."""
+
+    costs: ProgramCosts
+    samples: dict[str, int]
+
+
+def as_result(measured: Measured) -> ProgramCostsResult:
+    """The document's form (analysis.json's `program_costs`): milliseconds."""
+    ms = {f"{k[:-2]}_ms": v * 1000.0 for k, v in measured.costs.as_dict().items()}
+    return ProgramCostsResult(**ms, samples=dict(measured.samples))
+
+
+def _time(record: Mapping[str, Any], key: str) -> float | None:
+    value = record.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _usable(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Answered requests with the times every measure needs."""
+    out = []
+    for r in records:
+        if r.get("event", "request") != "request" or not r.get("ok"):
+            continue
+        if _time(r, "t_sent") is not None and _time(r, "t_done") is not None:
+            out.append(r)
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    return max(0.0, statistics.fmean(values)) if values else 0.0
+
+
+def measure(
+    records: Iterable[Mapping[str, Any]],
+    connections: Sequence[ConnectionResult],
+    *,
+    persistent: bool,
+    parallel: int = 1,
+    pipeline: bool = False,
+    model_rtt_s: float,
+    model_handshake_s: float,
+    server_hold_s: float = 0.0,
+    model_latency_s: Mapping[int, float] | None = None,
+) -> Measured:
+    """One mode's program costs from its client records (client.jsonl's request lines) and its
+    connections as the capture read them.
+
+    `model_rtt_s` is the model's round trip, `model_handshake_s` what it charges a new
+    connection before its request leaves, `server_hold_s` the delay the server's end holds
+    (lab.model.server_hold_s), `model_latency_s` the model's network-only latency of each
+    request by its 0-based position in the workload (request_id - 1; None: no service).
+    """
+    opened = sorted(
+        (c for c in connections if c.t_syn is not None and c.t_first_client_byte is not None),
+        key=lambda c: c.t_syn,
+    )
+    setup = [c.t_first_client_byte - c.t_syn - model_handshake_s for c in opened]
+    at_once = sorted(c.t_first_client_byte for c in opened[: max(1, min(parallel, len(opened)))])
+    stagger = [(at_once[-1] - at_once[0]) / (len(at_once) - 1)] if len(at_once) > 1 else []
+    reconnect: list[float] = []
+    if not persistent:
+        reconnect = _reconnects(opened, parallel, model_rtt_s - server_hold_s)
+
+    usable = _usable(records)
+    turnaround: list[float] = []
+    if persistent and not pipeline:
+        by_conn: dict[Any, list[Mapping[str, Any]]] = {}
+        for r in usable:
+            by_conn.setdefault((r.get("conn"), r.get("local_port")), []).append(r)
+        for rs in by_conn.values():
+            rs.sort(key=lambda r: r["t_sent"])
+            turnaround += [b["t_sent"] - a["t_done"] for a, b in itertools.pairwise(rs)]
+    service: list[float] = []
+    for r in usable if model_latency_s is not None else ():
+        index = r.get("request_id")
+        if isinstance(index, int) and (index - 1) in model_latency_s:
+            service.append(r["t_done"] - r["t_sent"] - model_latency_s[index - 1])
+
+    values = {
+        "setup": setup,
+        "service": service,
+        "turnaround": turnaround,
+        "reconnect": reconnect,
+        "stagger": stagger,
+    }
+    costs = ProgramCosts(**{f"{k}_s": _mean(v) for k, v in values.items()})
+    return Measured(costs, {k: len(v) for k, v in values.items()})
+
+
+def _reconnects(opened: Sequence[ConnectionResult], parallel: int, path_s: float) -> list[float]:
+    """Non-persistent: each connection after the first `parallel` follows the worker that
+    finished first (the client's workers take the next request when they are free); the gap is
+    that worker's last response byte leaving the server to this SYN arriving, less `path_s`
+    (server to client and back, outside the server's end)."""
+    free: list[float] = []  # when each busy worker's last response byte left the server
+    gaps = []
+    for c in opened:
+        if len(free) >= max(1, parallel):
+            gaps.append(c.t_syn - heapq.heappop(free) - path_s)
+        heapq.heappush(free, c.t_last_server_byte if c.t_last_server_byte else c.t_syn)
+    return gaps
