@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lab.document import ConnectionResult, ProgramCostsResult
+from lab.document import ConnectionResult, ModeResult, ProgramCostsResult
 from lab.model import ProgramCosts
 
 
@@ -50,12 +50,16 @@ class Measured:
 
     costs: ProgramCosts
     samples: dict[str, int]
+    service_range_s: tuple[float, float] | None = None  # the least and most of one request
 
 
 def as_result(measured: Measured) -> ProgramCostsResult:
     """The document's form (analysis.json's `program_costs`): milliseconds."""
     ms = {f"{k[:-2]}_ms": v * 1000.0 for k, v in measured.costs.as_dict().items()}
-    return ProgramCostsResult(**ms, samples=dict(measured.samples))
+    out = ProgramCostsResult(**ms, samples=dict(measured.samples))
+    if measured.service_range_s:
+        out.service_min_ms, out.service_max_ms = (v * 1000.0 for v in measured.service_range_s)
+    return out
 
 
 def _time(record: Mapping[str, Any], key: str) -> float | None:
@@ -104,7 +108,7 @@ def measure(
     )
     setup = [c.t_first_client_byte - c.t_syn - model_handshake_s for c in opened]
     at_once = sorted(c.t_first_client_byte for c in opened[: max(1, min(parallel, len(opened)))])
-    stagger = [(at_once[-1] - at_once[0]) / (len(at_once) - 1)] if len(at_once) > 1 else []
+    stagger = [b - a for a, b in itertools.pairwise(at_once)]  # their mean: (last - first)/(k-1)
     reconnect: list[float] = []
     if not persistent:
         reconnect = _reconnects(opened, parallel, model_rtt_s - server_hold_s)
@@ -132,7 +136,8 @@ def measure(
         "stagger": stagger,
     }
     costs = ProgramCosts(**{f"{k}_s": _mean(v) for k, v in values.items()})
-    return Measured(costs, {k: len(v) for k, v in values.items()})
+    spread = (max(0.0, min(service)), max(0.0, max(service))) if service else None
+    return Measured(costs, {k: len(v) for k, v in values.items()}, spread)
 
 
 def _reconnects(opened: Sequence[ConnectionResult], parallel: int, path_s: float) -> list[float]:
@@ -147,3 +152,62 @@ def _reconnects(opened: Sequence[ConnectionResult], parallel: int, path_s: float
             gaps.append(c.t_syn - heapq.heappop(free) - path_s)
         heapq.heappush(free, c.t_last_server_byte if c.t_last_server_byte else c.t_syn)
     return gaps
+
+
+# --- how close the model should be, and why it is not ------------------------------------------
+
+NETWORK_BAND_PCT = 5.0  # the network's time dominates: the model simulates it segment by segment
+PROGRAM_BAND_PCT = 25.0  # the programs' time dominates: means of times that vary run to run
+BUSY_FACTOR = 3.0  # a mode whose requests cost this many times another mode's: contention
+
+
+def band_pct(predicted_s: float, network_only_s: float) -> float:
+    """How close the prediction is meant to be: 5% where the network's own time is at least
+    half of it, 25% where the programs' measured times make up most of it."""
+    return NETWORK_BAND_PCT if network_only_s >= 0.5 * predicted_s else PROGRAM_BAND_PCT
+
+
+def explain(
+    mode: ModeResult, others: Sequence[ModeResult], parallel: int, band: float
+) -> str | None:
+    """Why a mode's page time is outside the model's band, in words (None when inside)."""
+    error = mode.prediction_error_pct
+    if error is None or abs(error) <= band:
+        return None
+    side = "slower" if error > 0 else "faster"
+    head = f"{abs(error):.0f}% {side} than predicted (the model's band here is ±{band:.0f}%): "
+    reasons = []
+    if mode.retransmissions:
+        reasons.append(f"{mode.retransmissions} retransmissions, and the model assumes no loss")
+    costs = mode.program_costs
+    if costs and costs.samples.get("service"):
+        if parallel > 1 and costs.service_max_ms is not None:
+            reasons.append(
+                f"{parallel} connections at once wait for the slowest, and the programs' time "
+                f"per request ranged from {costs.service_min_ms:.1f} to "
+                f"{costs.service_max_ms:.1f} ms around the mean of {costs.service_ms:.1f} ms "
+                "the model charges each"
+            )
+        calm = [
+            (o.program_costs.service_ms, o.name)
+            for o in others
+            if o.name != mode.name and o.program_costs and o.program_costs.samples.get("service")
+        ]
+        least = min(calm, default=None)
+        if least and costs.service_ms >= BUSY_FACTOR * max(least[0], 1e-3):
+            why = (
+                "the programs' threads waited for each other (one interpreter lock per "
+                "program) and for other work on the machine"
+                if parallel > 1
+                else "other work on the machine slowed the programs"
+            )
+            reasons.append(
+                f"that mean is {costs.service_ms / max(least[0], 1e-3):.0f}x {least[1]}'s "
+                f"{least[0]:.1f} ms: {why}"
+            )
+    if not reasons:
+        reasons.append(
+            "the programs' times varied within the mode more than their means capture "
+            "(a run with `repeats` shows the spread)"
+        )
+    return head + "; ".join(reasons)

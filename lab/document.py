@@ -266,6 +266,8 @@ class ProgramCostsResult(Record):
     reconnect_ms: float = 0.0
     stagger_ms: float = 0.0
     samples: dict[str, int] = field(default_factory=dict)
+    service_min_ms: float | None = None  # the least and the most one request took
+    service_max_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

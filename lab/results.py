@@ -190,6 +190,11 @@ def _predict(scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, run_
             row.program_costs = costs.as_result(measured[row.name])
         if row.page_time_s:
             row.prediction_error_pct = model.error_percent(prediction.at_server_s, row.page_time_s)
+        if row.prediction_error_pct is not None:
+            band = costs.band_pct(prediction.at_server_s, row.predicted_network_only_s)
+            row.prediction_band_pct = band
+            parallel = scenario.mode(row.name).parallel
+            row.prediction_note = costs.explain(row, list(modes_out.values()), parallel, band)
 
 
 def _page_time(row: ModeResult) -> float:
