@@ -8,10 +8,13 @@ gives the model (lab.model.ProgramCosts) five means:
 
 - setup: per connection, from the SYN to the first request, both on the server's interface
   (they travel the same way, so the path's delays cancel), beyond the model's handshake;
-- service: per request, from the request leaving to its response's last byte read (client
-  log), beyond the time the model gives that request on the network alone (its
-  `done_s - start_s` without costs): the server's reading, parsing, logging and writing, and
-  the client's reading;
+- service: per request, the programs' time on it when they take one request at a time. A
+  request is in the programs' hands from leaving the client to its response's last byte read
+  (client log), less the time the model gives it on the network alone (its `done_s - start_s`
+  without costs): the server's reading, parsing, logging and writing, and the client's
+  reading. Where requests overlap (connections at once) the time at least one was in hand is
+  shared out (`_one_at_a_time`), so six requests served one after another in 18 ms count 3 ms
+  each, not their 3 to 18 ms of waiting;
 - turnaround: per request after the first on a keep-alive connection, from the previous
   response's last byte read to this request leaving (client log);
 - reconnect: per non-persistent connection after a worker's first, from the worker's previous
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -122,11 +126,12 @@ def measure(
         for rs in by_conn.values():
             rs.sort(key=lambda r: r["t_sent"])
             turnaround += [b["t_sent"] - a["t_done"] for a, b in itertools.pairwise(rs)]
-    service: list[float] = []
+    spans = []  # each request's time in the programs' hands: from leaving to beyond the network
     for r in usable if model_latency_s is not None else ():
         index = r.get("request_id")
         if isinstance(index, int) and (index - 1) in model_latency_s:
-            service.append(r["t_done"] - r["t_sent"] - model_latency_s[index - 1])
+            spans.append((r["t_sent"], r["t_done"] - model_latency_s[index - 1]))
+    service = _one_at_a_time(spans)
 
     values = {
         "setup": setup,
@@ -138,6 +143,19 @@ def measure(
     costs = ProgramCosts(**{f"{k}_s": _mean(v) for k, v in values.items()})
     spread = (max(0.0, min(service)), max(0.0, max(service))) if service else None
     return Measured(costs, {k: len(v) for k, v in values.items()}, spread)
+
+
+def _one_at_a_time(spans: list[tuple[float, float]]) -> list[float]:
+    """Each request's own service when the programs take one request at a time: requests in
+    the order they finished, each from when it arrived or the one before it finished (the
+    later) to when it finished. Their sum is the time at least one request was in the programs'
+    hands; one connection at a time, each is the request's whole span."""
+    service = []
+    free = -math.inf
+    for arrived, finished in sorted(spans, key=lambda s: s[1]):
+        service.append(finished - max(arrived, free))
+        free = max(free, finished)
+    return service
 
 
 def _reconnects(opened: Sequence[ConnectionResult], parallel: int, path_s: float) -> list[float]:
@@ -196,8 +214,8 @@ def explain(
         least = min(calm, default=None)
         if least and costs.service_ms >= BUSY_FACTOR * max(least[0], 1e-3):
             why = (
-                "the programs' threads waited for each other (one interpreter lock per "
-                "program) and for other work on the machine"
+                f"with {parallel} connections at once the programs' threads hand their "
+                "interpreter lock back and forth, and other work on the machine slows them"
                 if parallel > 1
                 else "other work on the machine slowed the programs"
             )

@@ -28,9 +28,11 @@ work, so the model takes four measured times and puts each where the programs sp
 - `setup_s`, per new connection: after the handshake, before the request leaves the client
   (connect() returning, the client's log line, building the request);
 - `service_s`, per request: the time the request takes beyond what the network gives it
-  (the server reading, parsing, logging and writing the response, the client reading it):
-  the server writes the response `service_s` after the request reaches it (the requests of a
-  pipelined batch one `service_s` after another);
+  (the server reading, parsing, logging and writing the response, the client reading it).
+  The programs take one request at a time, in the order the requests reach the server: each
+  is a Python process whose threads take turns on one interpreter lock, so six connections at
+  once do not make six servers. A response is written `service_s` after its request reached
+  the server, or after the request before it was done, whichever is later;
 - `turnaround_s`, per request after the first on a keep-alive connection: from a response's
   last byte to the next request leaving;
 - `reconnect_s`, per non-persistent connection after a worker's first: from a response's last
@@ -39,8 +41,8 @@ work, so the model takes four measured times and puts each where the programs sp
 - `stagger_s`: the connections a mode opens at once do not leave at once: the client starts a
   thread and looks the name up for each, so the c-th SYN leaves c x `stagger_s` after the first.
 
-Each connection pays them on its own: the costs are measured in the same mode, so time a
-connection spent waiting for another's (one interpreter lock per program) is already in them.
+The other costs each connection pays on its own. All are measured in the same mode (on a busy
+machine the programs are slower, and the model should say so, not hide it).
 
 The sender (Linux's slow start with no loss, so ssthresh never falls):
 
@@ -98,7 +100,7 @@ class ProgramCosts:
     """What the lab's own programs add to the network's time, in seconds (see the docstring)."""
 
     setup_s: float = 0.0  # per new connection: handshake done -> the request leaves
-    service_s: float = 0.0  # per request: beyond the network's own time for it
+    service_s: float = 0.0  # per request, one at a time: beyond the network's own time for it
     turnaround_s: float = 0.0  # keep-alive: a response's last byte -> the next request leaves
     reconnect_s: float = 0.0  # non-persistent: a response's last byte -> the next SYN
     stagger_s: float = 0.0  # between the SYNs of the connections a mode opens at once
@@ -202,6 +204,16 @@ class _Path:
     # Segments waiting for the link, per connection, in round-robin order of the connections.
     backlog: dict[int, list[tuple[int, Callable[[float], None]]]] = field(default_factory=dict)
     busy: bool = False
+    programs_free: float = 0.0  # when the programs finish the request in their hands
+
+    def serve(self, conn: _Conn, sizes: list[int]) -> None:
+        """Requests that reach the server now: the programs take them one at a time, in the
+        order they arrive, `service_s` each, and write each response when done."""
+        t = self.events.now
+        for size in sizes:
+            t = max(t, self.programs_free) + self.costs.service_s
+            self.programs_free = t
+            self.events.at(t, lambda size=size: conn.write(size))
 
     def send(self, conn: int, payload: int, on_departure: Callable[[float], None]) -> None:
         """Hand a segment to the link; `on_departure(t)` when it leaves for the client."""
@@ -405,10 +417,9 @@ def predict_page_time(
             events.at(events.now + wait, lambda: on_bytes(conn.received))
         elif service == 0:  # the whole batch at once, as one write
             events.at(events.now + path.one_way, lambda: conn.write(ends[-1] - base))
-        else:  # the server serves a batch's requests one after another
-            for k, (start, end) in enumerate(zip(offsets, ends, strict=False), 1):
-                at = events.now + path.one_way + k * service
-                events.at(at, lambda n=end - start: conn.write(n))
+        else:
+            sizes_of = [end - start for start, end in zip(offsets, ends, strict=False)]
+            events.at(events.now + path.one_way, lambda: path.serve(conn, sizes_of))
 
     _open_connections(path, fetch, len(sizes), persistent, parallel, pipeline)
     events.run()

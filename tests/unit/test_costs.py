@@ -192,3 +192,21 @@ def test_the_shell_measures_each_mode_and_predicts_with_its_costs(tmp_path: Path
     assert row.prediction_error_pct == pytest.approx(0.0, abs=1e-6)
     assert row.prediction_band_pct == 25.0 and row.prediction_note is None
     assert row.prediction["costs"]["reconnect_s"] == pytest.approx(0.002)
+
+
+def test_overlapping_requests_share_the_time_the_programs_were_busy() -> None:
+    # three requests leave at once and finish 6, 12 and 18 ms later (one after another), and
+    # a fourth alone later: served one at a time each took 6 ms, and the fourth 2 ms
+    records = [
+        request(1, 1, 0.0, 0.006),
+        request(2, 2, 0.0, 0.012),
+        request(3, 3, 0.0, 0.018),
+        request(4, 1, 0.030, 0.032),
+    ]
+    latency = dict.fromkeys(range(4), 0.0)
+    m = costs.measure(
+        records, [], persistent=True, model_rtt_s=0.0, model_handshake_s=0.0,
+        model_latency_s=latency,
+    )  # fmt: skip
+    assert m.costs.service_s == pytest.approx((3 * 0.006 + 0.002) / 4)
+    assert m.service_range_s == pytest.approx((0.002, 0.006))
