@@ -8,27 +8,37 @@ gives the model (lab.model.ProgramCosts) five means:
 
 - setup: per connection, from the SYN to the first request, both on the server's interface
   (they travel the same way, so the path's delays cancel), beyond the model's handshake;
-- service: per request, the programs' time on it when they take one request at a time. A
-  request is in the programs' hands from leaving the client to its response's last byte read
-  (client log), less the time the model gives it on the network alone (its `done_s - start_s`
-  without costs): the server's reading, parsing, logging and writing, and the client's
-  reading. Where requests overlap (connections at once) the time at least one was in hand is
-  shared out (`_one_at_a_time`), so six requests served one after another in 18 ms count 3 ms
-  each, not their 3 to 18 ms of waiting;
+- service: per request, the programs' time on it, taken one request at a time. A request is in
+  the programs' hands from leaving the client to its response's last byte read (client log),
+  less the time the model gives it on the network alone (its `done_s - start_s` without
+  costs): the server's reading, parsing, logging and writing, and the client's reading. With
+  one request per connection (non-persistent) the same is read on the capture's clock, from the
+  request in to the last byte out, like setup and reconnect, so that the client reading its
+  last byte late is not counted twice. Where requests overlap (connections at once) the time
+  at least one was in hand is shared out (`_one_at_a_time`): six requests served one after
+  another in 18 ms count 3 ms each, not their 3 to 18 ms of waiting;
 - turnaround: per request after the first on a keep-alive connection, from the previous
   response's last byte read to this request leaving (client log);
 - reconnect: per non-persistent connection after a worker's first, from the worker's previous
   response's last byte leaving the server to this connection's SYN arriving there, less the
   path's share of a round trip outside the server's end (the model's rtt less the server's
   hold): waiting for the server's FIN, closing, the name lookup, a new socket;
-- stagger: between the SYNs of the connections the mode opens at once.
+- stagger: between the first requests of the connections the mode opens at once.
+
+What this means for the model: service is what the network model does not explain, per
+request, so in a mode whose requests go one after another the costs add up to the measured
+page time (the model cannot be wrong there, by construction); the test of the network model
+is its figure with the network alone (`predicted_network_only_s`) on a path whose delay
+dominates, page10-wan. Where connections run at once, the model's structure is what is tested:
+each connection's chain, and the programs taking one request at a time.
 
 Why not the server's log, request read to response sent: the server logs a request once it has
 read and parsed it, which on page10 was 0.2-0.4 ms after the request reached it (a third of the
 server's time), and it logs a response once its last byte is in the socket buffer, which on
 page10-wan waits for the client's ACKs (110 ms for a 160 KiB response at 50 ms RTT: the
-network's time, which the model counts itself). The client's times bracket all of it, and the
-model's own network time is taken off.
+network's time, which the model counts itself). The client's times bracket all of it. The
+client's clock is read after send() returns, which a busy machine can delay (by 2.3 ms once):
+the first request of a connection counts from when the capture saw it, if that was earlier.
 
 Means, not medians: the page time is a sum, and a mean times a count keeps the sum. A mean
 below zero (the network faster than the model says, within the RTT's noise) counts as zero.
@@ -117,20 +127,35 @@ def measure(
     if not persistent:
         reconnect = _reconnects(opened, parallel, model_rtt_s - server_hold_s)
 
-    usable = _usable(records)
+    by_conn: dict[Any, list[dict[str, Any]]] = {}
+    for r in _usable(records):
+        by_conn.setdefault((r.get("conn"), r.get("local_port")), []).append(dict(r))
+    by_port = {c.client_port: c for c in opened}
     turnaround: list[float] = []
-    if persistent and not pipeline:
-        by_conn: dict[Any, list[Mapping[str, Any]]] = {}
-        for r in usable:
-            by_conn.setdefault((r.get("conn"), r.get("local_port")), []).append(r)
-        for rs in by_conn.values():
-            rs.sort(key=lambda r: r["t_sent"])
-            turnaround += [b["t_sent"] - a["t_done"] for a, b in itertools.pairwise(rs)]
     spans = []  # each request's time in the programs' hands: from leaving to beyond the network
-    for r in usable if model_latency_s is not None else ():
-        index = r.get("request_id")
-        if isinstance(index, int) and (index - 1) in model_latency_s:
-            spans.append((r["t_sent"], r["t_done"] - model_latency_s[index - 1]))
+    for (_, port), rs in by_conn.items():
+        rs.sort(key=lambda r: r["t_sent"])
+        c = by_port.get(port)
+        if c is not None:
+            # The client reads its clock after send() returns, and a busy machine can deschedule
+            # it in between (2.3 ms once): a request cannot reach the server before it left.
+            rs[0]["t_sent"] = min(rs[0]["t_sent"], c.t_first_client_byte)
+        if persistent and not pipeline:
+            turnaround += [b["t_sent"] - a["t_done"] for a, b in itertools.pairwise(rs)]
+        for r in rs if model_latency_s is not None else ():
+            index = r.get("request_id")
+            if not isinstance(index, int) or (index - 1) not in model_latency_s:
+                continue
+            latency = model_latency_s[index - 1]
+            if not persistent and c is not None and c.t_last_server_byte is not None:
+                # One request per connection: on the capture's clock, like setup and reconnect,
+                # so the client reading its last byte late is not counted twice. Request in to
+                # last byte out spans the server's hold, the programs' time and the response's
+                # time on the wire after its first byte (the model's latency less a round trip).
+                end = c.t_last_server_byte - server_hold_s - (latency - model_rtt_s)
+                spans.append((c.t_first_client_byte, end))
+            else:
+                spans.append((r["t_sent"], r["t_done"] - latency))
     service = _one_at_a_time(spans)
 
     values = {

@@ -481,12 +481,15 @@ def predict_scenario(
     base_rtt_s: float = 0.0,
     modes: Sequence[Any] | None = None,
     costs: Mapping[str, ProgramCosts] | None = None,
+    rtts: Mapping[str, float] | None = None,
 ) -> dict[str, Prediction]:
     """The prediction for each mode of a `lab.scenario.Scenario` under its `network:` block.
 
     `base_rtt_s` is the path's own round trip (measured on the bridge, a fraction of a ms),
     added to the configured rtt. The bucket is the one the shapers give tbf. `costs` are the
-    programs' measured times per mode name (a mode without any: the network alone).
+    programs' measured times per mode name (a mode without any: the network alone); `rtts`
+    the round trip a mode's handshakes measured, used for that mode instead (the shapers'
+    delay line adds 0.3-0.6 ms per hold to the configured delay: 51-53 ms for 50).
     """
     from shaper.rules import tbf_burst  # lazy: the capture image ships lab without shaper
 
@@ -500,7 +503,7 @@ def predict_scenario(
             persistent=mode.persistent,
             parallel=mode.parallel,
             pipeline=mode.pipeline,
-            rtt_s=rtt_s,
+            rtt_s=max((rtts or {}).get(mode.name, rtt_s), server_hold_s(scenario)),
             rate_bps=net.rate,
             burst_bytes=burst,
             handshake_rtts=handshake_round_trips(scenario),

@@ -156,9 +156,11 @@ def analyze_run(scenario, mode_runs, run_dir: Path) -> RunResult:
 
 
 def _predict(scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, run_dir: Path) -> None:
-    """The model's figure for each mode: the network alone, then with the programs' costs
-    measured on the same mode (lab.costs), on the capture's clock (Prediction.at_server_s)."""
-    network_only = model.predict_scenario(scenario, base_rtt_s=base_rtt_s)
+    """The model's figure for each mode, on the capture's clock (Prediction.at_server_s), with
+    the round trip its handshakes measured: the network alone, then with the programs' costs
+    measured on the same mode (lab.costs)."""
+    rtts = {r.name: r.rtt_ms / 1000.0 for r in modes_out.values() if r.rtt_ms is not None}
+    network_only = model.predict_scenario(scenario, base_rtt_s=base_rtt_s, rtts=rtts)
     measured = {}
     for row in modes_out.values():
         alone = network_only.get(row.name)
@@ -177,7 +179,7 @@ def _predict(scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, run_
             model_latency_s={r.index: r.done_s - r.start_s for r in alone.requests},
         )
     predictions = model.predict_scenario(
-        scenario, base_rtt_s=base_rtt_s, costs={n: m.costs for n, m in measured.items()}
+        scenario, base_rtt_s, costs={n: m.costs for n, m in measured.items()}, rtts=rtts
     )
     for row in modes_out.values():
         prediction = predictions.get(row.name)
