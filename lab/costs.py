@@ -6,8 +6,9 @@ connection's SYN, first request byte and last response byte on the server's inte
 client log (client.jsonl: when each request left and its response's last byte was read), and
 gives the model (lab.model.ProgramCosts) five means:
 
-- setup: per connection, from the SYN to the first request, both on the server's interface
-  (they travel the same way, so the path's delays cancel), beyond the model's handshake;
+- setup: per connection opened after the first `parallel`, from the SYN to the first request,
+  both on the server's interface (they travel the same way, so the path's delays cancel),
+  beyond the model's handshake;
 - service: per request, the programs' time on it, taken one request at a time. A request is in
   the programs' hands from leaving the client to its response's last byte read (client log),
   less the time the model gives it on the network alone (its `done_s - start_s` without
@@ -23,7 +24,9 @@ gives the model (lab.model.ProgramCosts) five means:
   response's last byte leaving the server to this connection's SYN arriving there, less the
   path's share of a round trip outside the server's end (the model's rtt less the server's
   hold): waiting for the server's FIN, closing, the name lookup, a new socket;
-- stagger: between the first requests of the connections the mode opens at once.
+- opening and stagger: the connections the mode opens at once (its first `parallel`): from the
+  first SYN to the first of their first requests, beyond the handshake, and the mean gap
+  between their first requests.
 
 What this means for the model: service is what the network model does not explain, per
 request, so in a mode whose requests go one after another the costs add up to the measured
@@ -121,8 +124,11 @@ def measure(
         key=lambda c: c.t_syn,
     )
     setup = [c.t_first_client_byte - c.t_syn - model_handshake_s for c in opened]
-    at_once = sorted(c.t_first_client_byte for c in opened[: max(1, min(parallel, len(opened)))])
+    k = max(1, min(parallel, len(opened)))
+    at_once = sorted(c.t_first_client_byte for c in opened[:k])
     stagger = [b - a for a, b in itertools.pairwise(at_once)]  # their mean: (last - first)/(k-1)
+    opening = [at_once[0] - opened[0].t_syn - model_handshake_s] if opened else []
+    setup = setup[k:]  # the connections opened later (the first ones' is the opening)
     reconnect: list[float] = []
     if not persistent:
         reconnect = _reconnects(opened, parallel, model_rtt_s - server_hold_s)
@@ -164,6 +170,7 @@ def measure(
         "turnaround": turnaround,
         "reconnect": reconnect,
         "stagger": stagger,
+        "opening": opening,
     }
     costs = ProgramCosts(**{f"{k}_s": _mean(v) for k, v in values.items()})
     spread = (max(0.0, min(service)), max(0.0, max(service))) if service else None
@@ -222,6 +229,13 @@ def explain(
     reasons = []
     if mode.retransmissions:
         reasons.append(f"{mode.retransmissions} retransmissions, and the model assumes no loss")
+    alone, measured = mode.predicted_network_only_s, mode.page_time_s
+    if alone and measured and alone > measured:
+        reasons.append(
+            f"the network alone, as the model simulates it, already takes {alone * 1e3:.1f} ms, "
+            f"more than the {measured * 1e3:.1f} ms measured"
+            + (f": its {parallel} connections share the path differently" if parallel > 1 else "")
+        )
     costs = mode.program_costs
     if costs and costs.samples.get("service"):
         if parallel > 1 and costs.service_max_ms is not None:

@@ -257,14 +257,16 @@ class ConnectionResult(Record):
 class ProgramCostsResult(Record):
     """What the lab's own programs added in this mode, measured on its capture and client log
     (lab.costs; the model's lab.model.ProgramCosts), in milliseconds: per connection (setup,
-    reconnect), per request (service, turnaround), between the connections opened at once
-    (stagger). `samples` says how many values each mean came from (0: not measured)."""
+    reconnect), per request (service, turnaround), for the connections opened at once
+    (opening: first SYN to their first request; stagger: between their first requests).
+    `samples` says how many values each mean came from (0: not measured)."""
 
     setup_ms: float = 0.0
     service_ms: float = 0.0
     turnaround_ms: float = 0.0
     reconnect_ms: float = 0.0
     stagger_ms: float = 0.0
+    opening_ms: float = 0.0
     samples: dict[str, int] = field(default_factory=dict)
     service_min_ms: float | None = None  # the least and the most one request took
     service_max_ms: float | None = None

@@ -38,8 +38,11 @@ work, so the model takes four measured times and puts each where the programs sp
 - `reconnect_s`, per non-persistent connection after a worker's first: from a response's last
   byte to the next connection's SYN (the client waits for the server's FIN, closes, looks the
   server's name up and opens a socket);
-- `stagger_s`: the connections a mode opens at once do not leave at once: the client starts a
-  thread and looks the name up for each, so the c-th SYN leaves c x `stagger_s` after the first.
+- `opening_s` and `stagger_s`: the connections a mode opens at once (its first `parallel`) do
+  not send their first requests at once: the client starts a thread and looks the name up for
+  each. The first request leaves `opening_s` after the first handshake, the c-th connection's
+  c x `stagger_s` later (its SYN c x `stagger_s` after the first SYN; `setup_s` is for the
+  connections opened later).
 
 The other costs each connection pays on its own. All are measured in the same mode (on a busy
 machine the programs are slower, and the model should say so, not hide it).
@@ -103,7 +106,8 @@ class ProgramCosts:
     service_s: float = 0.0  # per request, one at a time: beyond the network's own time for it
     turnaround_s: float = 0.0  # keep-alive: a response's last byte -> the next request leaves
     reconnect_s: float = 0.0  # non-persistent: a response's last byte -> the next SYN
-    stagger_s: float = 0.0  # between the SYNs of the connections a mode opens at once
+    stagger_s: float = 0.0  # between the first requests of the connections opened at once
+    opening_s: float = 0.0  # connections opened at once: first handshake -> first request
 
     def __post_init__(self) -> None:
         if min(self.__dict__.values()) < 0:
@@ -343,9 +347,9 @@ def _one_after_another(
     return first
 
 
-def _handshake_then(path: _Path, fn: Callable[[], None]) -> None:
+def _handshake_then(path: _Path, fn: Callable[[], None], setup: float) -> None:
     """A new connection: the handshake's round trips, then the client's setup, then `fn`."""
-    wait = 2 * path.one_way * path.handshake_rtts + path.costs.setup_s
+    wait = 2 * path.one_way * path.handshake_rtts + setup
     path.events.at(path.events.now + wait, fn)
 
 
@@ -443,6 +447,10 @@ def _open_connections(
     path: _Path, fetch: _Fetch, n: int, persistent: bool, parallel: int, pipeline: bool
 ) -> None:
     """Schedule the mode's connections as the client opens them (see the module docstring)."""
+
+    def opening(fn: Callable[[], None]) -> None:  # one of the connections opened at once
+        _handshake_then(path, fn, path.costs.opening_s)
+
     if persistent:
         k = max(1, min(parallel, n))
         for c in range(k):
@@ -451,22 +459,23 @@ def _open_connections(
                 continue
             groups = [items] if pipeline else [[i] for i in items]
             loop = _one_after_another(path, fetch, _Conn(path, c, _ignore), groups)
-            path.events.at(c * path.costs.stagger_s, lambda loop=loop: _handshake_then(path, loop))
+            path.events.at(c * path.costs.stagger_s, lambda loop=loop: opening(loop))
         return
     queue = list(range(n))
     conn_ids = itertools.count()
 
-    def worker() -> None:
+    def worker(first: bool = False) -> None:
         if queue:
             conn = _Conn(path, next(conn_ids), _ignore)
             i = queue.pop(0)
-            _handshake_then(path, lambda: fetch(conn, [i], next_connection))
+            then = lambda: fetch(conn, [i], next_connection)  # noqa: E731
+            opening(then) if first else _handshake_then(path, then, path.costs.setup_s)
 
     def next_connection() -> None:  # the worker's next SYN, once the client has reconnected
         path.events.at(path.events.now + path.costs.reconnect_s, worker)
 
     for w in range(min(parallel, n)):
-        path.events.at(w * path.costs.stagger_s, worker)
+        path.events.at(w * path.costs.stagger_s, lambda: worker(first=True))
 
 
 def response_sizes(scenario: Any, mode: Any) -> list[int]:
@@ -488,8 +497,8 @@ def predict_scenario(
     `base_rtt_s` is the path's own round trip (measured on the bridge, a fraction of a ms),
     added to the configured rtt. The bucket is the one the shapers give tbf. `costs` are the
     programs' measured times per mode name (a mode without any: the network alone); `rtts`
-    the round trip a mode's handshakes measured, used for that mode instead (the shapers'
-    delay line adds 0.3-0.6 ms per hold to the configured delay: 51-53 ms for 50).
+    the round trip the handshakes measured, per mode, used instead (the shapers' delay line
+    adds 0.3-0.6 ms per hold to the configured delay: 51-53 ms for 50).
     """
     from shaper.rules import tbf_burst  # lazy: the capture image ships lab without shaper
 

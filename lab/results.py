@@ -157,9 +157,18 @@ def analyze_run(scenario, mode_runs, run_dir: Path) -> RunResult:
 
 def _predict(scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, run_dir: Path) -> None:
     """The model's figure for each mode, on the capture's clock (Prediction.at_server_s), with
-    the round trip its handshakes measured: the network alone, then with the programs' costs
-    measured on the same mode (lab.costs)."""
-    rtts = {r.name: r.rtt_ms / 1000.0 for r in modes_out.values() if r.rtt_ms is not None}
+    the round trip the run's handshakes measured: the network alone, then with the programs'
+    costs measured on the same mode (lab.costs)."""
+    # The median of every handshake of the run, as the RTT check takes it: a mode with one
+    # connection has one handshake, and one late wake-up of the shaper must not decide it.
+    handshakes = [
+        c.handshake_rtt_ms / 1000.0
+        for r in modes_out.values()
+        for c in r.per_connection
+        if c.handshake_rtt_ms is not None
+    ]
+    rtt = statistics.median(handshakes) if handshakes else None
+    rtts = {name: rtt for name in modes_out} if rtt is not None else None
     network_only = model.predict_scenario(scenario, base_rtt_s=base_rtt_s, rtts=rtts)
     measured = {}
     for row in modes_out.values():

@@ -50,8 +50,9 @@ def test_non_persistent_setup_reconnect_and_service() -> None:
         model_handshake_s=0.1 * MS,
         model_latency_s={0: 0.2 * MS, 1: 0.2 * MS},
     )
-    # setup: SYN to request less the model's handshake: 0.3 and 0.5 ms
-    assert m.costs.setup_s == pytest.approx(0.4 * MS)
+    # SYN to request less the model's handshake: 0.3 ms for the first connection (the opening,
+    # below), 0.5 ms for the second (setup)
+    assert m.costs.setup_s == pytest.approx(0.5 * MS)
     # reconnect: the first response's last byte out to the next SYN in, less the path (0.1 ms)
     assert m.costs.reconnect_s == pytest.approx(1.4 * MS)
     # service, one request per connection, on the capture's clock: request in to last byte
@@ -60,7 +61,10 @@ def test_non_persistent_setup_reconnect_and_service() -> None:
     assert m.costs.service_s == pytest.approx(1.15 * MS)
     assert m.service_range_s == pytest.approx((0.8 * MS, 1.5 * MS))
     assert m.costs.turnaround_s == m.costs.stagger_s == 0.0
-    assert m.samples == {"setup": 2, "service": 2, "turnaround": 0, "reconnect": 1, "stagger": 0}
+    assert m.samples == {
+        "setup": 1, "service": 2, "turnaround": 0, "reconnect": 1, "stagger": 0, "opening": 1
+    }  # fmt: skip
+    assert m.costs.opening_s == pytest.approx(0.3 * MS)  # the first connection's setup
 
 
 def test_on_a_shaped_path_the_servers_hold_stays_inside_the_server() -> None:
@@ -76,7 +80,7 @@ def test_on_a_shaped_path_the_servers_hold_stays_inside_the_server() -> None:
         server_hold_s=0.025,
     )
     assert m.costs.reconnect_s == pytest.approx(0.002)
-    assert m.costs.setup_s == pytest.approx(0.0001)
+    assert m.costs.setup_s == pytest.approx(0.0001)  # 50.4 ms SYN to request, 50.3 handshake
     assert m.samples["service"] == 0  # no model latencies given: not measured
 
 
@@ -118,6 +122,7 @@ def test_parallel_workers_stagger_and_reconnect_after_the_first_free_one() -> No
         [], connections, persistent=False, parallel=2, model_rtt_s=0.0, model_handshake_s=0.0
     )
     assert m.costs.stagger_s == pytest.approx(0.0007)  # first requests 0.5 and 1.2 ms
+    assert m.costs.opening_s == pytest.approx(0.0005)  # first SYN to the first of them
     assert m.costs.reconnect_s == pytest.approx((0.002 + 0.001) / 2)
 
 
@@ -175,6 +180,12 @@ def test_a_mode_outside_its_band_says_why_in_words() -> None:
     )
     odd = mode("http1.0", 30.0, 1.0)
     assert "varied within the mode" in costs.explain(odd, [odd], parallel=1, band=25.0)
+    fast = mode("keepalive-6", -6.0, 0.5, page_time_s=0.378, predicted_network_only_s=0.384)
+    note = costs.explain(fast, [fast], parallel=6, band=5.0)
+    assert (
+        "the network alone, as the model simulates it, already takes 384.0 ms, more than "
+        "the 378.0 ms measured: its 6 connections share the path differently" in note
+    )
 
 
 def test_the_shell_measures_each_mode_and_predicts_with_its_costs(tmp_path: Path) -> None:

@@ -222,7 +222,9 @@ def test_error_percent() -> None:
 
 # --- the programs' measured costs (lab.costs measures them; here they are given) -------------
 
-COSTS = ProgramCosts(setup_s=0.001, service_s=0.002, turnaround_s=0.004, reconnect_s=0.003)
+COSTS = ProgramCosts(
+    setup_s=0.001, opening_s=0.001, service_s=0.002, turnaround_s=0.004, reconnect_s=0.003
+)
 
 
 def test_non_persistent_pays_setup_service_and_reconnect() -> None:
@@ -250,7 +252,7 @@ def test_connections_opened_at_once_are_staggered() -> None:
     # 10 requests on 6 connections (0-3 carry two, 4-5 one); connection c starts c x 5 ms late:
     # connection 3 ends at 15 + rtt + 2 (rtt + service) + turnaround + setup = 174 ms,
     # connection 5 at 25 + rtt + (rtt + service) + setup = 128 ms
-    costs = ProgramCosts(setup_s=0.001, service_s=0.002, turnaround_s=0.004, stagger_s=0.005)
+    costs = ProgramCosts(opening_s=0.001, service_s=0.002, turnaround_s=0.004, stagger_s=0.005)
     p = predict_page_time(SMALL, persistent=True, parallel=6, rtt_s=RTT, costs=costs)
     done = {r.index: r.done_s for r in p.requests}
     assert done[9] == pytest.approx(0.015 + RTT + 0.001 + 2 * (RTT + 0.002) + 0.004)
@@ -300,3 +302,11 @@ def test_the_programs_take_one_request_at_a_time() -> None:
     costs = ProgramCosts(service_s=0.002, stagger_s=0.003)
     p = predict_page_time([1000] * 2, True, parallel=2, costs=costs)
     assert [r.done_s for r in p.requests] == pytest.approx([0.002, 0.005])
+
+
+def test_the_first_connections_open_and_the_later_ones_set_up() -> None:
+    # non-persistent, 2 workers: the first two connections pay the opening (5 ms), the later
+    # ones the setup (1 ms); on a bridge (rtt 0) with no other cost, 4 requests take 5 + 1 ms
+    costs = ProgramCosts(opening_s=0.005, setup_s=0.001)
+    p = predict_page_time([1000] * 4, False, parallel=2, costs=costs)
+    assert [r.done_s for r in p.requests] == pytest.approx([0.005, 0.005, 0.006, 0.006])
