@@ -102,11 +102,13 @@ def prediction_rows(run: RunResult) -> tuple[list[str], list[list[str]]]:
 COSTS_INTRO = (
     "On a bridge whose round trip is a few hundredths of a millisecond the page time is the "
     "programs' own work, not the network's. The model adds these times, measured on each mode's "
-    "capture and client log (lab/costs.py), to its simulation of the network: setup per new "
-    "connection (SYN to the request, beyond the handshake), service per request (beyond the "
-    "network's own time for it), turnaround per further request on a keep-alive connection, "
-    "reconnect per further connection of a non-persistent mode (the previous response's end to "
-    "the next SYN), stagger between the connections opened at once."
+    "capture and client log (lab/costs.py), to its simulation of the network: opening (first "
+    "SYN to the first request of the connections opened at once, beyond the handshake) and "
+    "stagger (between their first requests), setup per connection opened later, service per "
+    "request (beyond the network's own time for it; the programs take one request at a time), "
+    "turnaround per further request on a keep-alive connection, reconnect per further "
+    "connection of a non-persistent mode (the previous response's end to the next SYN). A "
+    "number after × is how many values the mean came from."
 )
 
 
@@ -115,7 +117,7 @@ def cost_rows(run: RunResult) -> tuple[list[str], list[list[str]]] | None:
     measured = [m for m in run.modes.values() if m.program_costs is not None]
     if not measured:
         return None
-    kinds = ("setup", "service", "turnaround", "reconnect", "stagger")
+    kinds = ("opening", "stagger", "setup", "service", "turnaround", "reconnect")
     headers = ["mode", *(f"{k} (ms)" for k in kinds)]
     rows = []
     for m in measured:
