@@ -9,15 +9,16 @@ gives the model (lab.model.ProgramCosts) five means:
 - setup: per connection opened after the first `parallel`, from the SYN to the first request,
   both on the server's interface (they travel the same way, so the path's delays cancel),
   beyond the model's handshake;
-- service: per request, the programs' time on it, taken one request at a time. A request is in
-  the programs' hands from leaving the client to its response's last byte read (client log),
-  less the time the model gives it on the network alone (its `done_s - start_s` without
-  costs): the server's reading, parsing, logging and writing, and the client's reading. With
-  one request per connection (non-persistent) the same is read on the capture's clock, from the
-  request in to the last byte out, like setup and reconnect, so that the client reading its
-  last byte late is not counted twice. Where requests overlap (connections at once) the time
-  at least one was in hand is shared out (`_one_at_a_time`): six requests served one after
-  another in 18 ms count 3 ms each, not their 3 to 18 ms of waiting;
+- service: per request, the programs' time on it: from leaving the client to its response's
+  last byte read (client log), less the time the model gives it on the network alone (its
+  `done_s - start_s` without costs): the server's reading, parsing, logging and writing, and
+  the client's reading. With one request per connection (non-persistent) the same is read on
+  the capture's clock, from the request in to the last byte out, like setup and reconnect, so
+  that the client reading its last byte late is not counted twice. Where connections run at
+  once, a request's time includes waiting for the others' (one interpreter lock per program);
+  charging it per connection was closer, over 37 runs, than a queue that takes one request at
+  a time with the busy time shared out: on page10-wan what overlaps is mostly the network's
+  noise, which a queue would add up;
 - turnaround: per request after the first on a keep-alive connection, from the previous
   response's last byte read to this request leaving (client log);
 - reconnect: per non-persistent connection after a worker's first, from the worker's previous
@@ -51,7 +52,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -162,7 +162,7 @@ def measure(
                 spans.append((c.t_first_client_byte, end))
             else:
                 spans.append((r["t_sent"], r["t_done"] - latency))
-    service = _one_at_a_time(spans)
+    service = [end - start for start, end in spans]
 
     values = {
         "setup": setup,
@@ -175,19 +175,6 @@ def measure(
     costs = ProgramCosts(**{f"{k}_s": _mean(v) for k, v in values.items()})
     spread = (max(0.0, min(service)), max(0.0, max(service))) if service else None
     return Measured(costs, {k: len(v) for k, v in values.items()}, spread)
-
-
-def _one_at_a_time(spans: list[tuple[float, float]]) -> list[float]:
-    """Each request's own service when the programs take one request at a time: requests in
-    the order they finished, each from when it arrived or the one before it finished (the
-    later) to when it finished. Their sum is the time at least one request was in the programs'
-    hands; one connection at a time, each is the request's whole span."""
-    service = []
-    free = -math.inf
-    for arrived, finished in sorted(spans, key=lambda s: s[1]):
-        service.append(finished - max(arrived, free))
-        free = max(free, finished)
-    return service
 
 
 def _reconnects(opened: Sequence[ConnectionResult], parallel: int, path_s: float) -> list[float]:

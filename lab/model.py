@@ -28,11 +28,11 @@ work, so the model takes four measured times and puts each where the programs sp
 - `setup_s`, per new connection: after the handshake, before the request leaves the client
   (connect() returning, the client's log line, building the request);
 - `service_s`, per request: the time the request takes beyond what the network gives it
-  (the server reading, parsing, logging and writing the response, the client reading it).
-  The programs take one request at a time, in the order the requests reach the server: each
-  is a Python process whose threads take turns on one interpreter lock, so six connections at
-  once do not make six servers. A response is written `service_s` after its request reached
-  the server, or after the request before it was done, whichever is later;
+  (the server reading, parsing, logging and writing the response, the client reading it):
+  a response is written `service_s` after its request reached the server (the requests of a
+  pipelined batch one `service_s` after another). Each connection pays it on its own: measured
+  in the same mode, the time a request waited for another connection's (the programs' threads
+  take turns on one interpreter lock) is already in it;
 - `turnaround_s`, per request after the first on a keep-alive connection: from a response's
   last byte to the next request leaving;
 - `reconnect_s`, per non-persistent connection after a worker's first: from a response's last
@@ -103,7 +103,7 @@ class ProgramCosts:
     """What the lab's own programs add to the network's time, in seconds (see the docstring)."""
 
     setup_s: float = 0.0  # per new connection: handshake done -> the request leaves
-    service_s: float = 0.0  # per request, one at a time: beyond the network's own time for it
+    service_s: float = 0.0  # per request: beyond the network's own time for it
     turnaround_s: float = 0.0  # keep-alive: a response's last byte -> the next request leaves
     reconnect_s: float = 0.0  # non-persistent: a response's last byte -> the next SYN
     stagger_s: float = 0.0  # between the first requests of the connections opened at once
@@ -208,15 +208,13 @@ class _Path:
     # Segments waiting for the link, per connection, in round-robin order of the connections.
     backlog: dict[int, list[tuple[int, Callable[[float], None]]]] = field(default_factory=dict)
     busy: bool = False
-    programs_free: float = 0.0  # when the programs finish the request in their hands
 
     def serve(self, conn: _Conn, sizes: list[int]) -> None:
-        """Requests that reach the server now: the programs take them one at a time, in the
-        order they arrive, `service_s` each, and write each response when done."""
+        """Requests that reach the server now on one connection: each response is written
+        `service_s` after the one before it (the connection's thread serves them in turn)."""
         t = self.events.now
         for size in sizes:
-            t = max(t, self.programs_free) + self.costs.service_s
-            self.programs_free = t
+            t += self.costs.service_s
             self.events.at(t, lambda size=size: conn.write(size))
 
     def send(self, conn: int, payload: int, on_departure: Callable[[float], None]) -> None:

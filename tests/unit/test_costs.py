@@ -215,9 +215,9 @@ def test_the_shell_measures_each_mode_and_predicts_with_its_costs(tmp_path: Path
     assert row.prediction["costs"]["reconnect_s"] == pytest.approx(0.002)
 
 
-def test_overlapping_requests_share_the_time_the_programs_were_busy() -> None:
-    # three requests leave at once and finish 6, 12 and 18 ms later (one after another), and
-    # a fourth alone later: served one at a time each took 6 ms, and the fourth 2 ms
+def test_overlapping_requests_keep_their_own_time() -> None:
+    # three requests leave at once and finish 6, 12 and 18 ms later (served one after another),
+    # a fourth alone later in 2 ms: each counts its whole time, waiting included
     records = [
         request(1, 1, 0.0, 0.006),
         request(2, 2, 0.0, 0.012),
@@ -229,5 +229,5 @@ def test_overlapping_requests_share_the_time_the_programs_were_busy() -> None:
         records, [], persistent=True, model_rtt_s=0.0, model_handshake_s=0.0,
         model_latency_s=latency,
     )  # fmt: skip
-    assert m.costs.service_s == pytest.approx((3 * 0.006 + 0.002) / 4)
-    assert m.service_range_s == pytest.approx((0.002, 0.006))
+    assert m.costs.service_s == pytest.approx((0.006 + 0.012 + 0.018 + 0.002) / 4)
+    assert m.service_range_s == pytest.approx((0.002, 0.018))
