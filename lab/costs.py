@@ -138,8 +138,9 @@ def measure(
         by_conn.setdefault((r.get("conn"), r.get("local_port")), []).append(dict(r))
     by_port = {c.client_port: c for c in opened}
     turnaround: list[float] = []
-    spans = []  # each request's time in the programs' hands: from leaving to beyond the network
+    service: list[float] = []
     for (_, port), rs in by_conn.items():
+        spans = []  # each request's time in the programs' hands: leaving to beyond the network
         rs.sort(key=lambda r: r["t_sent"])
         c = by_port.get(port)
         if c is not None:
@@ -162,7 +163,7 @@ def measure(
                 spans.append((c.t_first_client_byte, end))
             else:
                 spans.append((r["t_sent"], r["t_done"] - latency))
-    service = [end - start for start, end in spans]
+        service += _in_turn(spans)
 
     values = {
         "setup": setup,
@@ -175,6 +176,19 @@ def measure(
     costs = ProgramCosts(**{f"{k}_s": _mean(v) for k, v in values.items()})
     spread = (max(0.0, min(service)), max(0.0, max(service))) if service else None
     return Measured(costs, {k: len(v) for k, v in values.items()}, spread)
+
+
+def _in_turn(spans: list[tuple[float, float]]) -> list[float]:
+    """One connection's requests, served in turn by its thread: each from when it arrived or
+    the one before it was done (the later) to when it was done. Requests one after another
+    keep their whole time; a pipelined batch (sent together, done one after another) is not
+    counted as k overlapping waits."""
+    service = []
+    free = float("-inf")
+    for arrived, done in sorted(spans, key=lambda s: s[1]):
+        service.append(done - max(arrived, free))
+        free = max(free, done)
+    return service
 
 
 def _reconnects(opened: Sequence[ConnectionResult], parallel: int, path_s: float) -> list[float]:

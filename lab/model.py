@@ -509,7 +509,7 @@ def predict_scenario(
             response_sizes(scenario, mode),
             persistent=mode.persistent,
             parallel=mode.parallel,
-            pipeline=mode.pipeline,
+            pipeline=pipelined(scenario, mode),
             rtt_s=max((rtts or {}).get(mode.name, rtt_s), server_hold_s(scenario)),
             rate_bps=net.rate,
             burst_bytes=burst,
@@ -518,6 +518,13 @@ def predict_scenario(
             server_hold_s=server_hold_s(scenario),
         )
     return out
+
+
+def pipelined(scenario: Any, mode: Any) -> bool:
+    """Whether the client sends all of a connection's requests at once: pipelining, or the
+    article's raw persistent echo (write every message, half-close, read until EOF)."""
+    framing = getattr(mode, "framing", None) or getattr(scenario, "framing", None)
+    return bool(mode.pipeline or (mode.persistent and framing == "raw"))
 
 
 def handshake_round_trips(scenario: Any) -> int:

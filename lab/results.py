@@ -181,7 +181,7 @@ def _predict(scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, run_
             row.per_connection,
             persistent=mode.persistent,
             parallel=mode.parallel,
-            pipeline=mode.pipeline,
+            pipeline=model.pipelined(scenario, mode),
             model_rtt_s=alone.rtt_s,
             model_handshake_s=alone.rtt_s * model.handshake_round_trips(scenario),
             server_hold_s=model.server_hold_s(scenario),

@@ -231,3 +231,14 @@ def test_overlapping_requests_keep_their_own_time() -> None:
     )  # fmt: skip
     assert m.costs.service_s == pytest.approx((0.006 + 0.012 + 0.018 + 0.002) / 4)
     assert m.service_range_s == pytest.approx((0.002, 0.018))
+
+
+def test_a_pipelined_batch_is_served_in_turn() -> None:
+    # three requests sent together on one connection, done 2, 4 and 6 ms later: 2 ms each,
+    # not 2, 4 and 6 (the model serves a batch's requests one service after another)
+    records = [request(1, 1, 0.0, 0.002), request(2, 1, 0.0, 0.004), request(3, 1, 0.0, 0.006)]
+    m = costs.measure(
+        records, [], persistent=True, pipeline=True, model_rtt_s=0.0, model_handshake_s=0.0,
+        model_latency_s=dict.fromkeys(range(3), 0.0),
+    )  # fmt: skip
+    assert m.costs.service_s == pytest.approx(0.002)

@@ -14,6 +14,7 @@ from lab.model import (
     MSS,
     ProgramCosts,
     error_percent,
+    pipelined,
     predict_page_time,
     predict_scenario,
     response_sizes,
@@ -306,3 +307,12 @@ def test_the_first_connections_open_and_the_later_ones_set_up() -> None:
     costs = ProgramCosts(opening_s=0.005, setup_s=0.001)
     p = predict_page_time([1000] * 4, False, parallel=2, costs=costs)
     assert [r.done_s for r in p.requests] == pytest.approx([0.005, 0.005, 0.006, 0.006])
+
+
+def test_the_articles_raw_persistent_echo_is_pipelined() -> None:
+    # the client writes every message, half-closes and reads until EOF: all at once
+    s = load_scenario(ROOT / "scenarios" / "article.yaml")
+    kinds = {m.name: pipelined(s, m) for m in s.modes}
+    assert kinds == {"non-persistent": False, "persistent-raw": True}
+    p = predict_scenario(s, base_rtt_s=0.05)["persistent-raw"]
+    assert p.total_s == pytest.approx(2 * 0.05)  # the handshake, then one round trip for all
