@@ -4,7 +4,7 @@ On a bridge whose round trip is a few hundredths of a millisecond, a page's time
 and the client's work, not the network's. `measure` reads that work from one mode's capture (each
 connection's SYN, first request byte and last response byte on the server's interface) and its
 client log (client.jsonl: when each request left and its response's last byte was read), and
-gives the model (lab.model.ProgramCosts) five means:
+gives the model (lab.model.ProgramCosts) six means:
 
 - setup: per connection opened after the first `parallel`, from the SYN to the first request,
   both on the server's interface (they travel the same way, so the path's delays cancel),

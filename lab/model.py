@@ -23,7 +23,7 @@ The path:
 
 The programs (`ProgramCosts`, measured on the run by lab.costs; all zero by default): on a
 bridge whose round trip is a few hundredths of a millisecond the page time is the programs' own
-work, so the model takes four measured times and puts each where the programs spend it:
+work, so the model takes six measured times and puts each where the programs spend it:
 
 - `setup_s`, per new connection: after the handshake, before the request leaves the client
   (connect() returning, the client's log line, building the request);
