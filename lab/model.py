@@ -25,7 +25,8 @@ The programs (`ProgramCosts`, measured on the run by lab.costs; all zero by defa
 bridge whose round trip is a few hundredths of a millisecond the page time is the programs' own
 work, so the model takes six measured times and puts each where the programs spend it:
 
-- `setup_s`, per new connection: after the handshake, before the request leaves the client
+- `setup_s`, per connection opened later (the first ones: `opening_s`): after the handshake,
+  before the request leaves the client
   (connect() returning, the client's log line, building the request);
 - `service_s`, per request: the time the request takes beyond what the network gives it
   (the server reading, parsing, logging and writing the response, the client reading it):
