@@ -236,6 +236,8 @@ class ConnectionResult(Record):
     retransmissions: Pair = field(default_factory=Pair)
     overhead_packets: int = 0
     t_last_server_byte: float | None = None
+    # the first request's first byte on the server's interface (lab.results, for lab.costs)
+    t_first_client_byte: float | None = _omit()
     mss: int = 0
     slow_start_restarts: int = 0
     flights: list[FlightResult] = field(default_factory=list)
@@ -249,6 +251,26 @@ class ConnectionResult(Record):
         for f in self.flights:
             groups.setdefault(f.burst, []).append(f)
         return [groups[k] for k in sorted(groups)]
+
+
+@dataclass(eq=True)
+class ProgramCostsResult(Record):
+    """What the lab's own programs added in this mode, measured on its capture and client log
+    (lab.costs; the model's lab.model.ProgramCosts), in milliseconds: per connection (setup,
+    reconnect), per request (service, turnaround), for the connections opened at once
+    (opening: first SYN to their first request; stagger: between their first requests).
+    `samples` says how many values each mean came from (0: not measured)."""
+
+    setup_ms: float = 0.0
+    service_ms: float = 0.0
+    turnaround_ms: float = 0.0
+    reconnect_ms: float = 0.0
+    stagger_ms: float = 0.0
+    opening_ms: float = 0.0
+    samples: dict[str, int] = field(default_factory=dict)
+    service_min_ms: float | None = None  # the least and the most one request took
+    service_max_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(eq=True)
@@ -308,6 +330,11 @@ class ModeResult(Record):
     repeats: list[float | None] = _omit([])  # page time of every repeat of the run
     prediction: dict[str, Any] | None = _omit()
     prediction_error_pct: float | None = _omit()
+    # the model with the network alone (no program costs), on the same clock as page_time_s
+    predicted_network_only_s: float | None = _omit()
+    program_costs: ProgramCostsResult | None = _omit()  # the programs' times the model used
+    prediction_band_pct: float | None = _omit()  # how close the model is meant to be here
+    prediction_note: str | None = _omit()  # why this mode is outside its band, in words
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -19,7 +19,34 @@ The path:
   (payload + 66) x 8 / R apart, from every connection in the order they were sent: the link is
   shared the way a FIFO shares it, and a connection that is waiting for ACKs leaves it to the
   others. A segment reaches the client d after it leaves; its ACK reaches the server d later.
-- No loss, no receive-window limit, no server or client think time.
+- No loss, no receive-window limit.
+
+The programs (`ProgramCosts`, measured on the run by lab.costs; all zero by default): on a
+bridge whose round trip is a few hundredths of a millisecond the page time is the programs' own
+work, so the model takes six measured times and puts each where the programs spend it:
+
+- `setup_s`, per connection opened later (the first ones: `opening_s`): after the handshake,
+  before the request leaves the client
+  (connect() returning, the client's log line, building the request);
+- `service_s`, per request: the time the request takes beyond what the network gives it
+  (the server reading, parsing, logging and writing the response, the client reading it):
+  a response is written `service_s` after its request reached the server (the requests of a
+  pipelined batch one `service_s` after another). Each connection pays it on its own: measured
+  in the same mode, the time a request waited for another connection's (the programs' threads
+  take turns on one interpreter lock) is already in it;
+- `turnaround_s`, per request after the first on a keep-alive connection: from a response's
+  last byte to the next request leaving;
+- `reconnect_s`, per non-persistent connection after a worker's first: from a response's last
+  byte to the next connection's SYN (the client waits for the server's FIN, closes, looks the
+  server's name up and opens a socket);
+- `opening_s` and `stagger_s`: the connections a mode opens at once (its first `parallel`) do
+  not send their first requests at once: the client starts a thread and looks the name up for
+  each. The first request leaves `opening_s` after the first handshake, the c-th connection's
+  c x `stagger_s` later (its SYN c x `stagger_s` after the first SYN; `setup_s` is for the
+  connections opened later).
+
+The other costs each connection pays on its own. All are measured in the same mode (on a busy
+machine the programs are slower, and the model should say so, not hide it).
 
 The sender (Linux's slow start with no loss, so ssthresh never falls):
 
@@ -59,7 +86,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +97,28 @@ MSS = DEFAULT_MSS  # payload bytes per segment: 1500 MTU - 20 IP - 20 TCP - 12 t
 INIT_CWND = INITIAL_WINDOW  # segments (RFC 6928; Linux's TCP_INIT_CWND)
 FRAME_OVERHEAD = 66  # bytes tbf counts per segment besides the payload: 14 + 20 + 20 + 12
 RTO_MIN_S = 0.2  # Linux's TCP_RTO_MIN: the RTO is srtt plus at least this
+
+
+@dataclass(frozen=True)
+class ProgramCosts:
+    """What the lab's own programs add to the network's time, in seconds (see the docstring)."""
+
+    setup_s: float = 0.0  # per new connection: handshake done -> the request leaves
+    service_s: float = 0.0  # per request: beyond the network's own time for it
+    turnaround_s: float = 0.0  # keep-alive: a response's last byte -> the next request leaves
+    reconnect_s: float = 0.0  # non-persistent: a response's last byte -> the next SYN
+    stagger_s: float = 0.0  # between the first requests of the connections opened at once
+    opening_s: float = 0.0  # connections opened at once: first handshake -> first request
+
+    def __post_init__(self) -> None:
+        if min(self.__dict__.values()) < 0:
+            raise ValueError("program costs are times: none may be negative")
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+NO_COSTS = ProgramCosts()
 
 
 @dataclass(frozen=True)
@@ -85,22 +134,26 @@ class RequestTiming:
 
 @dataclass(frozen=True)
 class Prediction:
-    total_s: float  # page time: first SYN to the last byte of the last response
+    total_s: float  # page time on the client: its first SYN out to the last byte in
+    at_server_s: float  # the same as the server's capture sees it (lab's page_time_s): see below
     requests: tuple[RequestTiming, ...]
     connections: int
     handshakes: int
     flights: int  # data flights over all connections
     rtt_s: float
     rate_bps: float | None
+    costs: ProgramCosts = NO_COSTS
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "total_s": self.total_s,
+            "at_server_s": self.at_server_s,
             "connections": self.connections,
             "handshakes": self.handshakes,
             "flights": self.flights,
             "rtt_s": self.rtt_s,
             "rate_bps": self.rate_bps,
+            "costs": self.costs.as_dict(),
             "requests": [r.__dict__ for r in self.requests],
         }
 
@@ -151,10 +204,19 @@ class _Path:
     rto: float
     bucket: _Bucket | None
     handshake_rtts: int = 1  # TCP's, plus the protocol's own (TLS would add one)
+    costs: ProgramCosts = NO_COSTS
     flights: set[tuple[int, int]] = field(default_factory=set)  # (conn, round) pairs
     # Segments waiting for the link, per connection, in round-robin order of the connections.
     backlog: dict[int, list[tuple[int, Callable[[float], None]]]] = field(default_factory=dict)
     busy: bool = False
+
+    def serve(self, conn: _Conn, sizes: list[int]) -> None:
+        """Requests that reach the server now on one connection: each response is written
+        `service_s` after the one before it (the connection's thread serves them in turn)."""
+        t = self.events.now
+        for size in sizes:
+            t += self.costs.service_s
+            self.events.at(t, lambda size=size: conn.write(size))
 
     def send(self, conn: int, payload: int, on_departure: Callable[[float], None]) -> None:
         """Hand a segment to the link; `on_departure(t)` when it leaves for the client."""
@@ -266,21 +328,28 @@ _Fetch = Callable[[_Conn, list[int], Callable[[], None]], None]  # a request (or
 
 
 def _one_after_another(
+    path: _Path,
     fetch: _Fetch,
     conn: _Conn,
     groups: list[list[int]],
 ) -> Callable[[], None]:
-    """A keep-alive connection's loop: the next request (or batch) once the last is in."""
+    """A keep-alive connection's loop: the next request (or batch) once the last is in and the
+    client has turned around."""
+
+    def first() -> None:
+        fetch(conn, groups.pop(0), step)
 
     def step() -> None:
         if groups:
-            fetch(conn, groups.pop(0), step)
+            path.events.at(path.events.now + path.costs.turnaround_s, first)
 
-    return step
+    return first
 
 
-def _handshake_then(path: _Path, fn: Callable[[], None]) -> None:
-    path.events.at(path.events.now + 2 * path.one_way * path.handshake_rtts, fn)
+def _handshake_then(path: _Path, fn: Callable[[], None], setup: float) -> None:
+    """A new connection: the handshake's round trips, then the client's setup, then `fn`."""
+    wait = 2 * path.one_way * path.handshake_rtts + setup
+    path.events.at(path.events.now + wait, fn)
 
 
 def predict_page_time(
@@ -294,12 +363,21 @@ def predict_page_time(
     init_cwnd: int = INIT_CWND,
     burst_bytes: int = 0,
     handshake_rtts: int = 1,
+    costs: ProgramCosts = NO_COSTS,
+    server_hold_s: float = 0.0,
 ) -> Prediction:
     """Predicted time to fetch responses of `sizes` bytes (in request order) in one mode.
 
     `burst_bytes` is the bottleneck's token bucket; it holds at least one full frame
     (mss + 66), as tbf's must, and starts full. `handshake_rtts` is what a new connection costs
-    before its first request: 1 for TCP's, plus the protocol's own handshake.
+    before its first request: 1 for TCP's, plus the protocol's own handshake. `costs` are the
+    programs' measured times (none by default: the network alone).
+
+    `at_server_s` is the page time where the lab measures it, on the server's interface: from
+    the first SYN arriving there to the last byte leaving. The capture sees the SYN one trip
+    from the client to the server's interface late and the last byte one trip from there to
+    the client early: a round trip less `server_hold_s`, the delay the server's end holds
+    (half the configured delay on a shaped network; 25 ms on page10-wan; 0 on the bridge).
     """
     if pipeline and not persistent:
         raise ValueError("pipelining needs a persistent connection")
@@ -307,10 +385,14 @@ def predict_page_time(
         raise ValueError("parallel >= 1, rtt >= 0, rate > 0 and mss >= 1 are required")
     if init_cwnd < 1 or burst_bytes < 0 or handshake_rtts < 1:
         raise ValueError("init_cwnd >= 1, burst_bytes >= 0 and handshake_rtts >= 1 are required")
+    if not 0 <= server_hold_s <= rtt_s:
+        raise ValueError("the server's hold is part of the round trip: 0 <= hold <= rtt")
     events = _Events()
     frame = mss + FRAME_OVERHEAD
     bucket = None if rate_bps is None else _Bucket(rate_bps, max(burst_bytes, frame))
-    path = _Path(events, rtt_s / 2, mss, init_cwnd, rtt_s + RTO_MIN_S, bucket, handshake_rtts)
+    path = _Path(
+        events, rtt_s / 2, mss, init_cwnd, rtt_s + RTO_MIN_S, bucket, handshake_rtts, costs
+    )
     timings: list[RequestTiming] = []
 
     def fetch(conn: _Conn, group: list[int], then: Callable[[], None]) -> None:
@@ -332,23 +414,31 @@ def predict_page_time(
 
         conn.on_bytes = on_bytes
         ends = offsets[1:]
+        service = costs.service_s
         if ends[-1] == base:  # nothing to send: the (empty) responses arrive with the request
-            events.at(events.now + 2 * path.one_way, lambda: on_bytes(conn.received))
-        else:
+            wait = 2 * path.one_way + service * len(group)
+            events.at(events.now + wait, lambda: on_bytes(conn.received))
+        elif service == 0:  # the whole batch at once, as one write
             events.at(events.now + path.one_way, lambda: conn.write(ends[-1] - base))
+        else:
+            sizes_of = [end - start for start, end in zip(offsets, ends, strict=False)]
+            events.at(events.now + path.one_way, lambda: path.serve(conn, sizes_of))
 
     _open_connections(path, fetch, len(sizes), persistent, parallel, pipeline)
     events.run()
     timings.sort(key=lambda r: r.index)
     n_conns = len({r.conn for r in timings})
+    total = max((r.done_s for r in timings), default=0.0)
     return Prediction(
-        total_s=max((r.done_s for r in timings), default=0.0),
+        total_s=total,
+        at_server_s=max(0.0, total - (rtt_s - server_hold_s)),
         requests=tuple(timings),
         connections=n_conns,
         handshakes=n_conns,
         flights=len(path.flights),
         rtt_s=rtt_s,
         rate_bps=rate_bps,
+        costs=costs,
     )
 
 
@@ -356,6 +446,10 @@ def _open_connections(
     path: _Path, fetch: _Fetch, n: int, persistent: bool, parallel: int, pipeline: bool
 ) -> None:
     """Schedule the mode's connections as the client opens them (see the module docstring)."""
+
+    def opening(fn: Callable[[], None]) -> None:  # one of the connections opened at once
+        _handshake_then(path, fn, path.costs.opening_s)
+
     if persistent:
         k = max(1, min(parallel, n))
         for c in range(k):
@@ -363,19 +457,24 @@ def _open_connections(
             if not items:
                 continue
             groups = [items] if pipeline else [[i] for i in items]
-            _handshake_then(path, _one_after_another(fetch, _Conn(path, c, _ignore), groups))
+            loop = _one_after_another(path, fetch, _Conn(path, c, _ignore), groups)
+            path.events.at(c * path.costs.stagger_s, lambda loop=loop: opening(loop))
         return
     queue = list(range(n))
     conn_ids = itertools.count()
 
-    def worker() -> None:
+    def worker(first: bool = False) -> None:
         if queue:
             conn = _Conn(path, next(conn_ids), _ignore)
             i = queue.pop(0)
-            _handshake_then(path, lambda: fetch(conn, [i], worker))
+            then = lambda: fetch(conn, [i], next_connection)  # noqa: E731
+            opening(then) if first else _handshake_then(path, then, path.costs.setup_s)
 
-    for _ in range(min(parallel, n)):
-        worker()
+    def next_connection() -> None:  # the worker's next SYN, once the client has reconnected
+        path.events.at(path.events.now + path.costs.reconnect_s, worker)
+
+    for w in range(min(parallel, n)):
+        path.events.at(w * path.costs.stagger_s, lambda: worker(first=True))
 
 
 def response_sizes(scenario: Any, mode: Any) -> list[int]:
@@ -386,12 +485,19 @@ def response_sizes(scenario: Any, mode: Any) -> list[int]:
 
 
 def predict_scenario(
-    scenario: Any, base_rtt_s: float = 0.0, modes: Sequence[Any] | None = None
+    scenario: Any,
+    base_rtt_s: float = 0.0,
+    modes: Sequence[Any] | None = None,
+    costs: Mapping[str, ProgramCosts] | None = None,
+    rtts: Mapping[str, float] | None = None,
 ) -> dict[str, Prediction]:
     """The prediction for each mode of a `lab.scenario.Scenario` under its `network:` block.
 
     `base_rtt_s` is the path's own round trip (measured on the bridge, a fraction of a ms),
-    added to the configured rtt. The bucket is the one the shapers give tbf.
+    added to the configured rtt. The bucket is the one the shapers give tbf. `costs` are the
+    programs' measured times per mode name (a mode without any: the network alone); `rtts`
+    the round trip the handshakes measured, per mode, used instead (the shapers' delay line
+    adds 0.3-0.6 ms per hold to the configured delay: 51-53 ms for 50).
     """
     from shaper.rules import tbf_burst  # lazy: the capture image ships lab without shaper
 
@@ -404,13 +510,33 @@ def predict_scenario(
             response_sizes(scenario, mode),
             persistent=mode.persistent,
             parallel=mode.parallel,
-            pipeline=mode.pipeline,
-            rtt_s=rtt_s,
+            pipeline=pipelined(scenario, mode),
+            rtt_s=max((rtts or {}).get(mode.name, rtt_s), server_hold_s(scenario)),
             rate_bps=net.rate,
             burst_bytes=burst,
-            handshake_rtts=1 + protocols.get(scenario.protocol).handshake_round_trips,
+            handshake_rtts=handshake_round_trips(scenario),
+            costs=(costs or {}).get(mode.name, NO_COSTS),
+            server_hold_s=server_hold_s(scenario),
         )
     return out
+
+
+def pipelined(scenario: Any, mode: Any) -> bool:
+    """Whether the client sends all of a connection's requests at once: pipelining, or the
+    article's raw persistent echo (write every message, half-close, read until EOF)."""
+    framing = getattr(mode, "framing", None) or getattr(scenario, "framing", None)
+    return bool(mode.pipeline or (mode.persistent and framing == "raw"))
+
+
+def handshake_round_trips(scenario: Any) -> int:
+    """Round trips before a new connection's first request: TCP's, plus the protocol's own."""
+    return 1 + protocols.get(scenario.protocol).handshake_round_trips
+
+
+def server_hold_s(scenario: Any) -> float:
+    """The delay the server's end of the path holds per round trip: the shapers hold half the
+    configured RTT at each end (shaper.placement), the bare bridge nothing."""
+    return (scenario.network.rtt or 0.0) / 2000.0
 
 
 def error_percent(predicted_s: float, measured_s: float) -> float | None:

@@ -12,7 +12,7 @@ import os
 import statistics
 from pathlib import Path
 
-from lab import analysis, capture, claims, faults, hosts, model, report
+from lab import analysis, capture, claims, costs, faults, hosts, model, report
 from lab.argv import client_argv, server_argv
 from lab.document import Manifest, ModeRecord, ModeResult, NetworkCheck, RttCheck, RunResult
 from lab.runner import ModePlan, ModeRun
@@ -97,6 +97,9 @@ def analyze_mode_folder(folder: Path, server_ports: tuple[int, ...] = ()) -> Mod
         return ModeResult(missing="capture.pcap", requests=len(records))
     parsed = analysis.analyze(capture.read_capture(pcap), server_ports=server_ports)
     row = ModeResult.from_dict(analysis.summarize_mode(parsed, records, server_ports=server_ports))
+    first_request = {c.stream: c.t_first_client_byte for c in parsed.connections}
+    for conn in row.per_connection:  # when each connection's first request arrived (lab.costs)
+        conn.t_first_client_byte = first_request.get(conn.stream)
     answered = [r for r in records if r.get("event") == "request"]
     row.client_ok = sum(1 for r in answered if r.get("ok"))
     row.client_failed = len(answered) - row.client_ok
@@ -139,14 +142,7 @@ def analyze_run(scenario, mode_runs, run_dir: Path) -> RunResult:
         modes_out[name] = chosen
 
     base_rtt_ms = _base_rtt_ms(scenario, mode_runs, modes_out.values())
-    predictions = model.predict_scenario(scenario, base_rtt_s=base_rtt_ms / 1000.0)
-    for row in modes_out.values():
-        prediction = predictions.get(row.name)
-        if prediction is not None:
-            row.predicted_page_time_s = prediction.total_s
-            row.prediction = prediction.as_dict()
-            if row.page_time_s:
-                row.prediction_error_pct = model.error_percent(prediction.total_s, row.page_time_s)
+    _predict(scenario, modes_out, base_rtt_ms / 1000.0, run_dir)
     result = RunResult(
         scenario=scenario.to_dict(),
         network=_network_check(scenario, list(modes_out.values()), base_rtt_ms),
@@ -157,6 +153,59 @@ def analyze_run(scenario, mode_runs, run_dir: Path) -> RunResult:
     )
     result.claims = claims.check_claims(result)
     return result
+
+
+def _predict(scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, run_dir: Path) -> None:
+    """The model's figure for each mode, on the capture's clock (Prediction.at_server_s), with
+    the round trip the run's handshakes measured: the network alone, then with the programs'
+    costs measured on the same mode (lab.costs)."""
+    # The median of every handshake of the run, as the RTT check takes it: a mode with one
+    # connection has one handshake, and one late wake-up of the shaper must not decide it.
+    handshakes = [
+        c.handshake_rtt_ms / 1000.0
+        for r in modes_out.values()
+        for c in r.per_connection
+        if c.handshake_rtt_ms is not None
+    ]
+    rtt = statistics.median(handshakes) if handshakes else None
+    rtts = {name: rtt for name in modes_out} if rtt is not None else None
+    network_only = model.predict_scenario(scenario, base_rtt_s=base_rtt_s, rtts=rtts)
+    measured = {}
+    for row in modes_out.values():
+        alone = network_only.get(row.name)
+        if alone is None or row.folder is None:
+            continue
+        mode = scenario.mode(row.name)
+        measured[row.name] = costs.measure(
+            read_jsonl(run_dir / row.folder / "client.jsonl"),
+            row.per_connection,
+            persistent=mode.persistent,
+            parallel=mode.parallel,
+            pipeline=model.pipelined(scenario, mode),
+            model_rtt_s=alone.rtt_s,
+            model_handshake_s=alone.rtt_s * model.handshake_round_trips(scenario),
+            server_hold_s=model.server_hold_s(scenario),
+            model_latency_s={r.index: r.done_s - r.start_s for r in alone.requests},
+        )
+    predictions = model.predict_scenario(
+        scenario, base_rtt_s, costs={n: m.costs for n, m in measured.items()}, rtts=rtts
+    )
+    for row in modes_out.values():
+        prediction = predictions.get(row.name)
+        if prediction is None:
+            continue
+        row.predicted_page_time_s = prediction.at_server_s
+        row.prediction = prediction.as_dict()
+        row.predicted_network_only_s = network_only[row.name].at_server_s
+        if row.name in measured:
+            row.program_costs = costs.as_result(measured[row.name])
+        if row.page_time_s:
+            row.prediction_error_pct = model.error_percent(prediction.at_server_s, row.page_time_s)
+        if row.prediction_error_pct is not None:
+            band = costs.band_pct(prediction.at_server_s, row.predicted_network_only_s)
+            row.prediction_band_pct = band
+            parallel = scenario.mode(row.name).parallel
+            row.prediction_note = costs.explain(row, list(modes_out.values()), parallel, band)
 
 
 def _page_time(row: ModeResult) -> float:

@@ -46,6 +46,18 @@ def error_pct(m: ModeResult) -> float | None:
     return (measured - predicted) / predicted * 100
 
 
+def error_cell(m: ModeResult) -> float | str | None:
+    """The model's error, or words when the mode is outside the model's band (the note says
+    why: lab.costs.explain)."""
+    if m.prediction_note and m.prediction_band_pct is not None:
+        return f"outside ±{m.prediction_band_pct:.0f}%"
+    return error_pct(m)
+
+
+def _error(v: float | str | None) -> str:
+    return v if isinstance(v, str) else _pct(v, signed=True)
+
+
 def _pct(v: float | None, signed: bool = False) -> str:
     if v is None:
         return "–"
@@ -77,8 +89,9 @@ METRICS: list[tuple[str, Callable[[RunResult, ModeResult], Any], Callable[[Any],
     ("request latency p95 (ms)", lambda r, m: m.latency_p95_ms, _num),
     ("page time (ms)", lambda r, m: _ms(m.page_time_s), _num),
     ("page time, every repeat (ms)", lambda r, m: m.repeats or None, _repeats),
+    ("predicted, network alone (ms)", lambda r, m: _ms(m.predicted_network_only_s), _num),
     ("predicted (ms)", lambda r, m: _ms(m.predicted_page_time_s), _num),
-    ("error vs model", lambda r, m: error_pct(m), lambda v: _pct(v, signed=True)),
+    ("error vs model", lambda r, m: error_cell(m), _error),
 ]
 
 
@@ -125,6 +138,9 @@ def print_summary(run: RunResult, console, *, timings: Mapping[str, float] | Non
     for label, value in network_rows(run.network):
         style = "red" if "NOT" in value else ""
         console.print(f"[bold]{label}:[/] " + (f"[{style}]{value}[/]" if style else value))
+    for m in run.modes.values():  # why the model is off, where it is outside its band
+        if m.prediction_note:
+            console.print(f"[bold]model, {m.name}:[/] {m.prediction_note}")
     for m in run.modes.values():  # lab.faults' one-line account; a capture cut short
         if m.fault_summary:
             console.print(f"[bold red]fault:[/] {m.fault_summary}")

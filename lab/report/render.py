@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from lab.document import Claim, RunResult
-from lab.summary import METRICS, error_pct
+from lab.summary import METRICS, error_cell
 from lab.summary import network_rows as summary_network_rows
 
 if TYPE_CHECKING:
@@ -80,18 +80,56 @@ def mode_rows(run: RunResult) -> tuple[list[str], list[list[str]]]:
 
 
 def prediction_rows(run: RunResult) -> tuple[list[str], list[list[str]]]:
-    headers = ["mode", "measured (ms)", "predicted (ms)", "error"]
+    """Measured against predicted; a mode outside the model's band says why in words."""
+    headers = ["mode", "measured (ms)", "network alone (ms)", "predicted (ms)", "error"]
+    notes = any(m.prediction_note for m in run.modes.values())
+    if notes:
+        headers.append("why")
     rows = []
     for m in run.modes.values():
-        err = error_pct(m)
-        rows.append(
-            [
-                m.name,
-                fmt(ms(m.page_time_s)),
-                fmt(ms(m.predicted_page_time_s)),
-                f"{err:+.1f}%" if err is not None else "–",
-            ]
-        )
+        err = error_cell(m)
+        row = [
+            m.name,
+            fmt(ms(m.page_time_s)),
+            fmt(ms(m.predicted_network_only_s)),
+            fmt(ms(m.predicted_page_time_s)),
+            err if isinstance(err, str) else f"{err:+.1f}%" if err is not None else "–",
+        ]
+        rows.append([*row, m.prediction_note or ""] if notes else row)
+    return headers, rows
+
+
+COSTS_INTRO = (
+    "On a bridge whose round trip is a few hundredths of a millisecond the page time is the "
+    "programs' own work, not the network's. The model adds these times, measured on each mode's "
+    "capture and client log (lab/costs.py), to its simulation of the network: opening (first "
+    "SYN to the first request of the connections opened at once, beyond the handshake) and "
+    "stagger (between their first requests), setup per connection opened later, service per "
+    "request (beyond the network's own time for it; the programs take one request at a time), "
+    "turnaround per further request on a keep-alive connection, reconnect per further "
+    "connection of a non-persistent mode (the previous response's end to the next SYN). A "
+    "number after × is how many values the mean came from."
+)
+
+
+def cost_rows(run: RunResult) -> tuple[list[str], list[list[str]]] | None:
+    """The programs' measured times per mode (means, ms), as the model used them."""
+    measured = [m for m in run.modes.values() if m.program_costs is not None]
+    if not measured:
+        return None
+    kinds = ("opening", "stagger", "setup", "service", "turnaround", "reconnect")
+    headers = ["mode", *(f"{k} (ms)" for k in kinds)]
+    rows = []
+    for m in measured:
+        c = m.program_costs
+        assert c is not None
+        cells = [
+            fmt(getattr(c, f"{k}_ms"), 2) + (f" ×{c.samples[k]}" if c.samples.get(k) else "")
+            if c.samples.get(k)
+            else "–"
+            for k in kinds
+        ]
+        rows.append([m.name, *cells])
     return headers, rows
 
 
@@ -169,6 +207,10 @@ def render_markdown(data: ReportData, charts: dict[str, str]) -> str:
     out += ["## The modes side by side", "", _md_table(*mode_rows(a)), ""]
     out += ["## The article's claims, checked", "", _md_table(*claim_rows(data.claims)), ""]
     out += ["## Predicted vs measured page time", "", _md_table(*prediction_rows(a)), ""]
+    costs = cost_rows(a)
+    if costs:
+        out += ["### The programs' costs the model used", "", COSTS_INTRO, "", _md_table(*costs)]
+        out += [""]
     net = network_rows(data)
     if net:
         out += ["## Network conditions", "", _md_table(*net), ""]
@@ -254,6 +296,12 @@ def render_html(data: ReportData, charts: dict[str, str]) -> str:
         + _html_table(*claim_rows(data.claims), verdict_col=2)
     )
     parts.append("<h2>Predicted vs measured page time</h2>" + _html_table(*prediction_rows(a)))
+    costs = cost_rows(a)
+    if costs:
+        parts.append(
+            f"<h3>The programs' costs the model used</h3><p>{e(COSTS_INTRO)}</p>"
+            + _html_table(*costs)
+        )
     net = network_rows(data)
     if net:
         parts.append("<h2>Network conditions</h2>" + _html_table(*net))

@@ -12,10 +12,13 @@ from lab.model import (
     FRAME_OVERHEAD,
     INIT_CWND,
     MSS,
+    ProgramCosts,
     error_percent,
+    pipelined,
     predict_page_time,
     predict_scenario,
     response_sizes,
+    server_hold_s,
 )
 from lab.scenario import load_scenario
 from wire import http, protocols
@@ -216,3 +219,100 @@ def test_error_percent() -> None:
     assert error_percent(1.0, 1.1) == pytest.approx(10.0)
     assert error_percent(2.0, 1.0) == pytest.approx(-50.0)
     assert error_percent(0.0, 1.0) is None
+
+
+# --- the programs' measured costs (lab.costs measures them; here they are given) -------------
+
+COSTS = ProgramCosts(
+    setup_s=0.001, opening_s=0.001, service_s=0.002, turnaround_s=0.004, reconnect_s=0.003
+)
+
+
+def test_non_persistent_pays_setup_service_and_reconnect() -> None:
+    # each request: handshake rtt + setup + request rtt + service; between them a reconnect
+    p = predict_page_time(SMALL, persistent=False, rtt_s=RTT, costs=COSTS)
+    assert p.total_s == pytest.approx(10 * (2 * RTT + 0.001 + 0.002) + 9 * 0.003)
+    assert p.costs == COSTS
+    assert p.as_dict()["costs"]["reconnect_s"] == 0.003
+
+
+def test_keepalive_pays_setup_once_and_a_turnaround_between_requests() -> None:
+    p = predict_page_time(SMALL, persistent=True, rtt_s=RTT, costs=COSTS)
+    assert p.total_s == pytest.approx(RTT + 0.001 + 10 * (RTT + 0.002) + 9 * 0.004)
+
+
+def test_on_a_bridge_the_page_time_is_the_programs() -> None:
+    # rtt 0, no rate: the network costs nothing and the costs add up as they are
+    non = predict_page_time(SMALL, persistent=False, costs=COSTS)
+    assert non.total_s == pytest.approx(10 * 0.003 + 9 * 0.003)
+    keep = predict_page_time(SMALL, persistent=True, costs=COSTS)
+    assert keep.total_s == pytest.approx(0.001 + 10 * 0.002 + 9 * 0.004)
+
+
+def test_connections_opened_at_once_are_staggered() -> None:
+    # 10 requests on 6 connections (0-3 carry two, 4-5 one); connection c starts c x 5 ms late:
+    # connection 3 ends at 15 + rtt + 2 (rtt + service) + turnaround + setup = 174 ms,
+    # connection 5 at 25 + rtt + (rtt + service) + setup = 128 ms
+    costs = ProgramCosts(opening_s=0.001, service_s=0.002, turnaround_s=0.004, stagger_s=0.005)
+    p = predict_page_time(SMALL, persistent=True, parallel=6, rtt_s=RTT, costs=costs)
+    done = {r.index: r.done_s for r in p.requests}
+    assert done[9] == pytest.approx(0.015 + RTT + 0.001 + 2 * (RTT + 0.002) + 0.004)
+    assert done[5] == pytest.approx(0.025 + RTT + 0.001 + RTT + 0.002)
+    assert p.total_s == pytest.approx(done[9])
+
+
+def test_a_pipelined_batch_is_served_one_request_after_another() -> None:
+    costs = ProgramCosts(service_s=0.002)
+    p = predict_page_time([1000] * 3, persistent=True, pipeline=True, rtt_s=RTT, costs=costs)
+    assert [r.done_s for r in p.requests] == pytest.approx([2 * RTT + k * 0.002 for k in (1, 2, 3)])
+
+
+def test_the_capture_sees_the_page_a_round_trip_short_of_the_servers_hold() -> None:
+    # SYN in on the server's interface, last byte out: a round trip less what the server's end
+    # holds (half the configured delay with the lab's shapers)
+    p = predict_page_time(SMALL, persistent=False, rtt_s=RTT, server_hold_s=0.025)
+    assert p.total_s == pytest.approx(1.0)
+    assert p.at_server_s == pytest.approx(1.0 - RTT + 0.025)
+    bridge = predict_page_time(SMALL, persistent=True, rtt_s=0.0001)
+    assert bridge.at_server_s == pytest.approx(bridge.total_s - 0.0001)
+
+
+def test_costs_are_times() -> None:
+    with pytest.raises(ValueError):
+        ProgramCosts(service_s=-0.001)
+    with pytest.raises(ValueError):
+        predict_page_time([1], persistent=True, rtt_s=RTT, server_hold_s=2 * RTT)
+
+
+def test_predict_scenario_takes_costs_per_mode_and_the_shapers_hold() -> None:
+    s = load_scenario(ROOT / "scenarios" / "page10-wan.yaml")
+    plain = predict_scenario(s, base_rtt_s=0.0002)
+    costly = predict_scenario(s, base_rtt_s=0.0002, costs={"http1.0": COSTS})
+    assert server_hold_s(s) == pytest.approx(0.025)
+    assert plain["http1.0"].at_server_s == pytest.approx(plain["http1.0"].total_s - 0.0252)
+    assert costly["keepalive"] == plain["keepalive"]  # a mode without costs: the network alone
+    assert costly["http1.0"].total_s > plain["http1.0"].total_s + 10 * 0.003
+
+
+def test_each_connection_pays_its_own_service() -> None:
+    # two connections at once on a bridge (rtt 0): the measured service already holds any wait
+    # for the other connection's, so both responses are written 2 ms after their requests
+    p = predict_page_time([1000] * 2, True, parallel=2, costs=ProgramCosts(service_s=0.002))
+    assert [r.done_s for r in p.requests] == pytest.approx([0.002, 0.002])
+
+
+def test_the_first_connections_open_and_the_later_ones_set_up() -> None:
+    # non-persistent, 2 workers: the first two connections pay the opening (5 ms), the later
+    # ones the setup (1 ms); on a bridge (rtt 0) with no other cost, 4 requests take 5 + 1 ms
+    costs = ProgramCosts(opening_s=0.005, setup_s=0.001)
+    p = predict_page_time([1000] * 4, False, parallel=2, costs=costs)
+    assert [r.done_s for r in p.requests] == pytest.approx([0.005, 0.005, 0.006, 0.006])
+
+
+def test_the_articles_raw_persistent_echo_is_pipelined() -> None:
+    # the client writes every message, half-closes and reads until EOF: all at once
+    s = load_scenario(ROOT / "scenarios" / "article.yaml")
+    kinds = {m.name: pipelined(s, m) for m in s.modes}
+    assert kinds == {"non-persistent": False, "persistent-raw": True}
+    p = predict_scenario(s, base_rtt_s=0.05)["persistent-raw"]
+    assert p.total_s == pytest.approx(2 * 0.05)  # the handshake, then one round trip for all
