@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.tcp_harness import live_server, recv_all, run_client
+from tests.unit.tcp_harness import live_server, model_args, recv_all, run_client
 from wire import framing
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("each_concurrency")]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTICLE = "Luffy,Zoro,Sanji,Nami,Robin"
@@ -210,8 +210,9 @@ def test_client_cli_fails_with_one_line_and_exit_1(setup: str, expected: str) ->
 
 
 def _start_server_process(*args: str) -> tuple[subprocess.Popen[str], list[dict]]:
+    argv = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--log-format", "json"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--log-format", "json", *args],
+        [*argv, *model_args(), *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
