@@ -118,7 +118,8 @@ class Connection:
         self._rcvtimeo: float | None = None
         self.peer_fin_seen = False  # a read returned the peer's FIN
         self.was_reset = False  # closed by reset(): later finish/close calls do nothing
-        sock.setblocking(self.BLOCKING)
+        if sock.gettimeout() != (None if self.BLOCKING else 0.0):  # accept() gives blocking ones
+            sock.setblocking(self.BLOCKING)  # an ioctl: skipped when it would change nothing
         self._peer = peer or sock.getpeername()
         # The local address is looked up at the first log line: a quiet log never needs it,
         # and a getsockname() per connection showed in the profile.

@@ -119,7 +119,7 @@ class LoopConnection(Connection):
         self.close(error=False, reason=reason)
 
     def _release(self) -> None:
-        self.loop.forget(self)  # before close(): epoll must not keep a closed (reused) fd
+        self.loop.forget(self)  # before close(): the fd number may be reused at once
         super()._release()
 
 
@@ -220,11 +220,11 @@ class EventLoop:
                 conn.timer_at = conn.deadline
 
     def forget(self, conn: LoopConnection) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            fd = conn.sock.fileno()
-            if self.conns.get(fd) is conn:
-                del self.conns[fd]
-                self.epoll.unregister(fd)
+        """The connection's socket is about to be closed: closing it also takes it out of the
+        epoll set (no other descriptor shares it), so no epoll_ctl call is needed."""
+        fd = conn.sock.fileno()
+        if self.conns.get(fd) is conn:
+            del self.conns[fd]
 
     # Shutdown ----------------------------------------------------------------------------
 
