@@ -82,6 +82,7 @@ class Server:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_w.setblocking(False)
         self._stopping_logged = False
+        self.event_loops: list[loop.EventLoop] = []  # the epoll model's loops, once running
         self.served = 0
         if config.concurrency not in CONCURRENCY:
             raise ValueError(f"unknown concurrency model {config.concurrency!r}")

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 IN, OUT, RDHUP = select.EPOLLIN, select.EPOLLOUT, select.EPOLLRDHUP
 ACCEPT_BATCH = 64  # accepts per wake-up: a flood of SYNs must not starve the open connections
 FINAL_WAIT = 2.0  # seconds the loop keeps running after aborting the late connections
+COMPACT_SLACK = 1024  # ended connections' timer entries tolerated before the heap is rebuilt
 
 
 class LoopConnection(Connection):
@@ -196,6 +197,8 @@ class EventLoop:
             conn.story = None
             if conn.sock.fileno() != -1:  # every story closes its socket; a bug must not leak it
                 conn._release()
+            if len(self.timers) > 2 * len(self.conns) + COMPACT_SLACK:
+                self._compact_timers()
             return
         if events != conn.watching:
             self.epoll.modify(conn.sock.fileno(), events)
@@ -218,6 +221,14 @@ class EventLoop:
             else:
                 heapq.heappush(timers, (conn.deadline, conn.id, conn))
                 conn.timer_at = conn.deadline
+
+    def _compact_timers(self) -> None:
+        """Drop the entries of ended connections: each would otherwise stay in the heap (with
+        its connection) until its deadline, an idle timeout away, however many connections
+        a second come and go."""
+        live = [(c.timer_at, c.id, c) for c in self.conns.values() if c.timer_at is not None]
+        heapq.heapify(live)
+        self.timers[:] = live  # in place: the running loop holds the list
 
     def forget(self, conn: LoopConnection) -> None:
         """The connection's socket is about to be closed: closing it also takes it out of the
@@ -256,6 +267,7 @@ class EventLoop:
 def run_loops(server: Server, count: int) -> None:
     """Run `count` loops, one in this thread (signals land here) and the rest in threads."""
     loops = [EventLoop(server, exclusive=count > 1) for _ in range(count)]
+    server.event_loops = loops
     threads = [threading.Thread(target=loop.run, name=f"loop-{i}") for i, loop in enumerate(loops)]
     for thread in threads[1:]:
         thread.start()
