@@ -175,7 +175,8 @@ class EventLoop:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # e.g. EMFILE: log, keep serving the others
-                self.server.log.event("error", reason=f"accept failed: {exc}", port=spec.port)
+                if not self.server.stop_event().is_set():  # else another loop closed it
+                    self.server.log.event("error", reason=f"accept failed: {exc}", port=spec.port)
                 return
             conn = self.server.admit(sock, addr, spec, self._connection)
             if conn is None:
