@@ -22,7 +22,7 @@ from server.log import Log
 
 # The concurrency model live_server uses; the `each_concurrency` fixture (tests/unit/conftest.py)
 # runs a test module once per model.
-MODEL = {"concurrency": CONCURRENCY[0]}
+MODEL: dict[str, Any] = {"concurrency": CONCURRENCY[0]}
 
 
 def model_args() -> list[str]:
@@ -94,6 +94,7 @@ def live_server(
         max_connections=max_connections,
         shutdown_grace=shutdown_grace,
         concurrency=MODEL["concurrency"],
+        loops=MODEL.get("loops", 1),
     )
     with running(config, Log("json", sink)) as server:
         yield server, sink, dict(zip(modes, server.ports, strict=True))
