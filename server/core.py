@@ -82,6 +82,7 @@ class Server:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_w.setblocking(False)
         self._stopping_logged = False
+        self._admitting = 0  # slots taken by connections being set up (admit)
         self.event_loops: list[loop.EventLoop] = []  # the epoll model's loops, once running
         self.served = 0
         if config.concurrency not in CONCURRENCY:
@@ -185,8 +186,10 @@ class Server:
     ) -> C | None:
         """An accepted socket becomes an active connection (logged `accepted`), or is closed at
         once when `max_connections` are active (logged `refused`)."""
-        with self._active_lock:
-            full = len(self._active) >= self.config.max_connections
+        with self._active_lock:  # check and take a slot at once: several loops may admit
+            full = len(self._active) + self._admitting >= self.config.max_connections
+            if not full:
+                self._admitting += 1
         if full:
             local = sock.getsockname()
             self.log.event(
@@ -211,9 +214,12 @@ class Server:
                 peer=addr,
             )
         except OSError:  # the peer already reset before we could look at it
+            with self._active_lock:
+                self._admitting -= 1
             sock.close()
             return None
         with self._active_lock:
+            self._admitting -= 1
             self._active[conn.id] = conn
             self.served += 1
         conn.event("accepted")
