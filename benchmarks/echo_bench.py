@@ -2,11 +2,11 @@
 
     python benchmarks/echo_bench.py [--quick] [--seconds S] [--repeat N] [--clients 1,16,64]
                                     [--size BYTES] [--procs P] [--log-format F]
-                                    [--models threads,epoll] [--loops N]
+                                    [--models threads,epoll,epoll:2]
 
 Every server runs as a subprocess, each serving two listeners from one process (persistent and
 non-persistent), with `length` framing from `wire.framing`, all on loopback:
-- ours, once per concurrency model (`--concurrency threads`, `--concurrency epoll`):
+- ours, once per model given (`threads`, `epoll`, `epoll:N` for `--concurrency epoll --loops N`):
   `python -m server --host 127.0.0.1 --listen 0:persistent --listen 0:non-persistent`;
 - baseline: an asyncio `Protocol` echo server written below (`--serve-baseline`), which does
   the same dance: non-persistent answers one message, sends its FIN first (`write_eof`) and
@@ -257,10 +257,12 @@ class ServerProc:
 
 
 def start_server(name: str, args: argparse.Namespace) -> ServerProc:
-    """`name` is one of our concurrency models, or BASELINE."""
+    """`name` is one of our models (`threads`, `epoll`, `epoll:LOOPS`), or BASELINE."""
     if name != BASELINE:
         argv = [sys.executable, "-m", "server", "--host", "127.0.0.1"]
-        argv += ["--log-format", args.log_format, "--concurrency", name, "--loops", str(args.loops)]
+        concurrency, _, loops = name.partition(":")
+        argv += ["--log-format", args.log_format, "--concurrency", concurrency]
+        argv += ["--loops", loops or "1"]
         argv += ["--listen", "0:persistent", "--listen", "0:non-persistent"]
         argv += ["--idle-timeout", "60", "--shutdown-grace", "2"]
     else:
@@ -422,8 +424,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=1, help="load generator processes (default 1)")
     p.add_argument("--modes", default=",".join(MODES), help="persistent,non-persistent")
     p.add_argument("--log-format", default="quiet", help="our server's --log-format")
-    p.add_argument("--models", default=",".join(CONCURRENCY), help="our concurrency models to run")
-    p.add_argument("--loops", type=int, default=1, help="our server's --loops (epoll)")
+    p.add_argument(
+        "--models",
+        default="threads,epoll,epoll:2",
+        help="our server's models: threads, epoll, epoll:N (N event loops)",
+    )
     p.add_argument("--settle", type=float, default=0.5, help="pause after each cell (s)")
     p.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -436,9 +441,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.clients = [int(c) for c in args.clients.split(",")]
     args.modes = [m for m in args.modes.split(",") if m]
     args.models = [m for m in args.models.split(",") if m]
-    unknown = set(args.models) - set(CONCURRENCY)
-    if unknown:
-        p.error(f"--models: unknown {', '.join(sorted(unknown))} (known: {', '.join(CONCURRENCY)})")
+    for model in args.models:
+        concurrency, sep, loops = model.partition(":")
+        bad_loops = sep and (concurrency != "epoll" or not loops.isdigit() or int(loops) < 1)
+        if concurrency not in CONCURRENCY or bad_loops:
+            p.error(f"--models: {model!r} is not threads, epoll or epoll:N")
     args.payload = bytes(i % 251 for i in range(args.size))
     return args
 
@@ -452,8 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"cells: {args.repeat} x ({args.warmup:g} s warmup + {args.seconds:g} s), "
         f"payload {args.size} B, {args.procs} load generator process(es), "
-        f"our server --log-format {args.log_format} --loops {args.loops}, "
-        f"models {', '.join(args.models)}",
+        f"our server --log-format {args.log_format}, models {', '.join(args.models)}",
         flush=True,
     )
     ctx = multiprocessing.get_context("fork")
