@@ -1,11 +1,13 @@
-"""Benchmark: our threaded echo server against an asyncio echo server, on loopback.
+"""Benchmark: our echo server, in each concurrency model, against an asyncio echo server.
 
     python benchmarks/echo_bench.py [--quick] [--seconds S] [--repeat N] [--clients 1,16,64]
                                     [--size BYTES] [--procs P] [--log-format F]
+                                    [--models threads,epoll,epoll:2]
 
-Both servers run as subprocesses, each serving two listeners from one process (persistent and
-non-persistent), with `length` framing from `wire.framing`:
-- ours: `python -m server --host 127.0.0.1 --listen 0:persistent --listen 0:non-persistent`;
+Every server runs as a subprocess, each serving two listeners from one process (persistent and
+non-persistent), with `length` framing from `wire.framing`, all on loopback:
+- ours, once per model given (`threads`, `epoll`, `epoll:N` for `--concurrency epoll --loops N`):
+  `python -m server --host 127.0.0.1 --listen 0:persistent --listen 0:non-persistent`;
 - baseline: an asyncio `Protocol` echo server written below (`--serve-baseline`), which does
   the same dance: non-persistent answers one message, sends its FIN first (`write_eof`) and
   closes when the peer's FIN arrives; persistent answers every message until the peer closes.
@@ -19,10 +21,11 @@ keeps one connection and sends the next message as soon as the echo is complete 
 Non-persistent: each client connects, sends one message, reads the echo and the server's FIN,
 closes, and starts over (connections/s). Every reply is checked byte for byte.
 
-Each cell (mode x clients x server) runs a warmup, then a timed window; the order of the two
-servers alternates per repeat so that background load hits both alike, and the table reports
-the median of the repeats, the ratio ours/baseline, and each server's CPU time per request
-(user+system of the whole process over the window), which varies less with machine load.
+Each cell (mode x clients x server) runs a warmup, then a timed window; the order of the
+servers reverses every repeat so that background load hits them alike, and the table reports,
+per model, the median of the repeats, the ratio model/baseline (same run, same cells), and each
+server's CPU time per request (user+system of the whole process over the window), which varies
+less with machine load.
 """
 
 from __future__ import annotations
@@ -50,10 +53,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from server.core import CONCURRENCY  # noqa: E402
 from wire import framing  # noqa: E402
 
 MODES = ("persistent", "non-persistent")
-SERVERS = ("ours", "baseline")
+BASELINE = "baseline"
+TARGET = 1.0  # the best model against the baseline, at 16 clients and more
 TICKS = os.sysconf("SC_CLK_TCK")
 LISTENING = re.compile(r"Server listening at port (\d+) \(([a-z-]+)\)")
 
@@ -251,9 +256,13 @@ class ServerProc:
             self.proc.wait()
 
 
-def start_server(name: str, log_format: str) -> ServerProc:
-    if name == "ours":
-        argv = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--log-format", log_format]
+def start_server(name: str, args: argparse.Namespace) -> ServerProc:
+    """`name` is one of our models (`threads`, `epoll`, `epoll:LOOPS`), or BASELINE."""
+    if name != BASELINE:
+        argv = [sys.executable, "-m", "server", "--host", "127.0.0.1"]
+        concurrency, _, loops = name.partition(":")
+        argv += ["--log-format", args.log_format, "--concurrency", concurrency]
+        argv += ["--loops", loops or "1"]
         argv += ["--listen", "0:persistent", "--listen", "0:non-persistent"]
         argv += ["--idle-timeout", "60", "--shutdown-grace", "2"]
     else:
@@ -357,31 +366,48 @@ def machine() -> str:
 
 
 def table(results: dict[tuple[str, int, str], list[Cell]], args: argparse.Namespace) -> str:
+    """One row per mode, clients and model: its rate and CPU against the baseline's."""
     head = (
-        "| mode | clients | ours /s | baseline /s | ratio | ours CPU µs/op | "
-        "baseline CPU µs/op | CPU ratio | target |"
+        "| mode | clients | model | model /s | baseline /s | ratio | model CPU µs/op | "
+        "baseline CPU µs/op | CPU ratio |"
     )
     rows = [head, "|" + "---|" * 9]
     for mode in args.modes:
         unit = "req" if mode == "persistent" else "conn"
         for clients in args.clients:
-            med = {}
-            for name in SERVERS:
-                cells = results[(mode, clients, name)]
-                med[name] = (
-                    statistics.median(c.rate for c in cells),
-                    statistics.median(c.server_us for c in cells),
+            base_rate, base_us = _medians(results[(mode, clients, BASELINE)])
+            for model in args.models:
+                rate, us = _medians(results[(mode, clients, model)])
+                ratio = rate / base_rate if base_rate else float("nan")
+                cpu_ratio = base_us / us if us else float("nan")
+                rows.append(
+                    f"| {mode} | {clients} | {model} | {rate:,.0f} {unit} | "
+                    f"{base_rate:,.0f} {unit} | {ratio:.2f} | {us:.0f} | {base_us:.0f} | "
+                    f"{cpu_ratio:.2f} |"
                 )
-            ratio = med["ours"][0] / med["baseline"][0] if med["baseline"][0] else float("nan")
-            cpu_ratio = med["baseline"][1] / med["ours"][1] if med["ours"][1] else float("nan")
-            target = 1.0 if (mode, clients) == ("persistent", 16) else 0.8
-            mark = "ok" if ratio >= target else "MISSED"
-            rows.append(
-                f"| {mode} | {clients} | {med['ours'][0]:,.0f} {unit} | "
-                f"{med['baseline'][0]:,.0f} {unit} | {ratio:.2f} | {med['ours'][1]:.0f} | "
-                f"{med['baseline'][1]:.0f} | {cpu_ratio:.2f} | >= {target} {mark} |"
-            )
     return "\n".join(rows)
+
+
+def verdict(results: dict[tuple[str, int, str], list[Cell]], args: argparse.Namespace) -> str:
+    """The target: the best model at least as fast as the baseline at 16 clients and more."""
+    lines, missed = [], False
+    for mode in args.modes:
+        for clients in (c for c in args.clients if c >= 16):
+            base_rate = _medians(results[(mode, clients, BASELINE)])[0]
+            ratios = {m: _medians(results[(mode, clients, m)])[0] / base_rate for m in args.models}
+            best = max(ratios, key=ratios.__getitem__)
+            ok = ratios[best] >= TARGET
+            missed |= not ok
+            lines.append(
+                f"{mode} {clients} clients: best {best} {ratios[best]:.2f} "
+                f"(>= {TARGET} {'ok' if ok else 'MISSED'})"
+            )
+    lines.append("target " + ("MISSED" if missed else "met"))
+    return "\n".join(lines)
+
+
+def _medians(cells: list[Cell]) -> tuple[float, float]:
+    return statistics.median(c.rate for c in cells), statistics.median(c.server_us for c in cells)
 
 
 # Main --------------------------------------------------------------------------------------
@@ -398,6 +424,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=1, help="load generator processes (default 1)")
     p.add_argument("--modes", default=",".join(MODES), help="persistent,non-persistent")
     p.add_argument("--log-format", default="quiet", help="our server's --log-format")
+    p.add_argument(
+        "--models",
+        default="threads,epoll,epoll:2",
+        help="our server's models: threads, epoll, epoll:N (N event loops)",
+    )
     p.add_argument("--settle", type=float, default=0.5, help="pause after each cell (s)")
     p.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -409,6 +440,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.repeat = 1 if args.quick else 3
     args.clients = [int(c) for c in args.clients.split(",")]
     args.modes = [m for m in args.modes.split(",") if m]
+    args.models = [m for m in args.models.split(",") if m]
+    for model in args.models:
+        concurrency, sep, loops = model.partition(":")
+        bad_loops = sep and (concurrency != "epoll" or not loops.isdigit() or int(loops) < 1)
+        if concurrency not in CONCURRENCY or bad_loops:
+            p.error(f"--models: {model!r} is not threads, epoll or epoll:N")
     args.payload = bytes(i % 251 for i in range(args.size))
     return args
 
@@ -422,16 +459,17 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"cells: {args.repeat} x ({args.warmup:g} s warmup + {args.seconds:g} s), "
         f"payload {args.size} B, {args.procs} load generator process(es), "
-        f"our server --log-format {args.log_format}",
+        f"our server --log-format {args.log_format}, models {', '.join(args.models)}",
         flush=True,
     )
     ctx = multiprocessing.get_context("fork")
-    servers = {name: start_server(name, args.log_format) for name in SERVERS}
+    names = [*args.models, BASELINE]
+    servers = {name: start_server(name, args) for name in names}
     results: dict[tuple[str, int, str], list[Cell]] = {}
     failed = False
     try:
         for rep in range(args.repeat):
-            order = SERVERS if rep % 2 == 0 else SERVERS[::-1]
+            order = names if rep % 2 == 0 else names[::-1]
             for mode in args.modes:
                 for clients in args.clients:
                     for name in order:
@@ -456,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     print()
     print(table(results, args))
+    print()
+    print(verdict(results, args))
     return 1 if failed else 0
 
 

@@ -33,7 +33,8 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
     """Arguments after `python3 -m server`: one listener per mode on `scenario.port_of(mode)`.
 
     `modes` is one mode, several, or None for all. The server takes one framing, so the modes
-    given must share it (pass one mode at a time when a mode overrides the framing).
+    given must share it and the server options (pass one mode at a time when a mode overrides
+    either).
     Logs are JSON lines.
     """
     if modes is None:
@@ -46,6 +47,10 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
     framings = {scenario.framing_of(m) for m in modes}
     if len(framings) > 1:
         raise ValueError("modes with different framings need a server each")
+    servers = {scenario.server_of(m) for m in modes}
+    if len(servers) > 1:
+        raise ValueError("modes with different server options need a server each")
+    server = servers.pop()
     largest = max(max(scenario.workload_of(m).byte_sizes()) for m in modes)
     argv = [
         "--host",
@@ -66,7 +71,11 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
         _secs(scenario.timeouts.message),
         "--max-message",
         str(max(1 << 20, largest)),
+        "--concurrency",
+        server.concurrency,
     ]
+    if server.loops > 1:
+        argv += ["--loops", str(server.loops)]
     for m in modes:
         argv += ["--listen", f"{scenario.port_of(m)}:{m.server_mode}"]
     return argv

@@ -61,6 +61,10 @@ MESSAGE_RE = (
 PROTOCOLS = protocols.names()
 FRAMINGS = framing.FRAMINGS
 KINDS = ("html", "css", "js", "image", "font", "other")
+# The server's concurrency models (`python -m server --concurrency`); lab may not import server/,
+# so the names are repeated here and a unit test keeps them equal to server.core.CONCURRENCY.
+CONCURRENCY = ("threads", "epoll")
+MAX_LOOPS = 64
 FAULT_ACTIONS = (
     "kill_server",
     "pause_server",
@@ -167,6 +171,23 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class ServerOptions:
+    """How the server serves its connections: the concurrency model to compare."""
+
+    concurrency: str = spec(
+        Str(choices=CONCURRENCY),
+        CONCURRENCY[0],
+        doc="threads: a thread per connection (the article's); epoll: `loops` threads, each "
+        "an epoll event loop serving many connections",
+    )
+    loops: int = spec(Int(1, MAX_LOOPS), 1, doc="epoll: event-loop threads")
+
+    def __post_init__(self) -> None:
+        if self.loops > 1 and self.concurrency != "epoll":
+            raise Invalid(("loops",), "loops needs concurrency: epoll")
+
+
+@dataclass(frozen=True)
 class Mode:
     """One way of fetching the workload: a row of the comparison."""
 
@@ -193,6 +214,9 @@ class Mode:
     )
     workload: Workload | None = spec(  # noqa: RUF009
         Obj(Workload), None, doc="overrides the scenario's workload for this mode"
+    )
+    server: ServerOptions | None = spec(  # noqa: RUF009
+        Obj(ServerOptions), None, doc="overrides the scenario's server options for this mode"
     )
 
     def __post_init__(self) -> None:
@@ -333,6 +357,9 @@ class Scenario:
         Str(choices=FRAMINGS), "length", doc="echo: length-prefixed messages, or raw bytes"
     )
     repeats: int = spec(Int(1, 100), 1, doc="runs of every mode")
+    server: ServerOptions = spec(  # noqa: RUF009
+        Obj(ServerOptions), ServerOptions(), doc="the server's concurrency model"
+    )
     timeouts: Timeouts = spec(Obj(Timeouts), Timeouts())  # noqa: RUF009
     capture: Capture = spec(Obj(Capture), Capture())  # noqa: RUF009
     network: Network = spec(Obj(Network), Network())  # noqa: RUF009
@@ -414,6 +441,9 @@ class Scenario:
 
     def workload_of(self, mode: Mode) -> Workload:
         return mode.workload or self.workload
+
+    def server_of(self, mode: Mode) -> ServerOptions:
+        return mode.server or self.server
 
     def mode(self, name: str) -> Mode:
         return select_modes(self, [name])[0]

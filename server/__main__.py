@@ -1,4 +1,4 @@
-"""`python -m server`: the lab's threaded echo/HTTP server (a thread per connection).
+"""`python -m server`: the lab's echo/HTTP server (a thread per connection by default).
 
 Logs go to stdout, one line each, flushed. Once every listener is listening it prints one
 `listening` line per listener. SIGTERM or SIGINT: stop accepting, let in-flight connections
@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 
 from server import handlers
-from server.core import MODES, Listener, Server, ServerConfig
+from server.core import CONCURRENCY, MODES, Listener, Server, ServerConfig
 from server.handlers import ProtocolOptions
 from server.log import LOG_FORMATS, Log
 from wire import framing, http, protocols
@@ -60,6 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
         "non-persistent ones)",
     )
     p.add_argument("--log-format", choices=LOG_FORMATS, default="human")
+    p.add_argument(
+        "--concurrency",
+        choices=CONCURRENCY,
+        default=CONCURRENCY[0],
+        help="threads: a thread per connection (default); epoll: --loops threads, each an "
+        "epoll event loop serving many connections",
+    )
+    p.add_argument(
+        "--loops",
+        type=positive(int),
+        default=1,
+        metavar="N",
+        help="epoll: event-loop threads sharing the listeners (default: 1)",
+    )
     _add_limits(p)
     _add_behaviour(p)
     return p
@@ -182,6 +196,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         read_timeout=args.read_timeout,
         max_connections=args.max_connections,
         shutdown_grace=args.shutdown_grace,
+        concurrency=args.concurrency,
+        loops=args.loops,
     )
 
 

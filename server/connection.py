@@ -9,6 +9,11 @@ timeout too.
 Reads use the kernel's SO_RCVTIMEO on a blocking socket, and writes first try one send()
 without waiting: a Python socket timeout costs an ioctl and a poll() before every recv() or
 send(), each one more GIL hand-off, which with many threads cost more than the echo itself.
+
+`recv`, `send`, `wait_peer_fin` and `finish` are generators, used with `yield from`, so that one
+handler serves every concurrency model: here they block and never yield; the event loop's
+`server.loop.LoopConnection` yields `(epoll events, deadline)` wherever it would block, and the
+loop resumes it with True (ready) or False (the deadline passed).
 """
 
 from __future__ import annotations
@@ -19,13 +24,19 @@ import socket
 import struct
 import threading
 import time
-from typing import Any
+from collections.abc import Generator
+from typing import Any, NoReturn, TypeVar
 
 from server.log import Log
 
 RECV_SIZE = 65536
 _TIMEVAL = struct.Struct("@ll")  # struct timeval for SO_RCVTIMEO
 _LINGER = struct.Struct("@ii")  # struct linger {l_onoff, l_linger}
+
+T = TypeVar("T")
+# What a connection's I/O methods return: a generator that yields (epoll events, deadline)
+# while it waits, is sent True (ready) or False (deadline passed), and returns a T.
+Waits = Generator[tuple[int, float], bool, T]
 
 
 class IdleTimeout(Exception):
@@ -77,6 +88,10 @@ class MessageClock:
 
 
 class Connection:
+    """An accepted socket served by one thread, blocking (the `threads` model)."""
+
+    BLOCKING = True  # the event loop's LoopConnection is non-blocking
+
     def __init__(
         self,
         sock: socket.socket,
@@ -85,6 +100,7 @@ class Connection:
         log: Log,
         idle_timeout: float,
         read_timeout: float,
+        peer: tuple[str, int] | None = None,
     ) -> None:
         self.sock = sock
         self.id = conn_id
@@ -102,56 +118,82 @@ class Connection:
         self._rcvtimeo: float | None = None
         self.peer_fin_seen = False  # a read returned the peer's FIN
         self.was_reset = False  # closed by reset(): later finish/close calls do nothing
-        sock.settimeout(None)
-        peer = sock.getpeername()
-        local = sock.getsockname()
-        self._fields = {
-            "conn": conn_id,
-            "peer": peer[0],
-            "peer_port": peer[1],
-            "local": local[0],
-            "local_port": local[1],
-            "mode": mode,
-        }
+        if sock.gettimeout() != (None if self.BLOCKING else 0.0):  # accept() gives blocking ones
+            sock.setblocking(self.BLOCKING)  # an ioctl: skipped when it would change nothing
+        self._peer = peer or sock.getpeername()
+        # The local address is looked up at the first log line: a quiet log never needs it,
+        # and a getsockname() per connection showed in the profile.
+        self._fields: dict[str, Any] | None = None
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def fields(self) -> dict[str, Any]:
+        """The connection's fields in every log line (conn, peer, local, mode)."""
+        if self._fields is None:
+            try:
+                local = self.sock.getsockname()
+            except OSError:  # already closed: the address is gone
+                local = ("", 0)
+            self._fields = {
+                "conn": self.id,
+                "peer": self._peer[0],
+                "peer_port": self._peer[1],
+                "local": local[0],
+                "local_port": local[1],
+                "mode": self.mode,
+            }
+        return self._fields
 
     def event(self, event: str, **extra: Any) -> None:
         if not self.log.per_connection and event not in ("error", "dropped"):
             return
         self.log.event(
-            event, **self._fields, bytes_in=self.bytes_in, bytes_out=self.bytes_out, **extra
+            event, **self.fields(), bytes_in=self.bytes_in, bytes_out=self.bytes_out, **extra
         )
 
     # Reads -------------------------------------------------------------------------------
 
-    def recv(self, mid_message: bool, clock: MessageClock | None = None) -> bytes:
+    def recv(self, mid_message: bool, clock: MessageClock | None = None) -> Waits[bytes]:
         """One read; b"" means the peer's FIN. Mid-message, `clock` bounds the whole rest of
         the message. Raises IdleTimeout, ShuttingDown, DeadlinePassed, PeerError."""
+        yield from ()  # blocks, never yields (see the module doc)
+        timeout, bound_by = self._read_bounds(mid_message, clock)
+        self._set_rcvtimeo(timeout)
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (TimeoutError, BlockingIOError):  # SO_RCVTIMEO expired: EAGAIN
+            self._read_timed_out(mid_message, bound_by)
+        finally:
+            with self._lock:
+                self._idle = False
+        return self._got(data, mid_message)
+
+    def _read_bounds(
+        self, mid_message: bool, clock: MessageClock | None
+    ) -> tuple[float, MessageClock | None]:
+        """Before a read: the timeout that applies, and the clock when its deadline comes first.
+        Marks the connection idle (interruptible by shutdown) between messages."""
         with self._lock:
             if self.stopping and not mid_message and not self._buffered():
                 raise ShuttingDown  # a request already in our buffer is still answered
             self._idle = not mid_message
         timeout = self.read_timeout if mid_message else self.idle_timeout
-        bound_by: MessageClock | None = None  # the clock, when its deadline comes first
         if mid_message and clock is not None:
             left = clock.left()
             if left <= 0:
                 raise DeadlinePassed(clock)
             if left < timeout:
-                timeout, bound_by = left, clock
-        self._set_rcvtimeo(timeout)
-        try:
-            data = self.sock.recv(RECV_SIZE)
-        except (TimeoutError, BlockingIOError):  # SO_RCVTIMEO expired: EAGAIN
-            if bound_by is not None:
-                raise DeadlinePassed(bound_by) from None
-            if mid_message:
-                raise PeerError(f"read timeout ({self.read_timeout:g} s) mid-message") from None
-            raise IdleTimeout from None
-        finally:
-            with self._lock:
-                self._idle = False
+                return left, clock
+        return timeout, None
+
+    def _read_timed_out(self, mid_message: bool, bound_by: MessageClock | None) -> NoReturn:
+        if bound_by is not None:
+            raise DeadlinePassed(bound_by) from None
+        if mid_message:
+            raise PeerError(f"read timeout ({self.read_timeout:g} s) mid-message") from None
+        raise IdleTimeout from None
+
+    def _got(self, data: bytes, mid_message: bool) -> bytes:
         if not data:
             if self.stopping and not mid_message:
                 raise ShuttingDown  # our own shutdown(SHUT_RD) woke the read, not the peer
@@ -175,11 +217,12 @@ class Connection:
             return True  # let the real read report the error
         return bool(data) or not self._shut_rd
 
-    def wait_peer_fin(self) -> None:
+    def wait_peer_fin(self) -> Waits[None]:
         """Block until the peer's FIN is in, so every byte it wrote is in our receive buffer.
 
         Makes the article's coalescing deterministic: one read then returns all its writes.
         """
+        yield from ()  # blocks, never yields
         poller = select.poll()
         poller.register(self.sock, select.POLLRDHUP)
         with self._lock:
@@ -195,7 +238,8 @@ class Connection:
 
     # Writes ------------------------------------------------------------------------------
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes) -> Waits[None]:
+        yield from ()  # blocks, never yields
         try:
             sent = self.sock.send(data, socket.MSG_DONTWAIT)  # usually all of it: done
         except (BlockingIOError, InterruptedError):
@@ -205,17 +249,19 @@ class Connection:
             try:
                 self.sock.sendall(memoryview(data)[sent:])
             except TimeoutError:
-                raise PeerError(
-                    f"write timeout ({self.read_timeout:g} s): the peer is not reading"
-                ) from None
+                raise self._write_timed_out() from None
             finally:
                 self.sock.settimeout(None)
         self.bytes_out += len(data)
 
+    def _write_timed_out(self) -> PeerError:
+        return PeerError(f"write timeout ({self.read_timeout:g} s): the peer is not reading")
+
     # Closing -----------------------------------------------------------------------------
 
-    def finish(self, reason: str) -> None:
+    def finish(self, reason: str) -> Waits[None]:
         """Server closes first: send our FIN, wait (bounded) for the peer's, then close."""
+        yield from ()  # blocks, never yields
         if self.was_reset:
             return
         try:
@@ -251,16 +297,23 @@ class Connection:
     def close(self, error: bool, reason: str) -> None:
         if self.was_reset:
             return
+        if self.log.per_connection:
+            self.fields()  # before the socket goes: the local address is still known
+        self._release()
+        self.event("closed", error=error, reason=reason)
+
+    def _release(self) -> None:
+        """Close the socket (the event loop first stops watching it)."""
         with contextlib.suppress(OSError):
             self.sock.close()
-        self.event("closed", error=error, reason=reason)
 
     def reset(self, reason: str) -> str:
         """Abort with a RST: SO_LINGER 0 makes close() send RST and drop any unsent bytes."""
         with contextlib.suppress(OSError):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER.pack(1, 0))
-        with contextlib.suppress(OSError):
-            self.sock.close()
+        if self.log.per_connection:
+            self.fields()
+        self._release()
         self.was_reset = True
         self.event("closed", error=False, reason=reason, rst_sent=True)
         return reason

@@ -1,8 +1,12 @@
 """Listeners, the accept loop, connection limits and the SIGTERM shutdown.
 
-Each connection is served start to end by one thread. A thread whose connection has ended
-waits (up to `spare_threads` of them) to serve the next one: starting a thread cost about
-200 µs of CPU here, more than the rest of a short connection.
+Two concurrency models (`ServerConfig.concurrency`) run the same story per connection
+(`Server.story`: the protocol's handler, then the close):
+- `threads` (the default, the article's): each connection is served start to end by one
+  thread. A thread whose connection has ended waits (up to `spare_threads` of them) to serve
+  the next one: starting a thread cost about 200 µs of CPU here, more than the rest of a short
+  connection.
+- `epoll`: `loops` threads, each an epoll loop serving many connections (`server.loop`).
 """
 
 from __future__ import annotations
@@ -14,22 +18,26 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from server import handlers
+from server import handlers, loop
 from server.connection import (
     Connection,
     DeadlinePassed,
     IdleTimeout,
     PeerError,
     ShuttingDown,
+    Waits,
 )
 from server.handlers import ProtocolOptions
 from server.log import Log
 from wire.framing import FramingError
 
 MODES = ("non-persistent", "persistent")
+C = TypeVar("C", bound=Connection)
+CONCURRENCY = ("threads", "epoll")  # the first is the default
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ class ServerConfig:
     shutdown_grace: float = 5.0
     backlog: int = 512
     spare_threads: int = 64  # finished handler threads kept waiting for a next connection
+    concurrency: str = CONCURRENCY[0]
+    loops: int = 1  # epoll: event-loop threads (one loop per core is the most that helps)
 
 
 class Server:
@@ -71,7 +81,12 @@ class Server:
         self._stop = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_w.setblocking(False)
+        self._stopping_logged = False
+        self._admitting = 0  # slots taken by connections being set up (admit)
+        self.event_loops: list[loop.EventLoop] = []  # the epoll model's loops, once running
         self.served = 0
+        if config.concurrency not in CONCURRENCY:
+            raise ValueError(f"unknown concurrency model {config.concurrency!r}")
 
     def start(self) -> None:
         for spec in self.config.listeners:
@@ -104,6 +119,13 @@ class Server:
             self._wake_w.send(b"x")
 
     def serve_forever(self) -> None:
+        if self.config.concurrency == "epoll":
+            try:
+                loop.run_loops(self, self.config.loops)
+            finally:
+                self.stop_accepting()
+                self._stopped()
+            return
         selector = selectors.DefaultSelector()
         for sock, spec in self._listeners:
             selector.register(sock, selectors.EVENT_READ, spec)
@@ -115,8 +137,30 @@ class Server:
                         self._accept_all(key.fileobj, key.data)  # type: ignore[arg-type]
         finally:
             selector.close()
-            self._close_listeners()  # stop accepting: new SYNs now get a RST
+            self.stop_accepting()
             self._drain()
+
+    # What the event loops share with the server ----------------------------------------------
+
+    def listeners(self) -> list[tuple[socket.socket, Listener]]:
+        return list(self._listeners)
+
+    def wake_fd(self) -> int:
+        """Readable once `request_stop()` has been called."""
+        return self._wake_r.fileno()
+
+    def stop_event(self) -> threading.Event:
+        return self._stop
+
+    def stop_accepting(self) -> None:
+        """Close the listeners (new SYNs now get a RST) and log `stopping`, once."""
+        with self._active_lock:
+            if self._stopping_logged:
+                return
+            self._stopping_logged = True
+            active = len(self._active)
+        self._close_listeners()
+        self.log.event("stopping", reason="stop requested", connections=active, served=self.served)
 
     # Accepting ---------------------------------------------------------------------------
 
@@ -129,47 +173,66 @@ class Server:
             except OSError as exc:  # e.g. EMFILE: log, keep serving the others
                 self.log.event("error", reason=f"accept failed: {exc}", port=spec.port)
                 return
-            sock.setblocking(True)
-            with self._active_lock:
-                full = len(self._active) >= self.config.max_connections
-            if full:
-                local = sock.getsockname()
-                self.log.event(
-                    "refused",
-                    peer=addr[0],
-                    peer_port=addr[1],
-                    local=local[0],
-                    local_port=local[1],
-                    mode=spec.mode,
-                    reason=f"max connections ({self.config.max_connections}) reached",
-                )
-                sock.close()
-                continue
-            self._spawn(sock, spec)
+            conn = self.admit(sock, addr, spec, Connection)
+            if conn is not None:
+                self._spawn(conn)
 
-    def _spawn(self, sock: socket.socket, spec: Listener) -> None:
+    def admit(
+        self,
+        sock: socket.socket,
+        addr: tuple[str, int],
+        spec: Listener,
+        make: Callable[..., C],
+    ) -> C | None:
+        """An accepted socket becomes an active connection (logged `accepted`), or is closed at
+        once when `max_connections` are active (logged `refused`)."""
+        with self._active_lock:  # check and take a slot at once: several loops may admit
+            full = len(self._active) + self._admitting >= self.config.max_connections
+            if not full:
+                self._admitting += 1
+        if full:
+            local = sock.getsockname()
+            self.log.event(
+                "refused",
+                peer=addr[0],
+                peer_port=addr[1],
+                local=local[0],
+                local_port=local[1],
+                mode=spec.mode,
+                reason=f"max connections ({self.config.max_connections}) reached",
+            )
+            sock.close()
+            return None
         try:
-            conn = Connection(
+            conn = make(
                 sock,
                 next(self._ids),
                 spec.mode,
                 self.log,
                 self.config.idle_timeout,
                 self.config.read_timeout,
+                peer=addr,
             )
         except OSError:  # the peer already reset before we could look at it
+            with self._active_lock:
+                self._admitting -= 1
             sock.close()
-            return
+            return None
         with self._active_lock:
+            self._admitting -= 1
             self._active[conn.id] = conn
             self.served += 1
+        conn.event("accepted")
+        return conn
+
+    def _spawn(self, conn: Connection) -> None:
+        with self._active_lock:
             reuse = self._spare > 0
             if reuse:
                 self._spare -= 1
             else:
                 thread = threading.Thread(target=self._work, args=(conn,), name="handler")
                 self._workers.add(thread)
-        conn.event("accepted")
         if reuse:
             self._handoff.put(conn)
         else:
@@ -188,9 +251,15 @@ class Server:
     # One connection ----------------------------------------------------------------------
 
     def _handle(self, conn: Connection) -> None:
+        for waited in self.story(conn):  # a blocking Connection never yields
+            raise AssertionError(f"a blocking connection yielded {waited!r}")
+
+    def story(self, conn: Connection) -> Waits[None]:
+        """A connection from its first read to its close, whatever happens; the same generator
+        in every concurrency model (see `server.connection`)."""
         try:
             try:
-                reason = self._serve(conn, self.config.options)
+                reason = yield from self._serve(conn, self.config.options)
             except IdleTimeout:
                 reason = f"idle timeout ({conn.idle_timeout:g} s)"
             except ShuttingDown:
@@ -198,7 +267,7 @@ class Server:
             if reason is None:
                 conn.peer_closed()
             else:
-                conn.finish(reason)
+                yield from conn.finish(reason)
         except DeadlinePassed as exc:  # a slow peer, not a broken one: its own event
             conn.event("dropped", reason=str(exc), limit=exc.clock.flag, seconds=exc.clock.seconds)
             conn.close(error=True, reason=str(exc))
@@ -226,9 +295,6 @@ class Server:
     def _drain(self) -> None:
         with self._active_lock:
             active = list(self._active.values())
-        self.log.event(
-            "stopping", reason="stop requested", connections=len(active), served=self.served
-        )
         for conn in active:
             conn.interrupt_if_idle()
         with self._active_lock:
@@ -246,6 +312,9 @@ class Server:
         deadline = time.monotonic() + 2.0
         for thread in workers:  # every handler has returned, so every FIN is sent
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._stopped()
+
+    def _stopped(self) -> None:
         self._wake_r.close()
         self._wake_w.close()
         self.log.event("stopped", connections=self.served)

@@ -1,6 +1,10 @@
 """Each protocol on one connection: `HANDLERS` maps a protocol name (see `wire.protocols`) to
 the function that serves it. Each returns None when the peer closed first, or the reason the
-server closes first; errors are raised and the caller closes the connection."""
+server closes first; errors are raised and the caller closes the connection.
+
+Handlers are generators: every read and write is a `yield from conn...`, so the same code runs
+on a blocking socket in a thread (nothing is ever yielded) and in an event loop (the connection
+yields what it waits for; see `server.connection`)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from server.connection import Connection, MessageClock, PeerError
+from server.connection import Connection, MessageClock, PeerError, Waits
 from wire import framing, http, protocols
 from wire.framing import DEFAULT_MAX_MESSAGE
 from wire.payload import preview
@@ -35,7 +39,7 @@ class ProtocolOptions:
     resets: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
-def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
+def serve_echo(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
     # Raw framing on a non-persistent listener: the message is everything up to the peer's
     # half-close (the client's shutdown(SHUT_WR)), so no byte is left unanswered.
     until_fin = opts.framing == "raw" and not conn.persistent
@@ -43,10 +47,10 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
     what = "raw message (it ends at the peer's FIN)" if until_fin else "echo message"
     clock = MessageClock(what, "--message-timeout", opts.message_timeout)
     if opts.wait_peer_fin and conn.persistent:  # non-persistent clients wait for our FIN
-        conn.wait_peer_fin()
+        yield from conn.wait_peer_fin()
     answered = 0
     while True:
-        data = conn.recv(mid_message=decoder.pending > 0, clock=clock)
+        data = yield from conn.recv(mid_message=decoder.pending > 0, clock=clock)
         if data:
             messages = decoder.feed(data)
         else:
@@ -68,7 +72,7 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
                 reason = f"max requests ({opts.max_requests}) reached"
                 break
         if replies:
-            conn.send(b"".join(replies))
+            yield from conn.send(b"".join(replies))
             if opts.resets.is_set():
                 return conn.reset("reset mode")
         if replies or not decoder.pending:  # a new message, or time spent writing: fresh clock
@@ -79,13 +83,13 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> str | None:
             return "server shutting down"
 
 
-def serve_http(conn: Connection, opts: ProtocolOptions) -> str | None:
+def serve_http(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
     parser = http.RequestParser()
     clock = MessageClock("request head", "--head-timeout", opts.head_timeout)
     version = "HTTP/1.1" if conn.persistent else "HTTP/1.0"
     served = 0
     while True:
-        data = conn.recv(mid_message=parser.pending > 0, clock=clock)
+        data = yield from conn.recv(mid_message=parser.pending > 0, clock=clock)
         if not data:
             if parser.pending:
                 raise PeerError(f"connection ended mid-request ({parser.pending} bytes)")
@@ -93,7 +97,7 @@ def serve_http(conn: Connection, opts: ProtocolOptions) -> str | None:
         try:
             requests = parser.feed(data)
         except http.HTTPError as exc:
-            return _refuse(conn, exc, version)
+            return (yield from _refuse(conn, exc, version))
         for request in requests:
             conn.event(
                 "request",
@@ -103,15 +107,16 @@ def serve_http(conn: Connection, opts: ProtocolOptions) -> str | None:
             try:
                 name, size = http.route(request, opts.resources, opts.max_body)
             except http.HTTPError as exc:
-                return _refuse(conn, exc, version)
+                return (yield from _refuse(conn, exc, version))
             served += 1
             last = bool(opts.max_requests and served >= opts.max_requests)
             wanted = conn.persistent and http.wants_keep_alive(request)
             keep_alive = wanted and not last and not conn.stopping
             chunks = http.body_chunks(name, size)
-            conn.send(http.response_head(200, size, keep_alive, version) + next(chunks, b""))
+            head = http.response_head(200, size, keep_alive, version)
+            yield from conn.send(head + next(chunks, b""))
             for chunk in chunks:
-                conn.send(chunk)
+                yield from conn.send(chunk)
             conn.event("response", status=200, request=name, bytes=size, keep_alive=keep_alive)
             if opts.resets.is_set():
                 return conn.reset("reset mode")
@@ -129,14 +134,14 @@ def serve_http(conn: Connection, opts: ProtocolOptions) -> str | None:
             return "server shutting down"
 
 
-def _refuse(conn: Connection, exc: http.HTTPError, version: str) -> str:
+def _refuse(conn: Connection, exc: http.HTTPError, version: str) -> Waits[str]:
     conn.event("error", reason=f"{exc.status}: {exc}")
-    conn.send(http.error_response(exc.status, str(exc), version))
+    yield from conn.send(http.error_response(exc.status, str(exc), version))
     conn.event("response", status=exc.status, request=None, bytes=0, keep_alive=False)
     return f"bad request ({exc.status})"
 
 
-Handler = Callable[[Connection, ProtocolOptions], "str | None"]
+Handler = Callable[[Connection, ProtocolOptions], "Waits[str | None]"]
 HANDLERS: dict[str, Handler] = {protocols.ECHO.name: serve_echo, protocols.HTTP.name: serve_http}
 
 

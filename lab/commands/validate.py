@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
             extra.append(f"{_plural(own * mode.repeat, 'request')} ({own} x {mode.repeat:,})")
         elif mode.workload is not None:
             extra.append(_plural(own, "request"))
+        server = scenario.server_of(mode)  # last: the server's side of the mode
+        loops = f" x {server.loops} loops" if server.loops > 1 else ""
+        extra.append(f"server {server.concurrency}{loops}")
         print(
             f"  mode {mode.name}: {mode.server_mode}, {mode.parallel} at a time"
             + "".join(f", {e}" for e in extra)

@@ -16,9 +16,18 @@ from client.core import ClientConfig, Result
 from client.core import run as run_client_config
 from client.log import Output
 from client.plan import items_from_messages, items_from_resources
-from server.core import Listener, Server, ServerConfig, running
+from server.core import CONCURRENCY, Listener, Server, ServerConfig, running
 from server.handlers import ProtocolOptions
 from server.log import Log
+
+# The concurrency model live_server uses; the `each_concurrency` fixture (tests/unit/conftest.py)
+# runs a test module once per model.
+MODEL: dict[str, Any] = {"concurrency": CONCURRENCY[0]}
+
+
+def model_args() -> list[str]:
+    """The `python -m server` options for the model under test."""
+    return ["--concurrency", MODEL["concurrency"]]
 
 
 class LogSink(io.TextIOBase):
@@ -84,6 +93,8 @@ def live_server(
         read_timeout=read_timeout,
         max_connections=max_connections,
         shutdown_grace=shutdown_grace,
+        concurrency=MODEL["concurrency"],
+        loops=MODEL.get("loops", 1),
     )
     with running(config, Log("json", sink)) as server:
         yield server, sink, dict(zip(modes, server.ports, strict=True))

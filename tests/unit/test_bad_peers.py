@@ -11,7 +11,7 @@ import pytest
 from tests.unit.tcp_harness import assert_serves, live_server, recv_all
 from wire import framing
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("each_concurrency")]
 
 LIMITS = {"read_timeout": 0.4, "idle_timeout": 1.0, "max_message": 1024}
 

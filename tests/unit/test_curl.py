@@ -10,7 +10,7 @@ import pytest
 from tests.unit.tcp_harness import live_server
 from wire import http
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("each_concurrency")]
 
 URLS = [("index", 1200), ("style", 30000), ("app", 150000), ("empty", 0)]
 

@@ -18,7 +18,7 @@ import pytest
 from tests.unit.tcp_harness import live_server, recv_all, run_client
 from wire import payload
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("each_concurrency")]
 
 
 def test_100000_bytes_non_persistent_come_back_whole() -> None:

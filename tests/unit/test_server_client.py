@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.tcp_harness import live_server, recv_all, run_client
+from tests.unit.tcp_harness import live_server, model_args, recv_all, run_client
 from wire import framing
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("each_concurrency")]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTICLE = "Luffy,Zoro,Sanji,Nami,Robin"
@@ -210,8 +210,9 @@ def test_client_cli_fails_with_one_line_and_exit_1(setup: str, expected: str) ->
 
 
 def _start_server_process(*args: str) -> tuple[subprocess.Popen[str], list[dict]]:
+    argv = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--log-format", "json"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--log-format", "json", *args],
+        [*argv, *model_args(), *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -283,3 +284,40 @@ def recv_all_frames(sock: socket.socket, n: int) -> list[bytes]:
         assert data, "server closed early"
         got += decoder.feed(data)
     return got
+
+
+@pytest.mark.parametrize("protocol", ["echo", "http"])
+def test_sigusr1_ends_the_next_answer_with_a_rst(protocol: str) -> None:
+    proc, listening = _start_server_process(
+        "--listen", "0:persistent", "--protocol", protocol, "--shutdown-grace", "2"
+    )
+    if protocol == "http":
+        request = b"GET /a?size=10 HTTP/1.1\r\nHost: x\r\n\r\n"
+    else:
+        request = framing.encode_length(b"hi")
+    try:
+        with socket.create_connection(("127.0.0.1", listening[0]["port"]), timeout=5) as sock:
+            sock.sendall(request)
+            assert sock.recv(65536)  # kept alive: answered normally
+            time.sleep(0.2)  # the server checks the reset mode right after an answer: let it
+            proc.send_signal(signal.SIGUSR1)
+            _wait_for_line(proc, "reset_mode")
+            sock.sendall(request)
+            with pytest.raises(ConnectionResetError):
+                while True:  # the answer may arrive before the RST; then the RST, never a FIN
+                    assert sock.recv(65536), "a FIN instead of a RST"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_for_line(proc: subprocess.Popen[str], event: str) -> dict:
+    assert proc.stdout is not None
+    while line := proc.stdout.readline():
+        record = json.loads(line)
+        if record["event"] == event:
+            return record
+    raise AssertionError(f"the server exited before logging {event}")

@@ -15,7 +15,7 @@ from server.connection import MessageClock
 from tests.unit.tcp_harness import assert_serves, live_server, recv_all, run_client
 from wire import framing
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("each_concurrency")]
 
 DEADLINE = 1.0
 GAP = 0.3  # between the trickler's bytes: well inside the read timeout (2 s)
