@@ -352,6 +352,15 @@ def _handshake_then(path: _Path, fn: Callable[[], None], setup: float) -> None:
     path.events.at(path.events.now + wait, fn)
 
 
+def _check_inputs(persistent, parallel, pipeline, rtt_s, rate_bps, mss, init_cwnd) -> None:
+    if pipeline and not persistent:
+        raise ValueError("pipelining needs a persistent connection")
+    if parallel < 1 or rtt_s < 0 or (rate_bps is not None and rate_bps <= 0) or mss < 1:
+        raise ValueError("parallel >= 1, rtt >= 0, rate > 0 and mss >= 1 are required")
+    if init_cwnd < 1:
+        raise ValueError("init_cwnd >= 1 is required")
+
+
 def predict_page_time(
     sizes: Sequence[int],
     persistent: bool,
@@ -379,12 +388,9 @@ def predict_page_time(
     the client early: a round trip less `server_hold_s`, the delay the server's end holds
     (half the configured delay on a shaped network; 25 ms on page10-wan; 0 on the bridge).
     """
-    if pipeline and not persistent:
-        raise ValueError("pipelining needs a persistent connection")
-    if parallel < 1 or rtt_s < 0 or (rate_bps is not None and rate_bps <= 0) or mss < 1:
-        raise ValueError("parallel >= 1, rtt >= 0, rate > 0 and mss >= 1 are required")
-    if init_cwnd < 1 or burst_bytes < 0 or handshake_rtts < 1:
-        raise ValueError("init_cwnd >= 1, burst_bytes >= 0 and handshake_rtts >= 1 are required")
+    _check_inputs(persistent, parallel, pipeline, rtt_s, rate_bps, mss, init_cwnd)
+    if burst_bytes < 0 or handshake_rtts < 1:
+        raise ValueError("burst_bytes >= 0 and handshake_rtts >= 1 are required")
     if not 0 <= server_hold_s <= rtt_s:
         raise ValueError("the server's hold is part of the round trip: 0 <= hold <= rtt")
     events = _Events()
