@@ -195,10 +195,17 @@ class ModeRunner:
         t = time.monotonic()
         self.progress(f"{plan.tag}: starting containers")
         self.create_network(plan)
-        self.start_server_side(plan)
         # The client side starts before the server side is ready (it needs only the network),
-        # so the two sides' start-ups overlap, as they did before the phases were separated.
-        self.start_client_side(plan)
+        # so the two sides' start-ups overlap. On two engines they start at the same time: the
+        # first container on each engine sets the overlay network up there (about 1.5 s here).
+        if self.placement.split:
+            with ThreadPoolExecutor(max_workers=1) as pool:  # joined before any teardown
+                client_side = pool.submit(self.start_client_side, plan)
+                self.start_server_side(plan)
+                client_side.result()
+        else:
+            self.start_server_side(plan)
+            self.start_client_side(plan)
         self.wait_ready(plan, result)
         result.timings["containers"] = time.monotonic() - t
 
