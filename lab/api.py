@@ -152,7 +152,7 @@ class _Run:
             label = plan.mode + (f" (repeat {plan.repeat})" if plan.repeats > 1 else "")
             outcome = "ok" if mode_run.client_exit == 0 else f"FAILED: {mode_run.client_error}"
             self.say(f"  {label}: {mode_run.timings['total']:.1f} s, {outcome}")
-        if self.placement.split:
+        if self.placement.overlay:
             self.manifest.path = self._path()
         self.status("analysing the captures")
         t = time.monotonic()
@@ -179,7 +179,7 @@ class _Run:
             wanted = needs.setdefault(engine, set())
             wanted.update(refs[role] for role in image_sync.images_for_side(side, shaped))
             swarm = None
-            if self.placement.split:
+            if self.placement.overlay:
                 facts = preflight.swarm_of(engine.info())
                 swarm = {"node_id": facts.node_id, "manager": facts.manager}
             self.manifest.engines[side.value] = netpath.engine_record(

@@ -325,7 +325,7 @@ def open_placement(local: Engine, urls: Mapping[str, str]) -> Placement[Engine]:
         if problem:
             raise UsageError(problem)
         side = Side(network_side(server_facts, client_facts))
-        return Placement(server=server, client=client, network_side=side)
+        return Placement(server=server, client=client, network_side=side, overlay=True)
     except BaseException:
         for engine in opened.values():
             engine.close()

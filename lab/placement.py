@@ -78,6 +78,9 @@ class Placement(Generic[E]):
         return self.engine_for(role_of(spec))
 
     network_side: Side = Side.SERVER  # a Swarm run: the side whose engine is a manager
+    # Two daemons in one Swarm (lab.engine.open_placement): the run's network is an overlay.
+    # Two Engine objects of one daemon are split but share a bridge.
+    overlay: bool = False
 
     @property
     def network_engine(self) -> E:

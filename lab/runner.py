@@ -233,7 +233,7 @@ class ModeRunner:
         return {"run_id": self.run_id, "mode": plan.tag, "limits": plan.limits}
 
     def create_network(self, plan: ModePlan) -> None:
-        spec = hosts.network_spec(run_id=self.run_id, mode=plan.tag, overlay=self.placement.split)
+        spec = hosts.network_spec(run_id=self.run_id, mode=plan.tag, overlay=self.placement.overlay)
         self.network = self.placement.network_engine.create_network(spec)
 
     def start_server_side(self, plan: ModePlan) -> None:
@@ -262,7 +262,7 @@ class ModeRunner:
         """In a shaped run, or on two engines, the holder of the client's namespace (the base
         RTT is probed from it); in a shaped run, its shaper. (The client itself starts when
         the traffic does; otherwise it is the whole client side.)"""
-        if not (plan.shaper_argv or self.placement.split):
+        if not (plan.shaper_argv or self.placement.overlay):
             return
         common = self._common(plan)
         self.netns = self._start(
@@ -291,7 +291,7 @@ class ModeRunner:
         if self.netns is None:
             return
         path = probe_path(client_side, self.netns)
-        if self.placement.split:
+        if self.placement.overlay:
             result.path = path
         if self.shapers:
             result.shaping = {
@@ -371,7 +371,7 @@ class ModeRunner:
             list(pool.map(self._remove_containers_on, engines))
         self.started.clear()
         if self.network is not None:
-            drain_s = NETWORK_DRAIN_S if self.placement.split else 0.0
+            drain_s = NETWORK_DRAIN_S if self.placement.overlay else 0.0
             self.placement.network_engine.remove_network(self.network, drain_s=drain_s)
             self.network = None
 
@@ -385,7 +385,7 @@ def remove_leftovers(placement: Placement[Engine], run_id: str | None = None) ->
     then the networks, the network engine's first."""
     engines = placement.engines()
     network_first = sorted(engines, key=lambda e: e is not placement.network_engine)
-    drain_s = NETWORK_DRAIN_S if placement.split else 0.0
+    drain_s = NETWORK_DRAIN_S if placement.overlay else 0.0
     return {
         "containers": sum(e.remove_leftover_containers(run_id) for e in engines),
         "networks": sum(e.remove_leftover_networks(run_id, drain_s) for e in network_first),

@@ -1,0 +1,142 @@
+"""page10 with the server on one Docker engine and the client on another, joined by a Swarm
+overlay network: the textbook's counts, the path (MTU, MSS, base RTT), the images pushed
+without a registry, and nothing left on either engine after a run or a Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from lab import hosts
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+PAGE10 = REPO / "scenarios" / "page10.yaml"
+IP_TCP_HEADERS = 40
+
+
+def lab_argv(nodes) -> list[str]:
+    server, client = nodes
+    return [
+        sys.executable, "-m", "lab", "run", str(PAGE10),
+        "--engine", f"server={server.url}", "--engine", f"client={client.url}",
+    ]  # fmt: skip
+
+
+def leftovers(nodes) -> list[str]:
+    """Every object labelled tcplab.project=1 on either node."""
+    found = []
+    for node in nodes:
+        api = node.client(timeout=30).api
+        label = {"label": "tcplab.project=1"}
+        found += [f"{node.url} {c['Names'][0]}" for c in api.containers(all=True, filters=label)]
+        found += [f"{node.url} {n['Name']}" for n in api.networks(filters=label)]
+    return found
+
+
+def test_page10_across_two_engines(swarm_nodes, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
+    done = subprocess.run(
+        lab_argv(swarm_nodes), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    modes = {m["name"]: m for m in analysis["modes"]}
+    assert (modes["http1.0"]["connections"], modes["http1.0"]["handshake_packets"]) == (10, 30)
+    assert (modes["keepalive"]["connections"], modes["keepalive"]["handshake_packets"]) == (1, 3)
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    server, client = swarm_nodes
+    assert manifest["engines"]["server"]["url"] == server.url
+    assert manifest["engines"]["client"]["url"] == client.url
+    assert manifest["engines"]["server"]["manager"] is True
+    path = manifest["path"]
+    assert path["network_driver"] == "overlay" and path["mtu"] == hosts.OVERLAY_MTU
+    # The SYNs announce what fits the overlay's MTU (IPv4 and TCP headers: 40 bytes; with
+    # timestamps a segment carries 12 bytes less), and the analysis' segment size agrees. A
+    # bridge's 1500-byte MTU would announce 1460.
+    assert path["syn_mss"] == hosts.OVERLAY_MTU - IP_TCP_HEADERS
+    segments = {c["mss"] for m in modes.values() for c in m["per_connection"]}
+    assert max(segments) <= hosts.OVERLAY_MTU - IP_TCP_HEADERS
+    assert path["base_rtt_ms"] is not None and 0 < path["base_rtt_ms"] < 20
+    # Fresh nodes: the images went to both, each side what its containers start.
+    pushed = {t["engine"]: t for t in manifest["image_transfers"]}
+    assert set(pushed) == {server.url, client.url}
+    assert all(t["bytes"] > 10_000_000 for t in pushed.values())
+    assert any(r.startswith("tcplab/client:") for r in pushed[client.url]["images"])
+    assert leftovers(swarm_nodes) == []
+
+
+def test_ctrl_c_mid_run_leaves_nothing_on_either_engine(swarm_nodes, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        lab_argv(swarm_nodes), cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    client_api = swarm_nodes[1].client(timeout=30).api
+    try:
+        deadline = time.monotonic() + 240  # the images may still be on their way
+        while time.monotonic() < deadline and proc.poll() is None:
+            # the client side's first container: both sides are starting or running
+            if client_api.containers(all=True, filters={"label": "tcplab.project=1"}):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        interrupted_at = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        assert time.monotonic() - interrupted_at < 30
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read().decode()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    assert leftovers(swarm_nodes) == []
+
+
+def test_engines_in_no_common_swarm_are_refused_before_anything_starts(swarm_nodes, tmp_path):
+    """The host's own engine is in no Swarm: exit 2, one line with the fix, no run folder."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [
+        sys.executable,
+        "-m",
+        "lab",
+        "run",
+        str(PAGE10),
+        "--engine",
+        f"client={swarm_nodes[1].url}",
+    ]
+    host = docker.from_env(timeout=10)
+    in_swarm = host.info()["Swarm"].get("LocalNodeState") == "active"
+    host.close()
+    if in_swarm:
+        pytest.skip("this machine's engine is in a Swarm")
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "docker swarm init" in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_engine_that_does_not_answer_is_named(needs_docker, tmp_path):
+    """A node address with nothing listening: exit 1 within seconds, naming the role and URL."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    url = "tcp://127.0.0.1:9"  # the discard port: refused at once
+    argv = [sys.executable, "-m", "lab", "run", str(PAGE10), "--engine", f"server={url}"]
+    started = time.monotonic()
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert f"the server's Docker engine {url} did not answer" in done.stderr
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "runs").exists()
