@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("clean", help="remove containers, networks (and --images) left by the lab")
     p.add_argument("--images", action="store_true", help="remove the lab's images too")
+    p.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="clean this Docker engine (unix://, tcp://, ssh://) instead of DOCKER_HOST's; repeat",
+    )
     p.set_defaults(func=_command("clean"))
     return parser
 

@@ -69,20 +69,21 @@ class Engine:
     def from_url(
         cls,
         url: str,
-        role: str,
+        role: str | None = None,
         *,
         ping_timeout: float = 5.0,
         timeout: float = docker_util.DEFAULT_TIMEOUT,
     ) -> Engine:
         """The engine at `url`, which must answer a ping within `ping_timeout` seconds;
-        RunError naming the role and the URL if it does not."""
+        RunError naming the role (the side it runs, when it runs one) and the URL if not."""
         try:
             client = docker_util.client_for_url(url, timeout=ping_timeout)
             client.ping()
         except Exception as exc:  # unreachable, refused, TLS, ssh: the same to the user
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            whose = f"the {role}'s Docker engine" if role else "the Docker engine"
             raise RunError(
-                f"the {role}'s Docker engine {url} did not answer within {ping_timeout:g} s "
+                f"{whose} {url} did not answer within {ping_timeout:g} s "
                 f"({type(exc).__name__}: {first[:200]})"
             ) from exc
         client.api.timeout = timeout  # every later call gets the usual, longer timeout

@@ -2,10 +2,11 @@
 
 For each mode and repeat, on fresh containers, one phase after another (`ModeRunner.run`):
 
-    create network      labelled, internal, by the server side's engine
+    create network      labelled, internal: a bridge, or across two engines an overlay made
+                        on the Swarm manager's engine
     start server side   server -> capture sidecar in its namespace -> [server-side shaper]
-    start client side   [netns holder -> client-side shaper]
-    wait ready          each says so in its log (never a sleep) -> [the bridge's own RTT]
+    start client side   [netns holder -> client-side shaper] (two engines: at the same time)
+    wait ready          each says so in its log (never a sleep) -> [the path's own RTT, MTU]
     run                 the client (one shot), with the fault injector beside it
     collect client      its log, at once, so that a later failure still leaves it
     drain               0.2 s plus two RTTs -> stop the capture -> stop the server
@@ -13,9 +14,9 @@ For each mode and repeat, on fresh containers, one phase after another (`ModeRun
     tear down           every container, on every engine, then the network
 
 `lab.placement` says which engine each container starts on (both sides on the one engine of
-`DOCKER_HOST` today). Everything is collected through the Docker API, so a remote engine works
-too. Teardown always runs: on success, error, timeout and Ctrl-C/SIGTERM (`lab run` turns
-SIGTERM into KeyboardInterrupt).
+`DOCKER_HOST` unless a scenario's `hosts:` or `lab run --engine` names others). Everything is
+collected through the Docker API, so a remote engine works too. Teardown always runs: on
+success, error, timeout and Ctrl-C/SIGTERM (`lab run` turns SIGTERM into KeyboardInterrupt).
 """
 
 from __future__ import annotations

@@ -287,3 +287,9 @@ def test_the_path_keeps_the_smallest_syn_mss_and_the_median_probe():
     assert (record.network_driver, record.mtu, record.syn_mss) == ("overlay", 1450, 1410)
     assert record.base_rtt_ms == pytest.approx(0.4)
     assert path_record("overlay", [{"base_rtt_ms": None, "mtu": None}], None).mtu is None
+
+
+def test_clean_refuses_a_bad_engine_url_before_touching_any(capsys):
+    assert cli.main(["clean", "--engine", "tcp://node1:2375", "--engine", "http://h"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scheme 'http'" in err
