@@ -77,6 +77,23 @@ def test_page10_across_two_engines(swarm_nodes, tmp_path):
     assert leftovers(swarm_nodes) == []
 
 
+def test_shaped_run_across_engines_measures_the_shaped_rtt_plus_the_base(swarm_nodes, tmp_path):
+    """page10-wan's conditions with each shaper on its side's engine: the handshakes take the
+    configured RTT plus the overlay's own, probed before the traffic."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
+    argv = [*lab_argv(swarm_nodes), "--mode", "keepalive"]
+    argv[argv.index(str(PAGE10))] = str(REPO / "scenarios" / "page10-wan.yaml")
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    check = analysis["network"]["rtt_check"]
+    base = json.loads((run_dir / "manifest.json").read_text())["path"]["base_rtt_ms"]
+    expected = analysis["network"]["rtt_ms"] + base  # the path's probe, rounded to 1 us
+    assert check["ok"] and check["expected_ms"] == pytest.approx(expected, abs=0.01)
+    assert leftovers(swarm_nodes) == []
+
+
 def test_ctrl_c_mid_run_leaves_nothing_on_either_engine(swarm_nodes, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
