@@ -122,8 +122,8 @@ def shaper_method(shaper_log: str) -> str:
 # (only a refusal is a round trip: a name not resolved yet, as on an overlay network a moment
 # after the client joined, fails without one), and the interface's MTU.
 _PROBE = f"""
-import json, socket, time
-best, tries, deadline = None, 0, time.monotonic() + 5.0
+import json, socket, sys, time
+best, tries, deadline = None, 0, time.monotonic() + float(sys.argv[1])
 while tries < 5 and time.monotonic() < deadline:
     s = socket.socket(); s.settimeout(1.0); t = time.perf_counter()
     try:
@@ -141,10 +141,12 @@ print(json.dumps({{"base_rtt_ms": best, "mtu": mtu}}))
 """
 
 
-def probe_path(engine: Engine, container) -> dict:
-    """The unshaped RTT to the server in ms and the client's MTU (None where the probe failed)."""
+def probe_path(engine: Engine, container, within_s: float = 5.0) -> dict:
+    """The unshaped RTT to the server in ms and the client's MTU (None where the probe failed:
+    no refusal came back within `within_s` seconds)."""
+    argv = ["python3", "-c", _PROBE, f"{within_s:g}"]
     try:
-        code, out = engine.exec(container, ["python3", "-c", _PROBE], user=hosts.LAB_UID)
+        code, out = engine.exec(container, argv, user=hosts.LAB_UID)
         if code == 0:
             return json.loads(out.decode().strip().splitlines()[-1])
     except Exception:  # a missing figure is reported as such; the run goes on
@@ -291,9 +293,15 @@ class ModeRunner:
             client_side.wait_for_log(self.shapers["client"], "shaper ready", timeout, "the shaper")
         if self.netns is None:
             return
-        path = probe_path(client_side, self.netns)
+        path = probe_path(client_side, self.netns, within_s=timeout)
         if self.placement.overlay:
             result.path = path
+            if path["base_rtt_ms"] is None:
+                raise RunError(
+                    f"the client's engine could not reach the server over the overlay network "
+                    f"within {timeout:g} s: are 7946/tcp, 7946/udp and 4789/udp open between "
+                    "the two hosts (and 2377/tcp to the manager)?"
+                )
         if self.shapers:
             result.shaping = {
                 "method": shaper_method(server_side.log_text(self.shapers["server"])),

@@ -123,6 +123,30 @@ def test_ctrl_c_mid_run_leaves_nothing_on_either_engine(swarm_nodes, tmp_path):
     assert leftovers(swarm_nodes) == []
 
 
+def test_a_blocked_overlay_port_is_named(swarm_nodes, tmp_path):
+    """VXLAN (4789/udp) dropped on the client's node: the run stops at the ready timeout and
+    names the ports to open, instead of a client that cannot connect."""
+    scenario = tmp_path / "page10-quick.yaml"
+    text = PAGE10.read_text()
+    assert "\ntimeouts: {" in text
+    scenario.write_text(text.replace("\ntimeouts: {", "\ntimeouts: {ready: 3, "))
+    argv = [*lab_argv(swarm_nodes), "--mode", "keepalive"]
+    argv[argv.index(str(PAGE10))] = str(scenario)
+    rule = ["iptables", "INPUT", "-p", "udp", "--dport", "4789", "-j", "DROP"]
+    node = swarm_nodes[1].container
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    assert node.exec_run([rule[0], "-I", *rule[1:]]).exit_code == 0
+    try:
+        done = subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+    finally:
+        node.exec_run([rule[0], "-D", *rule[1:]])
+    assert done.returncode == 1, done.stderr
+    assert "4789/udp" in done.stderr and "could not reach the server" in done.stderr
+    assert leftovers(swarm_nodes) == []
+
+
 def test_engines_in_no_common_swarm_are_refused_before_anything_starts(swarm_nodes, tmp_path):
     """The host's own engine is in no Swarm: exit 2, one line with the fix, no run folder."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
