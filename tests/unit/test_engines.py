@@ -293,3 +293,40 @@ def test_clean_refuses_a_bad_engine_url_before_touching_any(capsys):
     assert cli.main(["clean", "--engine", "tcp://node1:2375", "--engine", "http://h"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "scheme 'http'" in err
+
+
+# --- Removing an overlay network while the Swarm drains its endpoints ------------------------
+
+
+class DrainingNetwork:
+    """A network that is "in use" for its first `busy` removals, as an overlay is for a moment
+    after the other engine's containers went."""
+
+    def __init__(self, busy: int, error: str = "network tcplab-x has active endpoints") -> None:
+        self.busy, self.error, self.attempts = busy, error, 0
+
+    def remove(self) -> None:
+        from lab.engine import APIError
+
+        self.attempts += 1
+        if self.attempts <= self.busy:
+            raise APIError("403", explanation=self.error)
+
+
+def test_an_overlay_network_is_removed_once_its_endpoints_drain():
+    from lab.engine import Engine
+
+    network = DrainingNetwork(busy=2)
+    Engine(client=None).remove_network(network, drain_s=5.0)
+    assert network.attempts == 3
+
+
+def test_a_bridge_is_tried_once_and_other_refusals_are_not_retried():
+    from lab.engine import Engine
+
+    bridge = DrainingNetwork(busy=5)
+    Engine(client=None).remove_network(bridge)  # drain_s=0: one try, never raises
+    assert bridge.attempts == 1
+    refused = DrainingNetwork(busy=5, error="permission denied")
+    Engine(client=None).remove_network(refused, drain_s=5.0)
+    assert refused.attempts == 1
