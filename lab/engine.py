@@ -295,6 +295,15 @@ class Engine:
                 pass
         return removed
 
+    def wait_networks_gone(self, run_id: str | None, within_s: float) -> bool:
+        """Whether this engine lists none of the run's networks (any more) within `within_s`."""
+        deadline = time.monotonic() + within_s
+        while self.client.networks.list(filters=_label(run_id)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
 
 def _label(run_id: str | None) -> dict:
     """The filter for one run's objects, or for all the lab's."""

@@ -395,7 +395,13 @@ def remove_leftovers(placement: Placement[Engine], run_id: str | None = None) ->
     engines = placement.engines()
     network_first = sorted(engines, key=lambda e: e is not placement.network_engine)
     drain_s = NETWORK_DRAIN_S if placement.overlay else 0.0
-    return {
+    removed = {
         "containers": sum(e.remove_leftover_containers(run_id) for e in engines),
         "networks": sum(e.remove_leftover_networks(run_id, drain_s) for e in network_first),
     }
+    if placement.overlay:
+        # A worker still lists an overlay network the manager removed for a moment (0.3 s
+        # here); Docker drops it by itself. Wait, so that the run ends with nothing listed.
+        for engine in network_first[1:]:
+            engine.wait_networks_gone(run_id, within_s=5.0)
+    return removed

@@ -10,12 +10,16 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import docker
 import pytest
 
-from lab import hosts
+from lab import hosts, image_sync, runner
+from lab import scenario as sc
+from lab.engine import Engine, open_placement
+from lab.results import plans
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +36,22 @@ def lab_argv(nodes) -> list[str]:
     ]  # fmt: skip
 
 
-def leftovers(nodes) -> list[str]:
-    """Every object labelled tcplab.project=1 on either node."""
-    found = []
-    for node in nodes:
-        api = node.client(timeout=30).api
-        label = {"label": "tcplab.project=1"}
-        found += [f"{node.url} {c['Names'][0]}" for c in api.containers(all=True, filters=label)]
-        found += [f"{node.url} {n['Name']}" for n in api.networks(filters=label)]
-    return found
+def leftovers(nodes, settle_s: float = 0.0) -> list[str]:
+    """Every object labelled tcplab.project=1 on either node (after up to `settle_s` seconds:
+    a worker lists an overlay network the manager removed for a moment)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        found = []
+        for node in nodes:
+            api = node.client(timeout=30).api
+            label = {"label": "tcplab.project=1"}
+            found += [
+                f"{node.url} {c['Names'][0]}" for c in api.containers(all=True, filters=label)
+            ]
+            found += [f"{node.url} {n['Name']}" for n in api.networks(filters=label)]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def test_page10_across_two_engines(swarm_nodes, tmp_path):
@@ -92,6 +103,56 @@ def test_shaped_run_across_engines_measures_the_shaped_rtt_plus_the_base(swarm_n
     expected = analysis["network"]["rtt_ms"] + base  # the path's probe, rounded to 1 us
     assert check["ok"] and check["expected_ms"] == pytest.approx(expected, abs=0.01)
     assert leftovers(swarm_nodes) == []
+
+
+class Inspecting(runner.ModeRunner):
+    """Records `docker inspect` of every container it started, on its engine, before teardown."""
+
+    def teardown(self) -> None:
+        self.inspected = [(engine.name, engine.inspect(c)) for engine, c in self.started]
+        super().teardown()
+
+
+def test_the_nodes_broad_settings_never_reach_the_lab_containers(swarm_nodes, lab_images, tmp_path):
+    """The nodes run with nearly every privilege; the lab's containers inside them (a shaped
+    run: every role) keep exactly their least-privilege specs, each on its side's engine."""
+    scenario = sc.parse_scenario(
+        "name: priv\nprotocol: echo\nworkload: {messages: [a, b]}\n"
+        "modes: [{name: np, persistent: false}]\nnetwork: {rtt: 2}\n"
+    )
+    (plan,) = plans(scenario, scenario.modes, tmp_path)
+    server, client = swarm_nodes
+    local = Engine.from_env()
+    placement = open_placement(local, {"server": server.url, "client": client.url})
+    try:
+        assert placement.overlay
+        every_image = set(lab_images.values())
+        image_sync.sync_images(
+            local, {placement.server: every_image, placement.client: every_image}, print
+        )
+        mode_runner = Inspecting(placement, lab_images, f"privtest-{uuid.uuid4().hex[:8]}", print)
+        result = mode_runner.run(plan)
+    finally:
+        for engine in {local, placement.server, placement.client}:
+            engine.close()
+    assert result.client_exit == 0, result.client_error
+    where = {}
+    for engine, info in mode_runner.inspected:
+        role = info["Config"]["Labels"]["tcplab.role"]
+        where[role] = engine
+        host = info["HostConfig"]
+        assert host["Privileged"] is False, role
+        assert host["CapDrop"] == ["ALL"], role
+        assert set(host["CapAdd"] or []) <= {"NET_RAW", "SETUID", "SETGID", "NET_ADMIN"}, role
+        assert host["SecurityOpt"] == ["no-new-privileges"], role  # no "unconfined" anything
+        assert not host.get("Devices") and not host.get("DeviceCgroupRules"), role
+        assert not host.get("Binds") and not host.get("PortBindings"), role
+    assert where == {
+        "server": server.url, "capture": server.url, "shaper-server": server.url,
+        "netns": client.url, "shaper-client": client.url, "client": client.url,
+    }  # fmt: skip
+    # One mode's teardown (not a whole run's, which waits for the worker): a moment to settle.
+    assert leftovers(swarm_nodes, settle_s=5.0) == []
 
 
 def test_ctrl_c_mid_run_leaves_nothing_on_either_engine(swarm_nodes, tmp_path):
