@@ -125,7 +125,11 @@ class _Run:
                 self.manifest.reason = str(exc)
                 raise RunError(f"{exc} (partial results in {self.run_dir})") from exc
             finally:
-                self._finish()
+                try:
+                    self._finish()
+                finally:
+                    for engine in {self.engine, *self.placement.engines()}:
+                        engine.close()  # API users may run many times in one process
         loaded = load_run(self.run_dir)
         if self.manifest.failures:
             error = RunError("; ".join(self.manifest.failures))
