@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,8 +31,8 @@ from lab.analysis import Analysis as CaptureAnalysis
 from lab.analysis import analyze
 from lab.capture import read_capture
 from lab.document import Manifest, ModeRecord, RunResult
-from lab.errors import LabError, RunError
-from lab.placement import Placement
+from lab.errors import LabError, RunError, UsageError
+from lab.placement import Side, check_engines, choose_engines
 from lab.scenario import Scenario, dump_yaml, load_scenario, resolve_out_dir, select_modes
 
 Say = Callable[[str], None]
@@ -59,31 +59,42 @@ def run(
     modes: Iterable[str] | None = None,
     status: Say = _quiet,
     say: Say = _quiet,
+    engines: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run every mode (or those named) of a scenario on fresh containers, analyse, report.
 
     `scenario` is a path to a YAML file or a loaded `lab.scenario.Scenario`; `out` the parent
-    of the run folder (default `runs`). Returns the run as `lab.load_run` reads it back.
-    Raises ScenarioError before anything starts, RunError when the experiment failed, and
-    KeyboardInterrupt (after removing every container) when interrupted.
+    of the run folder (default `runs`); `engines` each side's Docker engine by URL
+    ({"server": "tcp://10.0.0.11:2375", "client": "ssh://lab@10.0.0.12"}), over the scenario's
+    `hosts:` side by side; a side in neither runs on DOCKER_HOST's engine. Two engines must be
+    in one Swarm. Returns the run as `lab.load_run` reads it back. Raises ScenarioError before
+    anything starts (also for engines not in one Swarm), RunError when the experiment failed
+    (also for an engine that does not answer), and KeyboardInterrupt (after removing every
+    container) when interrupted.
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     chosen = select_modes(scenario, list(modes or ()))
+    try:
+        given = check_engines(engines or {})
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    urls = choose_engines(scenario.hosts.engines() if scenario.hosts else {}, given)
     out_parent = resolve_out_dir(str(out) if out is not None else "runs")
-    return _Run(scenario, chosen, out_parent, status, say).execute()
+    return _Run(scenario, chosen, out_parent, status, say, urls).execute()
 
 
 class _Run:
     """One `lab run`: the phases in order, the manifest always written last."""
 
-    def __init__(self, scenario: Scenario, modes, out_parent: Path, status: Say, say: Say):
+    def __init__(self, scenario: Scenario, modes, out_parent: Path, status: Say, say: Say, urls):
         # here, not at the top: load_run and analyze_pcap work without the Docker SDK
-        from lab.engine import Engine
+        from lab.engine import Engine, open_placement
 
         self.scenario, self.modes, self.status, self.say = scenario, modes, status, say
-        self.engine = Engine.from_env()
-        self.placement = Placement.single(self.engine)  # both sides on the one engine
+        self.engine = Engine.from_env()  # builds the images
+        # Each side's engine, checked before anything starts (one Swarm for two engines).
+        self.placement = open_placement(self.engine, urls)
         started = datetime.now(UTC)
         self.run_id = f"{started:%Y%m%dT%H%M%SZ}-{scenario.name}"
         self.run_dir = out_parent / self.run_id
@@ -115,7 +126,11 @@ class _Run:
                 self.manifest.reason = str(exc)
                 raise RunError(f"{exc} (partial results in {self.run_dir})") from exc
             finally:
-                self._finish()
+                try:
+                    self._finish()
+                finally:
+                    for engine in {self.engine, *self.placement.engines()}:
+                        engine.close()  # API users may run many times in one process
         loaded = load_run(self.run_dir)
         if self.manifest.failures:
             error = RunError("; ".join(self.manifest.failures))
@@ -132,6 +147,7 @@ class _Run:
             role: {"ref": ref, "id": self.engine.image_id(ref)} for role, ref in refs.items()
         }
         self.manifest.docker = self.engine.facts()
+        self._where(refs)
         for plan in results.plans(self.scenario, self.modes, self.run_dir):
             mode_runner = runner.ModeRunner(self.placement, refs, self.run_id, self.status)
             mode_run = mode_runner.run(plan)
@@ -139,6 +155,8 @@ class _Run:
             label = plan.mode + (f" (repeat {plan.repeat})" if plan.repeats > 1 else "")
             outcome = "ok" if mode_run.client_exit == 0 else f"FAILED: {mode_run.client_error}"
             self.say(f"  {label}: {mode_run.timings['total']:.1f} s, {outcome}")
+        if self.placement.overlay:
+            self.manifest.path = self._path()
         self.status("analysing the captures")
         t = time.monotonic()
         result = results.analyze_run(self.scenario, self.mode_runs, self.run_dir)
@@ -152,6 +170,43 @@ class _Run:
         self.manifest.failures = [f"{m.mode}: {m.client_error}" for m in failed]
         self.manifest.failures += results.verify(result)
         self.manifest.status = "complete"
+
+    def _where(self, refs: dict[str, str]) -> None:
+        """Each side's engine in the manifest, and the images pushed to those that lack them."""
+        from lab import image_sync, netpath, preflight
+
+        shaped = self.scenario.network.shaped
+        needs: dict = {}
+        for side in Side:
+            engine = self.placement.engine_for_side(side)
+            wanted = needs.setdefault(engine, set())
+            wanted.update(refs[role] for role in image_sync.images_for_side(side, shaped))
+            swarm = None
+            if self.placement.overlay:
+                facts = preflight.swarm_of(engine.info())
+                swarm = {"node_id": facts.node_id, "manager": facts.manager}
+            self.manifest.engines[side.value] = netpath.engine_record(
+                engine.name, engine.facts(), swarm
+            )
+        if any(engine is not self.engine for engine in needs):
+            self.status("images: comparing image IDs on every engine")
+            t = time.monotonic()
+            try:
+                transfers = image_sync.sync_images(self.engine, needs, self.status)
+            except Exception as exc:
+                reason = self.engine.describe_error(exc) or f"{type(exc).__name__}: {exc}"
+                raise RunError(f"pushing the lab's images to the run's engines: {reason}") from exc
+            self.manifest.image_transfers = transfers
+            self.timings["image_sync"] = time.monotonic() - t
+
+    def _path(self):
+        """The path between two engines: each mode's probe and the SYNs' MSS."""
+        from lab import capture, netpath
+
+        pcaps = [m.folder / "capture.pcap" for m in self.mode_runs]
+        first = next((p for p in pcaps if p.exists()), None)
+        mss = netpath.syn_mss(capture.read_capture(first).packets) if first else None
+        return netpath.path_record("overlay", [m.path for m in self.mode_runs], mss)
 
     def _finish(self) -> None:
         """Remove every container, then write the manifest; a second Ctrl-C cannot stop it."""
@@ -167,6 +222,7 @@ class _Run:
                         mode=r.mode, repeat=r.repeat, client_exit=r.client_exit,
                         error=r.client_error, shaping=r.shaping, capture_drops=r.capture_drops,
                         timings_s=r.timings, faults=r.faults, incomplete=r.incomplete,
+                        path=r.path,
                     )
                     for r in self.mode_runs
                 ]  # fmt: skip

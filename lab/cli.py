@@ -42,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mode", action="append", default=[], metavar="NAME", help="run only this mode (repeat)"
     )
+    p.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="SIDE=URL",
+        help="the Docker engine of one side (server or client): unix://, tcp:// or ssh:// URL; "
+        "overrides the scenario's hosts: block (two engines must be in one Swarm)",
+    )
     p.set_defaults(func=_command("run"))
 
     p = sub.add_parser("validate", help="check a scenario file without running it")
@@ -68,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("clean", help="remove containers, networks (and --images) left by the lab")
     p.add_argument("--images", action="store_true", help="remove the lab's images too")
+    p.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="clean this Docker engine (unix://, tcp://, ssh://) instead of DOCKER_HOST's; repeat",
+    )
     p.set_defaults(func=_command("clean"))
     return parser
 

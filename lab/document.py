@@ -8,7 +8,9 @@
       ├─ network: NetworkCheck | None        the conditions asked for and the RTT check
       └─ claims: [Claim]                     the article's statements, checked
     Manifest             manifest.json: what ran, where, when, and whether it finished
-      └─ modes: [ModeRecord]                 each mode and repeat as the runner saw it
+      ├─ modes: [ModeRecord]                 each mode and repeat as the runner saw it
+      ├─ engines: {side: EngineRecord}       each side's Docker engine
+      └─ path: PathRecord | None             two engines: the network between them
 
 Every class has one `to_dict` and one `from_dict`; `to_dict(from_dict(d))` gives `d` back for a
 document this lab wrote. Field names are the JSON keys, so users' scripts on the files and on the
@@ -389,6 +391,30 @@ class NetworkCheck(Record):
 
 
 @dataclass(eq=True)
+class EngineRecord(Record):
+    """One side's Docker engine (manifest.json's `engines`)."""
+
+    url: str = ""  # as given (hosts:, --engine), or DOCKER_HOST's ("local": the default socket)
+    engine: str | None = None  # Docker Engine version
+    api: str | None = None
+    kernel: str | None = None
+    swarm_node: str | None = _omit()  # the engine's Swarm node ID, on two engines
+    manager: bool | None = _omit()  # whether it is a Swarm manager (it made the network)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(eq=True)
+class PathRecord(Record):
+    """The path between the sides of a run on two engines (manifest.json's `path`)."""
+
+    network_driver: str = "bridge"  # overlay across two engines
+    mtu: int | None = None  # the client's interface MTU, as probed (1450 on the overlay)
+    syn_mss: int | None = None  # the smallest MSS option announced in the run's SYNs
+    base_rtt_ms: float | None = None  # median of each mode's probe, before its traffic
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(eq=True)
 class ModeRecord(Record):
     """One mode and repeat as the runner saw it (manifest.json's `modes`)."""
 
@@ -401,6 +427,7 @@ class ModeRecord(Record):
     timings_s: dict[str, float] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
+    path: dict[str, Any] | None = _omit()  # two engines: {base_rtt_ms, mtu} probed
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -424,6 +451,11 @@ class Manifest(Record):
     timings_s: dict[str, float] = field(default_factory=dict)
     modes: list[ModeRecord] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
+    # Where it ran: each side's engine, the path between them, images pushed to engines
+    # (lab.image_sync: {engine, images, bytes, seconds}).
+    engines: dict[str, EngineRecord] = _omit({})
+    path: PathRecord | None = _omit()
+    image_transfers: list[dict[str, Any]] = _omit([])
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

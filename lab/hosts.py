@@ -18,6 +18,8 @@ and the tests build containers from the same specs.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 from lab import LABELS, RUN_LABEL
@@ -36,6 +38,13 @@ CAPTURE_FILTER = f"tcp and not port {PROBE_PORT}"
 # (net.ipv4.tcp_allowed_congestion_control). Its slow start is CUBIC's, without HyStart.
 NET_SYSCTLS = {"net.ipv4.tcp_congestion_control": "reno"}
 
+# The overlay driver's MTU option is the underlay's: it subtracts VXLAN's 50 bytes itself, so
+# 1500 gives the containers an MTU of 1450 (Docker's default on a 1500-byte LAN), an MSS of 1410.
+OVERLAY_MTU_OPTION = "com.docker.network.driver.mtu"
+OVERLAY_UNDERLAY_MTU = 1500
+VXLAN_OVERHEAD = 50
+OVERLAY_MTU = OVERLAY_UNDERLAY_MTU - VXLAN_OVERHEAD
+
 DEFAULT_MEMORY = 512 * 1024 * 1024
 DEFAULT_PIDS = 2048  # a thread per connection: the server needs room for its connection limit
 
@@ -50,14 +59,35 @@ def labels(run_id: str, role: str, mode: str) -> dict[str, str]:
     return {**LABELS, RUN_LABEL: run_id, ROLE_LABEL: role, "tcplab.mode": mode}
 
 
-def network_spec(*, run_id: str, mode: str) -> dict:
-    """The keyword arguments for the SDK's `networks.create`: one network per mode (and repeat)."""
-    return {
+def dns_label(name: str) -> str:
+    """A Swarm network's name must be a DNS label: letters, digits and '-', at most 63
+    characters. Others become '-', and a long name is cut and keeps a hash of the whole."""
+    clean = re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")
+    if len(clean) <= 63 and clean == name:
+        return clean
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{clean[:54].rstrip('-')}-{digest}"
+
+
+def network_spec(*, run_id: str, mode: str, overlay: bool = False) -> dict:
+    """The keyword arguments for the SDK's `networks.create`: one network per mode (and repeat).
+
+    A bridge on one engine; across two engines of a Swarm, an overlay network that containers
+    started by `docker run` may join (attachable), with its MTU pinned so that every run sees
+    the same packet sizes whatever the engines' defaults.
+    """
+    spec = {
         "name": f"tcplab-{run_id}-{mode}",
         "driver": "bridge",
         "internal": True,  # the lab's hosts talk to each other and to nothing else
         "labels": labels(run_id, "network", mode),
     }
+    if overlay:
+        spec["name"] = dns_label(spec["name"])
+        spec["driver"] = "overlay"
+        spec["attachable"] = True
+        spec["options"] = {OVERLAY_MTU_OPTION: str(OVERLAY_UNDERLAY_MTU)}
+    return spec
 
 
 def _base(run_id: str, role: str, mode: str, limits: Limits) -> dict:

@@ -15,9 +15,11 @@ the tests); nothing here talks to Docker.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
+from urllib.parse import urlsplit
 
 from lab.hosts import ROLE_LABEL
 
@@ -75,10 +77,15 @@ class Placement(Generic[E]):
         """Where a container spec from lab.hosts starts."""
         return self.engine_for(role_of(spec))
 
+    network_side: Side = Side.SERVER  # a Swarm run: the side whose engine is a manager
+    # Two daemons in one Swarm (lab.engine.open_placement): the run's network is an overlay.
+    # Two Engine objects of one daemon are split but share a bridge.
+    overlay: bool = False
+
     @property
     def network_engine(self) -> E:
         """The engine that creates (and removes) the run's network."""
-        return self.server
+        return self.engine_for_side(self.network_side)
 
     @property
     def split(self) -> bool:
@@ -88,3 +95,83 @@ class Placement(Generic[E]):
     def engines(self) -> tuple[E, ...]:
         """Every engine involved, each once, the server side's first."""
         return (self.server, self.client) if self.split else (self.server,)
+
+
+# --- Engines named by URL (the scenario's `hosts:` block and `lab run --engine`) -------------
+
+# What the Docker SDK takes as a base_url and the lab supports: the local socket, TCP (TLS from
+# DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, as the docker CLI reads them) and SSH.
+ENGINE_SCHEMES = ("unix", "tcp", "ssh")
+SIDES = tuple(s.value for s in Side)
+
+
+def engine_url_problem(url: str) -> str | None:
+    """Why `url` is not a Docker Engine URL the lab can use, or None when it is."""
+    if not url or not url.strip():
+        return "an engine URL is empty"
+    if url != url.strip() or any(c.isspace() for c in url):
+        return f"engine URL {url!r} contains whitespace"
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        return (
+            f"engine URL {url!r} has no scheme: use {', '.join(s + '://' for s in ENGINE_SCHEMES)}"
+        )
+    if scheme not in ENGINE_SCHEMES:
+        return (
+            f"engine URL {url!r}: scheme {scheme!r} is not one of "
+            f"{', '.join(s + '://' for s in ENGINE_SCHEMES)}"
+        )
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # ValueError when it is not a number in range
+    except ValueError as exc:
+        return f"engine URL {url!r}: {exc}"
+    if scheme == "unix":
+        if not parts.path.startswith("/") or parts.netloc:
+            return f"engine URL {url!r}: a unix socket needs an absolute path (unix:///run/docker.sock)"
+    elif not parts.hostname:
+        return f"engine URL {url!r} names no host"
+    elif parts.path not in ("", "/") or parts.query or parts.fragment:
+        return f"engine URL {url!r}: only {scheme}://[user@]host[:port] is allowed"
+    if scheme == "tcp" and parts.username:
+        return f"engine URL {url!r}: tcp:// takes no user (ssh:// does)"
+    return None
+
+
+def parse_engine_args(args: Iterable[str]) -> dict[str, str]:
+    """`--engine SIDE=URL` arguments as {side: URL}; ValueError (one line) on bad input."""
+    out: dict[str, str] = {}
+    for arg in args:
+        side, sep, url = arg.partition("=")
+        if not sep:
+            raise ValueError(
+                f"--engine {arg!r}: expected SIDE=URL, e.g. server=tcp://10.0.0.11:2375"
+            )
+        if side not in SIDES:
+            raise ValueError(f"--engine {arg!r}: unknown role {side!r} (use {' or '.join(SIDES)})")
+        if side in out:
+            raise ValueError(f"--engine: the role {side!r} is given twice")
+        problem = engine_url_problem(url)
+        if problem:
+            raise ValueError(f"--engine {side}=: {problem}")
+        out[side] = url
+    return out
+
+
+def check_engines(engines: Mapping[str, str]) -> dict[str, str]:
+    """An `engines={side: URL}` mapping (the Python API's) checked; ValueError on bad input."""
+    out: dict[str, str] = {}
+    for side, url in engines.items():
+        if side not in SIDES:
+            raise ValueError(f"engines: unknown role {side!r} (use {' or '.join(SIDES)})")
+        problem = engine_url_problem(url if isinstance(url, str) else "")
+        if problem:
+            raise ValueError(f"engines[{side!r}]: {problem}")
+        out[side] = url
+    return out
+
+
+def choose_engines(from_scenario: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]:
+    """Each side's engine URL: the command line's (or API's) wins over the scenario's, side by
+    side. A side in neither is absent: it runs on the engine of DOCKER_HOST."""
+    return {**from_scenario, **given}

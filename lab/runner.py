@@ -2,10 +2,11 @@
 
 For each mode and repeat, on fresh containers, one phase after another (`ModeRunner.run`):
 
-    create network      labelled, internal, by the server side's engine
+    create network      labelled, internal: a bridge, or across two engines an overlay made
+                        on the Swarm manager's engine
     start server side   server -> capture sidecar in its namespace -> [server-side shaper]
-    start client side   [netns holder -> client-side shaper]
-    wait ready          each says so in its log (never a sleep) -> [the bridge's own RTT]
+    start client side   [netns holder -> client-side shaper] (two engines: at the same time)
+    wait ready          each says so in its log (never a sleep) -> [the path's own RTT, MTU]
     run                 the client (one shot), with the fault injector beside it
     collect client      its log, at once, so that a later failure still leaves it
     drain               0.2 s plus two RTTs -> stop the capture -> stop the server
@@ -13,13 +14,14 @@ For each mode and repeat, on fresh containers, one phase after another (`ModeRun
     tear down           every container, on every engine, then the network
 
 `lab.placement` says which engine each container starts on (both sides on the one engine of
-`DOCKER_HOST` today). Everything is collected through the Docker API, so a remote engine works
-too. Teardown always runs: on success, error, timeout and Ctrl-C/SIGTERM (`lab run` turns
-SIGTERM into KeyboardInterrupt).
+`DOCKER_HOST` unless a scenario's `hosts:` or `lab run --engine` names others). Everything is
+collected through the Docker API, so a remote engine works too. Teardown always runs: on
+success, error, timeout and Ctrl-C/SIGTERM (`lab run` turns SIGTERM into KeyboardInterrupt).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -38,6 +40,9 @@ if TYPE_CHECKING:
     from lab.engine import ContainerState, Engine
 
 Progress = Callable[[str], None]
+# How long an overlay network may keep the endpoints of containers just removed on the other
+# engine (the Swarm's gossip takes a moment) before its removal is given up to `lab clean`.
+NETWORK_DRAIN_S = 15.0
 
 
 @dataclass
@@ -54,6 +59,7 @@ class ModeRun:
     timings: dict[str, float] = field(default_factory=dict)
     faults: list[dict] = field(default_factory=list)  # lab.faults.Injector.stop()'s account
     incomplete: list[str] = field(default_factory=list)  # why the capture misses part of the run
+    path: dict | None = None  # two engines: the probed base RTT and the client's MTU
 
 
 @dataclass(frozen=True)
@@ -111,31 +117,41 @@ def shaper_method(shaper_log: str) -> str:
     return "unknown"
 
 
-# The bridge's own round trip, measured from the client's namespace on a port the shapers leave
-# alone: a connect to a closed port is one SYN out and one RST back. The best of a few tries.
+# The path's own round trip, measured from the client's namespace on a port the shapers leave
+# alone: a connect to a closed port is one SYN out and one RST back. The best of five refusals
+# (only a refusal is a round trip: a name not resolved yet, as on an overlay network a moment
+# after the client joined, fails without one), and the interface's MTU.
 _PROBE = f"""
-import socket, time
-best = None
-for _ in range(5):
+import json, socket, sys, time
+best, tries, deadline = None, 0, time.monotonic() + float(sys.argv[1])
+while tries < 5 and time.monotonic() < deadline:
     s = socket.socket(); s.settimeout(1.0); t = time.perf_counter()
     try:
         s.connect(("server", {hosts.PROBE_PORT}))
+    except ConnectionRefusedError:
+        dt = (time.perf_counter() - t) * 1000.0
+        best = dt if best is None else min(best, dt)
+        tries += 1
     except OSError:
-        pass
-    dt = (time.perf_counter() - t) * 1000.0
-    best = dt if best is None else min(best, dt)
-    s.close()
-print(best)
+        time.sleep(0.05)
+    finally:
+        s.close()
+mtu = int(open("/sys/class/net/eth0/mtu").read())
+print(json.dumps({{"base_rtt_ms": best, "mtu": mtu}}))
 """
 
 
-def probe_base_rtt(engine: Engine, container) -> float | None:
-    """The unshaped RTT between the hosts in ms (None if the probe could not run)."""
+def probe_path(engine: Engine, container, within_s: float = 5.0) -> dict:
+    """The unshaped RTT to the server in ms and the client's MTU (None where the probe failed:
+    no refusal came back within `within_s` seconds)."""
+    argv = ["python3", "-c", _PROBE, f"{within_s:g}"]
     try:
-        code, out = engine.exec(container, ["python3", "-c", _PROBE], user=hosts.LAB_UID)
-        return float(out.decode().strip()) if code == 0 else None
+        code, out = engine.exec(container, argv, user=hosts.LAB_UID)
+        if code == 0:
+            return json.loads(out.decode().strip().splitlines()[-1])
     except Exception:  # a missing figure is reported as such; the run goes on
-        return None
+        pass
+    return {"base_rtt_ms": None, "mtu": None}
 
 
 # --- The phases -----------------------------------------------------------------------------
@@ -182,10 +198,17 @@ class ModeRunner:
         t = time.monotonic()
         self.progress(f"{plan.tag}: starting containers")
         self.create_network(plan)
-        self.start_server_side(plan)
         # The client side starts before the server side is ready (it needs only the network),
-        # so the two sides' start-ups overlap, as they did before the phases were separated.
-        self.start_client_side(plan)
+        # so the two sides' start-ups overlap. On two engines they start at the same time: the
+        # first container on each engine sets the overlay network up there (about 1.5 s here).
+        if self.placement.split:
+            with ThreadPoolExecutor(max_workers=1) as pool:  # joined before any teardown
+                client_side = pool.submit(self.start_client_side, plan)
+                self.start_server_side(plan)
+                client_side.result()
+        else:
+            self.start_server_side(plan)
+            self.start_client_side(plan)
         self.wait_ready(plan, result)
         result.timings["containers"] = time.monotonic() - t
 
@@ -213,7 +236,7 @@ class ModeRunner:
         return {"run_id": self.run_id, "mode": plan.tag, "limits": plan.limits}
 
     def create_network(self, plan: ModePlan) -> None:
-        spec = hosts.network_spec(run_id=self.run_id, mode=plan.tag)
+        spec = hosts.network_spec(run_id=self.run_id, mode=plan.tag, overlay=self.placement.overlay)
         self.network = self.placement.network_engine.create_network(spec)
 
     def start_server_side(self, plan: ModePlan) -> None:
@@ -239,14 +262,17 @@ class ModeRunner:
             )  # fmt: skip
 
     def start_client_side(self, plan: ModePlan) -> None:
-        """In a shaped run, the holder of the client's namespace and its shaper. (The client
-        itself starts when the traffic does; unshaped, it is the whole client side.)"""
-        if not plan.shaper_argv:
+        """In a shaped run, or on two engines, the holder of the client's namespace (the base
+        RTT is probed from it); in a shaped run, its shaper. (The client itself starts when
+        the traffic does; otherwise it is the whole client side.)"""
+        if not (plan.shaper_argv or self.placement.overlay):
             return
         common = self._common(plan)
         self.netns = self._start(
             hosts.netns_spec(image=self.images["client"], network=self.network.name, **common)
         )
+        if not plan.shaper_argv:
+            return
         self.shapers["client"] = self._start(
             hosts.shaper_spec(
                 image=self.images["shaper"], side="client", target_id=self.netns.id,
@@ -255,20 +281,32 @@ class ModeRunner:
         )  # fmt: skip
 
     def wait_ready(self, plan: ModePlan, result: ModeRun) -> None:
-        """Until every container has said it is ready; then, in a shaped run, the shaping
-        method and the bridge's own RTT probed from the client's namespace."""
+        """Until every container has said it is ready; then the path's own RTT probed from the
+        client's namespace (in a shaped run, on a port the shapers leave alone), and in a
+        shaped run the shaping method."""
         server_side, client_side = self.placement.server, self.placement.client
         timeout = plan.ready_timeout
         server_side.wait_for_log(self.server, '"event": "listening"', timeout, "the server")
         server_side.wait_for_log(self.capture, "listening on", timeout, "the capture (tcpdump)")
-        if not self.shapers:
+        if self.shapers:
+            server_side.wait_for_log(self.shapers["server"], "shaper ready", timeout, "the shaper")
+            client_side.wait_for_log(self.shapers["client"], "shaper ready", timeout, "the shaper")
+        if self.netns is None:
             return
-        server_side.wait_for_log(self.shapers["server"], "shaper ready", timeout, "the shaper")
-        client_side.wait_for_log(self.shapers["client"], "shaper ready", timeout, "the shaper")
-        result.shaping = {
-            "method": shaper_method(server_side.log_text(self.shapers["server"])),
-            "base_rtt_ms": probe_base_rtt(client_side, self.netns),
-        }
+        path = probe_path(client_side, self.netns, within_s=timeout)
+        if self.placement.overlay:
+            result.path = path
+            if path["base_rtt_ms"] is None:
+                raise RunError(
+                    f"the client's engine could not reach the server over the overlay network "
+                    f"within {timeout:g} s: are 7946/tcp, 7946/udp and 4789/udp open between "
+                    "the two hosts (and 2377/tcp to the manager)?"
+                )
+        if self.shapers:
+            result.shaping = {
+                "method": shaper_method(server_side.log_text(self.shapers["server"])),
+                "base_rtt_ms": path["base_rtt_ms"],
+            }
 
     def run_client(self, plan: ModePlan, result: ModeRun) -> None:
         """The client, until it exits or the run times out, with the scenario's faults."""
@@ -342,7 +380,8 @@ class ModeRunner:
             list(pool.map(self._remove_containers_on, engines))
         self.started.clear()
         if self.network is not None:
-            self.placement.network_engine.remove_network(self.network)
+            drain_s = NETWORK_DRAIN_S if self.placement.overlay else 0.0
+            self.placement.network_engine.remove_network(self.network, drain_s=drain_s)
             self.network = None
 
     def _remove_containers_on(self, engine: Engine) -> None:
@@ -350,9 +389,19 @@ class ModeRunner:
 
 
 def remove_leftovers(placement: Placement[Engine], run_id: str | None = None) -> dict[str, int]:
-    """Remove containers and networks by label (one run's, or all the lab's), on every engine."""
-    removed = {"containers": 0, "networks": 0}
-    for engine in placement.engines():
-        for kind, n in engine.remove_leftovers(run_id).items():
-            removed[kind] += n
+    """Remove containers and networks by label (one run's, or all the lab's), on every engine:
+    every engine's containers first, since an overlay network outlives none of its endpoints;
+    then the networks, the network engine's first."""
+    engines = placement.engines()
+    network_first = sorted(engines, key=lambda e: e is not placement.network_engine)
+    drain_s = NETWORK_DRAIN_S if placement.overlay else 0.0
+    removed = {
+        "containers": sum(e.remove_leftover_containers(run_id) for e in engines),
+        "networks": sum(e.remove_leftover_networks(run_id, drain_s) for e in network_first),
+    }
+    if placement.overlay:
+        # A worker still lists an overlay network the manager removed for a moment (0.3 s
+        # here); Docker drops it by itself. Wait, so that the run ends with nothing listed.
+        for engine in network_first[1:]:
+            engine.wait_networks_gone(run_id, within_s=5.0)
     return removed

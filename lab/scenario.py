@@ -24,6 +24,7 @@ from typing import Any
 
 from lab.argv import MAX_ARG_CHARS, workload_arg
 from lab.errors import UsageError
+from lab.placement import engine_url_problem
 from lab.spec import (
     MAX_ITEMS,
     MAX_SCALAR,
@@ -337,6 +338,41 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class HostEngine:
+    """One side's Docker engine (see lab.placement for the URLs the lab takes)."""
+
+    engine: str = spec(
+        Str(max_len=512), doc="Docker Engine URL: unix:///path, tcp://host:port or ssh://user@host"
+    )
+
+    def __post_init__(self) -> None:
+        problem = engine_url_problem(self.engine)
+        if problem:
+            raise Invalid(("engine",), problem)
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """Where each side runs; a side left out runs on the engine of DOCKER_HOST. `lab run
+    --engine SIDE=URL` overrides a side."""
+
+    server: HostEngine | None = spec(  # noqa: RUF009
+        Obj(HostEngine), None, doc="the server, its capture sidecar and server-side shaper"
+    )
+    client: HostEngine | None = spec(  # noqa: RUF009
+        Obj(HostEngine), None, doc="the client, its namespace holder and client-side shaper"
+    )
+
+    def engines(self) -> dict[str, str]:
+        """{side: URL} for the sides named."""
+        return {
+            side: host.engine
+            for side, host in (("server", self.server), ("client", self.client))
+            if host is not None
+        }
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A TCP Connection Lab scenario: what to fetch and which connection modes to compare."""
 
@@ -365,6 +401,7 @@ class Scenario:
     network: Network = spec(Obj(Network), Network())  # noqa: RUF009
     limits: Limits = spec(Obj(Limits), Limits())  # noqa: RUF009
     faults: tuple[Fault, ...] = spec(ListOf(Obj(Fault), 0, 32), (), doc="faults to inject")
+    hosts: Hosts | None = spec(Obj(Hosts), None, doc="the Docker engine of each side")  # noqa: RUF009
 
     def __post_init__(self) -> None:
         self._check_workload(self.workload, ("workload",))

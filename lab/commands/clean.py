@@ -1,8 +1,9 @@
-"""`python -m lab clean [--images]`: remove what the lab left behind, found by its label.
+"""`python -m lab clean [--images] [--engine URL]...`: remove what the lab left, by its label.
 
-On every engine the lab uses (the one of `DOCKER_HOST` today): containers first (they hold
-networks and images), then networks, then with --images the images, children before parents.
-It reports what it removed and what it could not.
+On the engine of `DOCKER_HOST`, or on each engine named with --engine (a run's other machines):
+containers first, on every engine (they hold networks and images, and an overlay network holds
+on while any engine has one of its containers), then networks, then with --images the images,
+children before parents. It reports what it removed and what it could not.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import argparse
 from collections.abc import Callable
 
 from lab.engine import APIError, Engine, NotFound
-from lab.errors import RunError
+from lab.errors import RunError, UsageError
+from lab.placement import engine_url_problem
 
 Attempt = Callable[[str, str, Callable[[], object]], bool]
 
@@ -31,11 +33,16 @@ def run(args: argparse.Namespace) -> int:
         removed.append(f"{kind} {name}")
         return True
 
-    engine = Engine.from_env()  # a run's engines are all this one today (lab.placement)
+    engines = _engines(getattr(args, "engine", None) or [])
     try:
-        _clean(engine, attempt, failed, images=args.images)
+        for engine in engines[1:]:  # the others' containers first: see the docstring
+            for ctr in engine.project_containers():
+                attempt("container", ctr.name, lambda ctr=ctr: ctr.remove(force=True, v=True))
+        for engine in engines:
+            _clean(engine, attempt, failed, images=args.images)
     finally:
-        engine.close()
+        for engine in engines:
+            engine.close()
 
     for line in removed:
         print(f"removed {line}")
@@ -43,6 +50,25 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         raise RunError(f"could not remove {len(failed)} object(s): {failed[0]}")
     return 0
+
+
+def _engines(urls: list[str]) -> list[Engine]:
+    """The engines to clean: those named (checked, each answering), else DOCKER_HOST's."""
+    if not urls:
+        return [Engine.from_env()]
+    for url in urls:
+        problem = engine_url_problem(url)
+        if problem:
+            raise UsageError(f"--engine: {problem}")
+    engines: list[Engine] = []
+    try:
+        for url in dict.fromkeys(urls):
+            engines.append(Engine.from_url(url))
+    except BaseException:
+        for engine in engines:
+            engine.close()
+        raise
+    return engines
 
 
 def _clean(engine: Engine, attempt: Attempt, failed: list[str], *, images: bool) -> None:

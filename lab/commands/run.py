@@ -11,17 +11,22 @@ import sys
 from rich.console import Console
 
 from lab import api
-from lab.errors import RunError
+from lab.errors import RunError, UsageError
+from lab.placement import parse_engine_args
 from lab.summary import print_summary
 
 
 def run(args) -> int:
+    try:
+        engines = parse_engine_args(getattr(args, "engine", []))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     console = Console(stderr=False)
     with console.status("checking the scenario", spinner="dots") as spinner:
         try:
             result = api.run(
                 args.scenario, out=args.out, modes=args.mode,
-                status=spinner.update, say=console.print,
+                status=spinner.update, say=console.print, engines=engines,
             )  # fmt: skip
         except RunError as exc:
             if exc.result is None:

@@ -20,7 +20,10 @@ CONTAINER_PACKAGES = {
     "shaper": {"wire", "shaper"},
 }
 # Pure lab modules (files or packages): no Docker, no terminal, no charts, no YAML.
-PURE = ["document", "capture", "analysis", "tcp", "claims", "model", "costs", "compose_demo"]
+PURE = [
+    "document", "capture", "analysis", "tcp", "claims", "model", "costs", "compose_demo",
+    "placement", "hosts", "preflight", "netpath",
+]  # fmt: skip
 
 
 def imported_roots(path: Path) -> set[str]:
