@@ -168,7 +168,7 @@ def network_rows(net: NetworkCheck | None) -> list[tuple[str, str]]:
     if net.method:
         rows.append(("shaping method", net.method))
     if net.base_rtt_ms is not None:
-        rows.append(("bridge's own RTT", f"{net.base_rtt_ms:.2f} ms"))
+        rows.append(("the path's own RTT (unshaped)", f"{net.base_rtt_ms:.2f} ms"))
     check = net.rtt_check
     if check:
         verdicts = "; ".join(
