@@ -90,12 +90,22 @@ def print_table(capture: Capture, analysis: Analysis, limit: int = 200) -> None:
         console.print(
             f"[bold yellow]truncated capture:[/] {capture.problem}; analysed up to the cut"
         )
+    for warning in analysis.warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     console.print(
         f"{capture.name}: {capture.format}, {capture.frames} frames, {analysis.packets} TCP "
         f"packets, {len(analysis.connections)} connections (tcp.stream), SYN {analysis.syn}, "
         f"SYN-ACK {analysis.synack}, FIN {analysis.fin}, RST {analysis.rst}, "
         f"retransmissions {analysis.retransmissions}, {analysis.bytes} bytes on the wire"
     )
+    apart = [
+        (analysis.out_of_order, "out of order"),
+        (analysis.spurious_retransmission, "spurious retransmissions"),
+        (analysis.keep_alive, "keep-alives"),
+        (analysis.zero_window_probe, "zero-window probes"),
+    ]
+    if any(n for n, _ in apart):  # Wireshark's names for what is not a retransmission
+        console.print("not retransmissions: " + ", ".join(f"{what} {n}" for n, what in apart))
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
     table.add_column("stream", justify="right", no_wrap=True)
     table.add_column("client → server", no_wrap=True)
