@@ -89,6 +89,7 @@ _ETH_UNDECODED = {
 }
 _PPP_IP = {0x0021: ETH_IPV4, 0x0057: ETH_IPV6, 0x0281: 0x8847}
 _UDP_VXLAN, _UDP_GENEVE = 4789, 6081
+_GRE_WCCP = 0x883E
 _IPV6_EXT = frozenset({0, 43, 60, 51})  # hop-by-hop, routing, destination options, AH
 _MAX_LAYERS = 8  # tunnels inside tunnels: enough for any real capture, bounded for hostile ones
 
@@ -97,6 +98,7 @@ _U16LE = struct.Struct("<H").unpack_from
 _IPV4 = struct.Struct("!BxHxxHxB").unpack_from  # version/ihl, total length, fragment, protocol
 _IPV6 = struct.Struct("!4xHB").unpack_from  # payload length, next header
 _TCP = struct.Struct("!HHIIBBH").unpack_from
+_U16x2 = struct.Struct("!HH").unpack_from
 
 
 def address_namer():
@@ -242,11 +244,13 @@ def _gre(data, t: int, end: int, notes: dict):
     """(EtherType, offset) inside a GRE header (RFC 2784/2890), or None."""
     if end - t < 4:
         return None
-    bits, ptype = _U16(data, t)
+    bits, ptype = _U16x2(data, t)
     if bits & 7:  # version 1 is PPTP's enhanced GRE, carrying PPP
         _note(notes, "GRE version 1 (PPTP)")
         return None
     t += 4 + 4 * (bool(bits & 0xC000) + bool(bits & 0x2000) + bool(bits & 0x1000))
+    if ptype == _GRE_WCCP:  # Cisco WCCP: IPv4, after a 4-byte redirect header when present
+        return ETH_IPV4, (t if end - t >= 1 and data[t] >> 4 == 4 else t + 4)
     return ptype, t
 
 
@@ -264,9 +268,6 @@ def _udp_tunnel(data, t: int, end: int):
 
 def _note(notes: dict, what: str) -> None:
     notes[what] = notes.get(what, 0) + 1
-
-
-_U16x2 = struct.Struct("!HH").unpack_from
 
 
 def make_decoder(linktype: int, notes: dict[str, int]):

@@ -11,12 +11,17 @@ window sent, and how many duplicate ACKs in a row. Then, for a segment with data
 - a zero-window probe: 1 byte at the next expected seq while the peer's window is 0 (it does
   not move the next expected seq);
 - a keep-alive: 0 or 1 byte at one below the next expected seq (never a retransmission);
-- a fast retransmission (also a retransmission): behind the next expected seq, at the seq
-  the peer has acknowledged twice or more in duplicate ACKs, within 20 ms of its last ACK;
-- out of order: behind, within the handshake's RTT (3 ms without one) of the moment the
-  next expected seq last moved, and not ending exactly there;
-- a spurious retransmission: data the peer has already acknowledged;
-- else, behind the next expected seq: a retransmission.
+- a spurious retransmission: data the peer has already acknowledged (Wireshark 4.0 also sets
+  `tcp.analysis.retransmission` on these; we count them only here);
+- then, for a segment that starts behind the next expected seq: a fast retransmission (also
+  a retransmission) when it is at the seq the peer has acknowledged in two or more duplicate
+  ACKs, within 20 ms of its last ACK; out of order when it came within the handshake's RTT
+  (3 ms without one) of the moment the next expected seq last moved and does not end exactly
+  there; else a retransmission.
+
+Not modelled: Wireshark resets a side's duplicate-ACK count to -1 when the peer acknowledges
+data it never saw (`ACKed unseen segment`), which can shift which retransmission is "fast";
+the retransmission count is the same either way.
 """
 
 from __future__ import annotations
@@ -150,9 +155,13 @@ def walk(packets, caddr: str, cport: int, series: list, marks) -> tuple:
             behind = expected and (seq - expected) & SEQ_MASK >= _HALF
             if behind and plen > 1 and (expected - 1) & SEQ_MASK == seq:
                 behind = False  # new data after a zero-window probe's byte
-            if (
-                behind
-                and dup_acks[o] >= 2
+            if plen and last_ack[o] and not 0 < (seq + plen - last_ack[o]) & SEQ_MASK < _HALF:
+                spurious[d] += 1  # all of it acknowledged already
+                retransmitted = _SPURIOUS
+            elif not behind:
+                pass
+            elif (
+                dup_acks[o] >= 2
                 and last_ack[o] == seq
                 and 0 <= ts - last_ack_t[o] < _FAST_RETRANSMISSION_S
             ):
@@ -160,16 +169,12 @@ def walk(packets, caddr: str, cport: int, series: list, marks) -> tuple:
                 retrans[d] += 1
                 retransmitted = _RETRANSMISSION
             elif (
-                behind
-                and 0 <= ts - nxt_t[d] < (first_rtt or _OUT_OF_ORDER_S)
-                and expected != (seq + plen) & SEQ_MASK
+                0 <= ts - nxt_t[d] < (first_rtt or _OUT_OF_ORDER_S)
+                and expected != (seq + plen + (1 if flags & (SYN | FIN) else 0)) & SEQ_MASK
             ):
                 ooo[d] += 1
                 retransmitted = _OUT_OF_ORDER
-            elif plen and last_ack[o] and not 0 < (seq + plen - last_ack[o]) & SEQ_MASK < _HALF:
-                spurious[d] += 1
-                retransmitted = _SPURIOUS
-            elif behind:
+            else:
                 retrans[d] += 1
                 retransmitted = _RETRANSMISSION
         # where this segment starts, relative to the side's base and unwrapped
