@@ -331,6 +331,8 @@ def make_decoder(linktype: int, notes: dict[str, int]):
                 found = _pppoe(data, o, end)
                 if found is None:
                     return None
+                if o + 6 + _U16(data, o + 4)[0] < limit:  # the session's payload length
+                    limit = o + 6 + _U16(data, o + 4)[0]
                 etype, o = found
                 continue
             else:

@@ -19,9 +19,9 @@ window sent, and how many duplicate ACKs in a row. Then, for a segment with data
   (3 ms without one) of the moment the next expected seq last moved and does not end exactly
   there; else a retransmission.
 
-Not modelled: Wireshark resets a side's duplicate-ACK count to -1 when the peer acknowledges
-data it never saw (`ACKed unseen segment`), which can shift which retransmission is "fast";
-the retransmission count is the same either way.
+One quirk is kept: when a side acknowledges data the capture never showed ("ACKed unseen
+segment"), Wireshark sets the other side's duplicate-ACK count to an unsigned -1, so that side's
+next segment behind the expected seq at the acknowledged seq is a fast retransmission.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def walk(packets, caddr: str, cport: int, series: list, marks) -> tuple:
     nxt_rel = [0, 0]  # the same relative to the side's base, unwrapped: may pass 2**32
     nxt_t = [0.0, 0.0]  # when nextseq last moved
     last_ack, last_ack_t, dup_acks = [0, 0], [0.0, 0.0], [0, 0]
+    to_ack = [0, 0]  # Wireshark's maxseqtobeacked: the end of the data seen without a hole
     window = [-1, -1]  # the last window each side advertised (-1: none yet)
     last_kind = [0, 0]  # _KEEP_ALIVE or _ZERO_WINDOW_PROBE: the side's last segment
     first_rtt = mru_syn = 0.0  # Wireshark's ts_first_rtt and ts_mru_syn (0: not yet)
@@ -148,9 +149,15 @@ def walk(packets, caddr: str, cport: int, series: list, marks) -> tuple:
                 and ack == last_ack[d]
                 and not last_kind[o] & _KEEP_ALIVE  # that is a keep-alive's ACK
             ):
-                dup_acks[d] += 1
+                dup_acks[d] = 1 if dup_acks[d] < 0 else dup_acks[d] + 1
         if ack != last_ack[d]:
             dup_acks[d] = 0
+        if flags & ACK and to_ack[o] and 0 < (ack - to_ack[o]) & SEQ_MASK < _HALF:
+            # it acknowledges data the capture never showed ("ACKed unseen segment")
+            if to_ack[o] > nxt[o]:  # Wireshark compares these without serial arithmetic
+                to_ack[o] = nxt[o]
+            else:
+                dup_acks[o] = -1  # an unsigned -1 there: counts as many duplicate ACKs
         if (plen or flags & (SYN | FIN)) and kind != _KEEP_ALIVE:
             behind = expected and (seq - expected) & SEQ_MASK >= _HALF
             if behind and plen > 1 and (expected - 1) & SEQ_MASK == seq:
@@ -161,7 +168,7 @@ def walk(packets, caddr: str, cport: int, series: list, marks) -> tuple:
             elif not behind:
                 pass
             elif (
-                dup_acks[o] >= 2
+                (dup_acks[o] >= 2 or dup_acks[o] < 0)
                 and last_ack[o] == seq
                 and 0 <= ts - last_ack_t[o] < _FAST_RETRANSMISSION_S
             ):
@@ -190,6 +197,8 @@ def walk(packets, caddr: str, cport: int, series: list, marks) -> tuple:
             elif 0 < (after - expected) & SEQ_MASK < _HALF:
                 nxt_rel[d] += (after - expected) & SEQ_MASK
                 nxt[d], nxt_t[d] = after, ts
+            if seq == to_ack[d] or not to_ack[d]:
+                to_ack[d] = nxt[d]
         window[d], last_ack[d], last_ack_t[d], last_kind[d] = win, ack, ts, kind
         if flags & (SYN | ACK) == ACK and mru_syn and not first_rtt:
             first_rtt = ts - mru_syn

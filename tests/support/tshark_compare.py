@@ -143,7 +143,7 @@ if __name__ == "__main__":
     for arg in sys.argv[1:]:
         found = differences(arg)
         failed += bool(found)
-        for line in found[:200]:
+        for line in found[:5000]:
             print(f"{arg}: {line}")
     print(f"{failed} of {len(sys.argv) - 1} files differ")
     sys.exit(1 if failed else 0)
