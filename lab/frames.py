@@ -6,8 +6,9 @@ Wireshark decodes them by default so stream numbers agree:
 
 - link types: Ethernet (VLAN tags, 802.3 LLC/SNAP), Linux cooked v1/v2, raw IPv4/IPv6, BSD
   loopback, NFLOG, IP over InfiniBand, PPP (HDLC-framed, PPPoE without Ethernet), Cisco HDLC;
-- tunnels: IP in IP (4, 41), GRE (IP, Ethernet, MPLS inside), VXLAN (UDP 4789), Geneve
-  (UDP 6081), MPLS label stacks, PPPoE sessions.
+- tunnels: IP in IP (4, 41), GRE (IP, Ethernet, MPLS, WCCP inside; also over UDP 4754),
+  VXLAN (UDP 4789), Geneve (UDP 6081), GTP-U (UDP 2152), MPLS label stacks, PPPoE sessions,
+  802.1ah PBB, Cisco FabricPath and VN-Tag.
 
 Whatever else holds frames that cannot be read (another link type, GRE carrying something
 other than IP or Ethernet, an encrypted MACsec frame) is counted in `notes` under a name a
@@ -80,6 +81,8 @@ _ETH_VLAN = frozenset({0x8100, 0x88A8, 0x9100})
 _ETH_MPLS = frozenset({0x8847, 0x8848})
 _ETH_PPPOE_SESSION = 0x8864
 _ETH_BRIDGED = 0x6558  # transparent Ethernet bridging: GRE or Geneve carrying Ethernet
+_ETH_INNER_ETHERNET = {0x88E7: 4, 0x8903: 2}  # 802.1ah PBB (I-TAG), Cisco FabricPath
+_ETH_VN_TAG = 0x8926
 _ETH_UNDECODED = {
     0x88E5: "MACsec (encrypted)",
     0x88BE: "ERSPAN",
@@ -88,7 +91,7 @@ _ETH_UNDECODED = {
     0x894F: "NSH",
 }
 _PPP_IP = {0x0021: ETH_IPV4, 0x0057: ETH_IPV6, 0x0281: 0x8847}
-_UDP_VXLAN, _UDP_GENEVE = 4789, 6081
+_UDP_VXLAN, _UDP_GENEVE, _UDP_GRE, _UDP_GTP_U = 4789, 6081, 4754, 2152
 _GRE_WCCP = 0x883E
 _IPV6_EXT = frozenset({0, 43, 60, 51})  # hop-by-hop, routing, destination options, AH
 _MAX_LAYERS = 8  # tunnels inside tunnels: enough for any real capture, bounded for hostile ones
@@ -263,6 +266,17 @@ def _udp_tunnel(data, t: int, end: int):
         return (_ETH_BRIDGED, t + 16) if end - t >= 16 and data[t + 8] & 0x08 else None
     if dport == _UDP_GENEVE and end - t >= 16:
         return _U16(data, t + 10)[0], t + 16 + (data[t + 8] & 0x3F) * 4
+    if dport == _UDP_GRE:
+        return _gre(data, t + 8, end, {})
+    if dport == _UDP_GTP_U and end - t >= 16 and data[t + 9] == 0xFF:  # G-PDU: a user packet
+        o = t + 16
+        if data[t + 8] & 0x07:  # sequence number, N-PDU number, extension headers
+            o += 4
+            ext = data[o - 1] if data[t + 8] & 0x04 else 0
+            while ext and end - o >= 4 and data[o]:
+                o += data[o] * 4
+                ext = data[o - 1]
+        return (_by_version(data, o), o) if end - o >= 1 else None
     return None
 
 
@@ -326,6 +340,17 @@ def make_decoder(linktype: int, notes: dict[str, int]):
                 if end - o < 5:
                     return None
                 etype, o = _by_version(data, o + 4), o + 4
+                continue
+            elif etype in _ETH_INNER_ETHERNET:  # a tag, then a whole Ethernet header again
+                found = _ethernet(data, o + _ETH_INNER_ETHERNET[etype], end)
+                if found is None:
+                    return None
+                etype, o = found
+                continue
+            elif etype == _ETH_VN_TAG:
+                if end - o < 6:
+                    return None
+                etype, o = _U16(data, o + 4)[0], o + 6
                 continue
             elif etype == _ETH_PPPOE_SESSION:
                 found = _pppoe(data, o, end)

@@ -4,8 +4,9 @@
 
 tshark prints per frame its tcp.stream and the fields we count; both sides are reduced to
 per-stream counts under the same names, and `differences` lists every count that differs.
-Frames with more than one TCP header (an ICMP error quoting one, a tunnel inside a tunnel
-that tshark decodes twice) are left out on both sides.
+Left out on both sides: frames with more than one TCP header (a tunnel inside a tunnel that
+tshark decodes twice), and ICMP errors quoting a TCP header, which tshark files under the quoted
+connection's stream and we do not count as TCP packets.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lab.tcp import FIN, RST, SYN
 
 FIELDS = (
     "frame.number",
+    "frame.protocols",
     "tcp.stream",
     "tcp.len",
     "tcp.flags",
@@ -48,7 +50,7 @@ TIMEOUT_S = 120
 
 
 def tshark_streams(path: str) -> tuple[dict[int, dict[str, int]], set[int]]:
-    """Per tcp.stream, the counts tshark gives; and the frames with more than one TCP layer."""
+    """Per tcp.stream, the counts tshark gives; and the frames left out (the module's doc)."""
     out = subprocess.run(
         ["tshark", "-n", "-r", path, "-Y", "tcp", "-T", "fields", "-E", "separator=/t"]
         + [x for f in FIELDS for x in ("-e", f)],
@@ -61,20 +63,21 @@ def tshark_streams(path: str) -> tuple[dict[int, dict[str, int]], set[int]]:
     multiple: set[int] = set()
     for line in out.splitlines():
         cells = line.split("\t")
-        if len(cells) < len(FIELDS) or not cells[1]:
+        frame, protocols, *cells = cells
+        if len(cells) < len(FIELDS) - 2 or not cells[0]:
             continue
-        if "," in cells[1]:
-            multiple.add(int(cells[0]))
+        if "," in cells[0] or ":icmp" in protocols:
+            multiple.add(int(frame))
             continue
-        s = streams[int(cells[1])]
-        s.setdefault("first_frame", int(cells[0]))
-        flags = int(cells[3], 16)
+        s = streams[int(cells[0])]
+        s.setdefault("first_frame", int(frame))
+        flags = int(cells[2], 16)
         s["packets"] += 1
         s["syn"] += bool(flags & SYN)
         s["fin"] += bool(flags & FIN)
         s["rst"] += bool(flags & RST)
-        s["payload_bytes"] += int(cells[2] or 0)
-        for name, cell in zip(COUNTS[5:], cells[4:], strict=True):
+        s["payload_bytes"] += int(cells[1] or 0)
+        for name, cell in zip(COUNTS[5:], cells[3:], strict=True):
             s[name] += bool(cell)
     return dict(streams), multiple
 
