@@ -80,6 +80,54 @@ def synthesize(path: str, target_packets: int) -> dict[str, int]:
     return counts
 
 
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "corpus"
+
+
+def replay(path: str, sources: list[Path], target_packets: int, snap: int = 0) -> dict[str, int]:
+    """Real traffic: the Ethernet/IPv4/TCP frames of real pcap captures (by default the
+    regression corpus, tests/data/corpus) written again and again until `target_packets`,
+    each copy on its own addresses (copy k adds k to the third and fourth bytes of both IPv4
+    addresses) and later in time, so copies are new connections with the same behaviour.
+    Checksums are left as they were: neither tshark nor we check them. `snap` cuts every frame
+    to that many bytes, as `tcpdump -s` does (0: whole frames)."""
+    frames: list[tuple[float, int, bytes]] = []  # (seconds since the previous frame, ...)
+    for source in sources:
+        data = source.read_bytes()
+        if len(data) < 24 or data[:4] != b"\xd4\xc3\xb2\xa1" or data[20] != 1:
+            continue  # little-endian microsecond pcap of Ethernet only
+        o, last = 24, None
+        while o + 16 <= len(data):
+            sec, usec, caplen, wire = struct.unpack_from("<IIII", data, o)
+            frame = data[o + 16 : o + 16 + caplen]
+            o += 16 + caplen
+            if len(frame) >= 54 and frame[12:14] == b"\x08\x00" and frame[23] == 6:
+                ts = sec + usec * 1e-6
+                # idle gaps over 10 s shortened to 10 s, so decades of captures fit in a file
+                gap = 0.001 if last is None else min(max(ts - last, 0.0), 10.0)
+                frames.append((gap, wire, frame))
+                last = ts
+    if not frames:
+        raise SystemExit("no Ethernet/IPv4/TCP frames in the replay sources")
+    record = struct.Struct("<IIII").pack
+    out: list[bytes] = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
+    copies = packets = 0
+    t = 1_700_000_000.0
+    while packets < target_packets:
+        copies += 1
+        for gap, wire, frame in frames:
+            moved = bytearray(frame[:snap] if snap else frame)
+            for at in (28, 32):  # the low halves of the source and destination addresses
+                low = (int.from_bytes(moved[at : at + 2], "big") + copies) & 0xFFFF
+                moved[at : at + 2] = low.to_bytes(2, "big")
+            t += gap
+            sec = int(t)
+            out.append(record(sec, int((t - sec) * 1e6), len(moved), wire) + bytes(moved))
+            packets += 1
+    with open(path, "wb") as f:
+        f.write(b"".join(out))
+    return {"packets": packets, "copies": copies, "frames": len(frames)}
+
+
 def _connection(n: int) -> list[tuple]:
     """Connection n as (from_client, flags, seq, ack, payload_len) tuples."""
     seq = [(n * 2654435761) & SEQ_MASK, (n * 40503 + 12345) & SEQ_MASK]  # client, server ISN

@@ -40,6 +40,7 @@ from lab.frames import (
     Packet,
     address_namer,
     make_decoder,
+    new_packet,
     syn_mss,
 )
 
@@ -224,8 +225,7 @@ def _parse_pcap(data, name: str, order: str, unit: float) -> Capture:
     linktype = struct.unpack_from(order + "I", data, 20)[0] & 0x0FFFFFFF  # top bits: FCS info
     capture.link_types = [linktype]
     decode = make_decoder(linktype, capture.undecoded)
-    names, name_of = address_namer()
-    new_packet = Packet._make
+    names = address_namer()
     prefix, link_len = _FAST_LINKS.get(linktype, (None, 0))
     fast = struct.Struct(prefix + _FAST_TAIL).unpack_from if prefix else None
     fast_len = link_len + 40
@@ -267,10 +267,11 @@ def _parse_pcap(data, name: str, order: str, unit: float) -> Capture:
                 payload = ip_len - 20 - (off >> 4) * 4
                 append(
                     new_packet(
+                        Packet,
                         (
                             sec + frac * unit,
-                            names.get(rs) or name_of(rs),
-                            names.get(rd) or name_of(rd),
+                            names[rs],
+                            names[rd],
                             sp,
                             dp,
                             flags | (off & 1) << 8,
@@ -287,7 +288,7 @@ def _parse_pcap(data, name: str, order: str, unit: float) -> Capture:
                             )
                             if flags & 2
                             else 0,
-                        )
+                        ),
                     )
                 )
                 o = end

@@ -35,6 +35,7 @@ HANDSHAKE, DATA, PURE_ACK, TEARDOWN, OTHER = "handshake", "data", "pure ACK", "t
 _HALF = 0x80000000  # lab.tcp.SEQ_HALF: serial arithmetic's "behind"
 _KEEP_ALIVE, _ZERO_WINDOW_PROBE = 1, 2  # what the last segment of a side was
 _RETRANSMISSION, _OUT_OF_ORDER, _SPURIOUS = 1, 2, 3  # a segment behind the expected seq
+_CONTROL, _SYN_FIN = SYN | FIN | RST, SYN | FIN
 _FAST_RETRANSMISSION_S = 0.020  # Wireshark's window after the last duplicate ACK
 _OUT_OF_ORDER_S = 0.003  # Wireshark's out-of-order window without a handshake RTT
 
@@ -134,22 +135,6 @@ def walk(packets, caddr: str, cport: int, series: list, marks) -> tuple:
         # Wireshark's sequence analysis (the module's doc), on every segment
         expected = nxt[d]
         kind = retransmitted = 0
-        if plen == 1 and seq == expected and window[o] == 0:
-            kind = _ZERO_WINDOW_PROBE
-            probes[d] += 1
-        elif not flags & (SYN | FIN | RST):
-            if plen <= 1 and seq == (expected - 1) & SEQ_MASK:
-                kind = _KEEP_ALIVE
-                keep_alives[d] += 1
-            elif (
-                not plen
-                and win
-                and win == window[d]
-                and seq == expected
-                and ack == last_ack[d]
-                and not last_kind[o] & _KEEP_ALIVE  # that is a keep-alive's ACK
-            ):
-                dup_acks[d] = 1 if dup_acks[d] < 0 else dup_acks[d] + 1
         if ack != last_ack[d]:
             dup_acks[d] = 0
         if flags & ACK and to_ack[o] and 0 < (ack - to_ack[o]) & SEQ_MASK < _HALF:
@@ -158,47 +143,87 @@ def walk(packets, caddr: str, cport: int, series: list, marks) -> tuple:
                 to_ack[o] = nxt[o]
             else:
                 dup_acks[o] = -1  # an unsigned -1 there: counts as many duplicate ACKs
-        if (plen or flags & (SYN | FIN)) and kind != _KEEP_ALIVE:
-            behind = expected and (seq - expected) & SEQ_MASK >= _HALF
-            if behind and plen > 1 and (expected - 1) & SEQ_MASK == seq:
-                behind = False  # new data after a zero-window probe's byte
-            if plen and last_ack[o] and not 0 < (seq + plen - last_ack[o]) & SEQ_MASK < _HALF:
-                spurious[d] += 1  # all of it acknowledged already
-                retransmitted = _SPURIOUS
-            elif not behind:
-                pass
-            elif (
-                (dup_acks[o] >= 2 or dup_acks[o] < 0)
-                and last_ack[o] == seq
-                and 0 <= ts - last_ack_t[o] < _FAST_RETRANSMISSION_S
-            ):
-                fast[d] += 1
-                retrans[d] += 1
-                retransmitted = _RETRANSMISSION
-            elif (
-                0 <= ts - nxt_t[d] < (first_rtt or _OUT_OF_ORDER_S)
-                and expected != (seq + plen + (1 if flags & (SYN | FIN) else 0)) & SEQ_MASK
-            ):
-                ooo[d] += 1
-                retransmitted = _OUT_OF_ORDER
+        # The commonest segment first, read as the general path below would read it: no SYN,
+        # FIN or RST, at the next expected seq, not a zero-window probe.
+        if not flags & _CONTROL and seq == expected and expected and (plen != 1 or window[o]):
+            if plen:
+                rel = nxt_rel[d]
+                peer_ack = last_ack[o]
+                if peer_ack and not 0 < (seq + plen - peer_ack) & SEQ_MASK < _HALF:
+                    spurious[d] += 1  # all of it acknowledged already
+                    retransmitted = _SPURIOUS
+                after = (seq + plen) & SEQ_MASK
+                nxt[d], nxt_rel[d], nxt_t[d] = after, rel + plen, ts
+                if seq == to_ack[d] or not to_ack[d]:
+                    to_ack[d] = after
             else:
-                retrans[d] += 1
-                retransmitted = _RETRANSMISSION
-        # where this segment starts, relative to the side's base and unwrapped
-        rel = (
-            nxt_rel[d] + ((seq - expected + _HALF) & SEQ_MASK) - _HALF
-            if expected
-            else (seq - b) & SEQ_MASK
-        )
-        if kind != _ZERO_WINDOW_PROBE:
-            after = (seq + plen + (1 if flags & (SYN | FIN) else 0)) & SEQ_MASK
-            if not expected:
-                nxt[d], nxt_rel[d], nxt_t[d] = after, (after - b) & SEQ_MASK, ts
-            elif 0 < (after - expected) & SEQ_MASK < _HALF:
-                nxt_rel[d] += (after - expected) & SEQ_MASK
-                nxt[d], nxt_t[d] = after, ts
-            if seq == to_ack[d] or not to_ack[d]:
-                to_ack[d] = nxt[d]
+                if (
+                    win
+                    and win == window[d]
+                    and ack == last_ack[d]
+                    and not last_kind[o] & _KEEP_ALIVE  # that is a keep-alive's ACK
+                ):
+                    dup_acks[d] = 1 if dup_acks[d] < 0 else dup_acks[d] + 1
+                if not to_ack[d]:
+                    to_ack[d] = expected
+        else:
+            if plen == 1 and seq == expected and window[o] == 0:
+                kind = _ZERO_WINDOW_PROBE
+                probes[d] += 1
+            elif not flags & _CONTROL:
+                if plen <= 1 and seq == (expected - 1) & SEQ_MASK:
+                    kind = _KEEP_ALIVE
+                    keep_alives[d] += 1
+                elif (
+                    not plen
+                    and win
+                    and win == window[d]
+                    and seq == expected
+                    and ack == last_ack[d]
+                    and not last_kind[o] & _KEEP_ALIVE  # that is a keep-alive's ACK
+                ):
+                    dup_acks[d] = 1 if dup_acks[d] < 0 else dup_acks[d] + 1
+            if (plen or flags & _SYN_FIN) and kind != _KEEP_ALIVE:
+                behind = expected and (seq - expected) & SEQ_MASK >= _HALF
+                if behind and plen > 1 and (expected - 1) & SEQ_MASK == seq:
+                    behind = False  # new data after a zero-window probe's byte
+                if plen and last_ack[o] and not 0 < (seq + plen - last_ack[o]) & SEQ_MASK < _HALF:
+                    spurious[d] += 1  # all of it acknowledged already
+                    retransmitted = _SPURIOUS
+                elif not behind:
+                    pass
+                elif (
+                    (dup_acks[o] >= 2 or dup_acks[o] < 0)
+                    and last_ack[o] == seq
+                    and 0 <= ts - last_ack_t[o] < _FAST_RETRANSMISSION_S
+                ):
+                    fast[d] += 1
+                    retrans[d] += 1
+                    retransmitted = _RETRANSMISSION
+                elif (
+                    0 <= ts - nxt_t[d] < (first_rtt or _OUT_OF_ORDER_S)
+                    and expected != (seq + plen + (1 if flags & _SYN_FIN else 0)) & SEQ_MASK
+                ):
+                    ooo[d] += 1
+                    retransmitted = _OUT_OF_ORDER
+                else:
+                    retrans[d] += 1
+                    retransmitted = _RETRANSMISSION
+            if plen:  # where this segment starts, relative to the side's base and unwrapped
+                rel = (
+                    nxt_rel[d] + ((seq - expected + _HALF) & SEQ_MASK) - _HALF
+                    if expected
+                    else (seq - b) & SEQ_MASK
+                )
+            if kind != _ZERO_WINDOW_PROBE:
+                after = (seq + plen + (1 if flags & _SYN_FIN else 0)) & SEQ_MASK
+                if not expected:
+                    nxt[d], nxt_rel[d], nxt_t[d] = after, (after - b) & SEQ_MASK, ts
+                elif 0 < (after - expected) & SEQ_MASK < _HALF:
+                    nxt_rel[d] += (after - expected) & SEQ_MASK
+                    nxt[d], nxt_t[d] = after, ts
+                if seq == to_ack[d] or not to_ack[d]:
+                    to_ack[d] = nxt[d]
         window[d], last_ack[d], last_ack_t[d], last_kind[d] = win, ack, ts, kind
         if flags & (SYN | ACK) == ACK and mru_syn and not first_rtt:
             first_rtt = ts - mru_syn
