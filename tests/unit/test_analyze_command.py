@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
 from lab.analysis import analyze
-from lab.capture import parse_capture
+from lab.capture import parse_capture, read_capture
 from lab.commands import analyze as command
 from tests.unit.packets import pcap_bytes, sample_http10, sample_port_reuse
 
@@ -50,3 +51,16 @@ def test_table_columns_line_up():
         assert row[ends[2] - 1] != " " and row[ends[2] : ends[2] + 2] == "  "  # pkts
     assert lines[header].index("pkts") + 4 == ends[2]
     assert "c/s: sent by the client" in out.getvalue()
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(CORPUS.glob("*.pcap*")) + sorted((CORPUS.parent).glob("*.pcap*")),
+    ids=lambda p: p.name,
+)  # fmt: skip
+def test_connection_json_is_json_dumps_of_to_dict(path):
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    for c in analyze(read_capture(path)).connections:
+        assert command.connection_json(c) == encode(c.to_dict())
