@@ -20,7 +20,7 @@ CONTAINER_PACKAGES = {
     "shaper": {"wire", "shaper"},
 }
 # Pure lab modules (files or packages): no Docker, no terminal, no charts, no YAML.
-PURE = ["document", "capture", "analysis", "tcp", "claims", "model", "compose_demo"]
+PURE = ["document", "capture", "frames", "analysis", "tcp", "claims", "model", "compose_demo"]
 
 
 def imported_roots(path: Path) -> set[str]:
