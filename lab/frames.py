@@ -291,7 +291,12 @@ def _note(notes: dict, what: str) -> None:
 
 def make_decoder(linktype: int, notes: dict[str, int]):
     """A function (data, offset, end, ts, wire_len, frame) -> Packet | None for one link type.
-    Frames it cannot read for a reason a user should know are counted in `notes` by name."""
+    Frames it cannot read for a reason a user should know are counted in `notes` by name.
+
+    Longer than 80 lines on purpose: `decode` runs once per frame that is not the commonest
+    kind, and peels layer after layer in one loop on local variables (a call per layer and
+    an object to carry the offsets, limit and addresses between calls cost more than the
+    layers themselves)."""
     names = address_namer()
     link = link_reader(linktype)
     unknown_link = link_type_name(linktype) + " is not decoded"
