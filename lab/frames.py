@@ -268,7 +268,8 @@ def _udp_tunnel(data, t: int, end: int):
         return None
     dport = _U16(data, t + 2)[0]
     if dport == _UDP_VXLAN:
-        return (_ETH_BRIDGED, t + 16) if end - t >= 16 and data[t + 8] & 0x08 else None
+        # Wireshark decodes UDP 4789 as VXLAN whatever the flags say; so do we
+        return (_ETH_BRIDGED, t + 16) if end - t >= 16 else None
     if dport == _UDP_GENEVE and end - t >= 16:
         return _U16(data, t + 10)[0], t + 16 + (data[t + 8] & 0x3F) * 4
     if dport == _UDP_GRE:
