@@ -1,6 +1,7 @@
-"""Benchmark: `lab analyze` against tshark on a synthetic capture of a million packets.
+"""Benchmark: `lab analyze` against tshark on a million packets, synthetic and real.
 
-    python benchmarks/analyze_bench.py [--packets 1000000] [--quick] [--keep FILE]
+    python benchmarks/analyze_bench.py [--packets 1000000] [--quick] [--keep DIR]
+        [--replay PCAP...]
 
 Writes a real pcap (Ethernet, snap length 96 like `tcpdump -s 96`, so payload is counted from
 the IP header as on a real trace) of many short HTTP/1.0-style connections: handshake, request,
@@ -8,11 +9,14 @@ a response of one to three segments, the client's ACK, and a 3- or 4-packet tear
 connections lose a segment (a retransmission), some end with RST, and some reuse a client port
 with a new ISN (a new Wireshark stream on the same address/port pair).
 
-Then, in one run, it times our reader + analysis and `tshark -r FILE -q -z conv,tcp`, prints
-packets/s of each and the ratio, and asserts that the streams, SYNs and FINs we count equal
-tshark's (a second, untimed tshark pass counts the flags). Last it times the command itself,
-`python -m lab analyze FILE` (the table) and `... --json` (every stream), output to /dev/null:
-wall, user and system seconds of each.
+The real-traffic case replays real captures (`replay`: by default the regression corpus,
+tests/data/corpus, whole frames) to the same number of packets, each copy on its own addresses.
+
+For each capture, in one run, it times our reader + analysis and `tshark -r FILE -q -z
+conv,tcp`, prints packets/s of each and the ratio, and asserts that the streams, SYNs and FINs
+we count equal tshark's (a second, untimed tshark pass counts the flags). Then it times the
+command itself, `python -m lab analyze FILE` (the table) and `... --json` (every stream),
+output to /dev/null: wall, user and system seconds of each, and the ratio against tshark.
 """
 
 from __future__ import annotations
@@ -78,6 +82,54 @@ def synthesize(path: str, target_packets: int) -> dict[str, int]:
     with open(path, "wb") as f:
         f.write(b"".join(out))
     return counts
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "corpus"
+
+
+def replay(path: str, sources: list[Path], target_packets: int, snap: int = 0) -> dict[str, int]:
+    """Real traffic: the Ethernet/IPv4/TCP frames of real pcap captures (by default the
+    regression corpus, tests/data/corpus) written again and again until `target_packets`,
+    each copy on its own addresses (copy k adds k to the third and fourth bytes of both IPv4
+    addresses) and later in time, so copies are new connections with the same behaviour.
+    Checksums are left as they were: neither tshark nor we check them. `snap` cuts every frame
+    to that many bytes, as `tcpdump -s` does (0: whole frames)."""
+    frames: list[tuple[float, int, bytes]] = []  # (seconds since the previous frame, ...)
+    for source in sources:
+        data = source.read_bytes()
+        if len(data) < 24 or data[:4] != b"\xd4\xc3\xb2\xa1" or data[20] != 1:
+            continue  # little-endian microsecond pcap of Ethernet only
+        o, last = 24, None
+        while o + 16 <= len(data):
+            sec, usec, caplen, wire = struct.unpack_from("<IIII", data, o)
+            frame = data[o + 16 : o + 16 + caplen]
+            o += 16 + caplen
+            if len(frame) >= 54 and frame[12:14] == b"\x08\x00" and frame[23] == 6:
+                ts = sec + usec * 1e-6
+                # idle gaps over 10 s shortened to 10 s, so decades of captures fit in a file
+                gap = 0.001 if last is None else min(max(ts - last, 0.0), 10.0)
+                frames.append((gap, wire, frame))
+                last = ts
+    if not frames:
+        raise SystemExit("no Ethernet/IPv4/TCP frames in the replay sources")
+    record = struct.Struct("<IIII").pack
+    out: list[bytes] = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
+    copies = packets = 0
+    t = 1_700_000_000.0
+    while packets < target_packets:
+        copies += 1
+        for gap, wire, frame in frames:
+            moved = bytearray(frame[:snap] if snap else frame)
+            for at in (28, 32):  # the low halves of the source and destination addresses
+                low = (int.from_bytes(moved[at : at + 2], "big") + copies) & 0xFFFF
+                moved[at : at + 2] = low.to_bytes(2, "big")
+            t += gap
+            sec = int(t)
+            out.append(record(sec, int((t - sec) * 1e6), len(moved), wire) + bytes(moved))
+            packets += 1
+    with open(path, "wb") as f:
+        f.write(b"".join(out))
+    return {"packets": packets, "copies": copies, "frames": len(frames)}
 
 
 def _connection(n: int) -> list[tuple]:
@@ -178,58 +230,78 @@ def cli(path: str, *extra: str) -> tuple[float, float, float]:
     )
 
 
+def race(path: str, written: dict[str, int] | None) -> None:
+    """Time ours and tshark on one capture, print both and the ratios, check the counts."""
+    t_ours, cpu_ours, counts = ours(path)
+    t_tshark, cpu_tshark, tshark_streams = tshark_conv(path)
+    flags = tshark_flags(path)
+    packets = counts["packets"]
+    # CPU time too: on a shared machine the wall clock also measures the neighbours.
+    print(
+        f"  ours:   {t_ours:6.2f} s wall {packets / t_ours:>10,.0f} packets/s   "
+        f"{cpu_ours:6.2f} s CPU {packets / cpu_ours:>10,.0f} packets/s"
+    )
+    print(
+        f"  tshark: {t_tshark:6.2f} s wall {packets / t_tshark:>10,.0f} packets/s   "
+        f"{cpu_tshark:6.2f} s CPU {packets / cpu_tshark:>10,.0f} packets/s  (-z conv,tcp)"
+    )
+    print(
+        f"  ratio:  ours is {t_tshark / t_ours:.2f}x tshark's speed (wall), "
+        f"{cpu_tshark / cpu_ours:.2f}x (CPU)"
+    )
+    print(
+        f"  streams {counts['streams']:,} (tshark {tshark_streams:,}), "
+        f"SYN {counts['syn']:,} (tshark {flags['syn']:,}), "
+        f"FIN {counts['fin']:,} (tshark {flags['fin']:,})"
+    )
+    assert counts["streams"] == tshark_streams, (counts, tshark_streams)
+    assert counts["syn"] == flags["syn"] and counts["fin"] == flags["fin"], (counts, flags)
+    if written:
+        assert packets == written["packets"], (packets, written)
+        assert counts["syn"] == written["syn"] and counts["fin"] == written["fin"], written
+    for label, extra in (("table", ()), ("--json", ("--json",))):
+        wall, user, system = cli(path, *extra)
+        print(
+            f"  lab analyze {label:<6} {wall:6.2f} s wall  {user:6.2f} s user  "
+            f"{system:5.2f} s system: {t_tshark / wall:.2f}x tshark's speed (wall), "
+            f"{cpu_tshark / (user + system):.2f}x (CPU)"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="100,000 packets")
-    parser.add_argument("--keep", metavar="FILE", help="write the capture here and keep it")
+    parser.add_argument("--keep", metavar="DIR", help="write the captures here and keep them")
+    parser.add_argument(
+        "--replay", metavar="PCAP", nargs="+", type=Path,
+        help="real captures to replay (default: every pcap of tests/data/corpus)",
+    )  # fmt: skip
     args = parser.parse_args()
     target = 100_000 if args.quick else args.packets
     if shutil.which("tshark") is None:
         print("tshark is not installed (apt-get install tshark)", file=sys.stderr)
         return 2
-    workdir = tempfile.mkdtemp(prefix="tcplab-bench-")
-    path = args.keep or os.path.join(workdir, "bench.pcap")
+    workdir = args.keep or tempfile.mkdtemp(prefix="tcplab-bench-")
+    os.makedirs(workdir, exist_ok=True)
     try:
+        path = os.path.join(workdir, "synthetic.pcap")
         start = time.perf_counter()
         written = synthesize(path, target)
-        size = os.path.getsize(path)
         print(
-            f"capture: {written['packets']:,} packets, {written['connections']:,} connections, "
-            f"{size / 1e6:.0f} MB, written in {time.perf_counter() - start:.1f} s"
+            f"synthetic: {written['packets']:,} packets, {written['connections']:,} connections, "
+            f"{os.path.getsize(path) / 1e6:.0f} MB, written in {time.perf_counter() - start:.1f} s"
         )
-        t_ours, cpu_ours, counts = ours(path)
-        t_tshark, cpu_tshark, tshark_streams = tshark_conv(path)
-        flags = tshark_flags(path)
-        packets = counts["packets"]
-        # CPU time too: on a shared machine the wall clock also measures the neighbours.
+        race(path, written)
+        path = os.path.join(workdir, "replay.pcap")
+        sources = args.replay or sorted(CORPUS.glob("*.pcap"))
+        made = replay(path, sources, target)
         print(
-            f"ours:   {t_ours:6.2f} s wall {packets / t_ours:>10,.0f} packets/s   "
-            f"{cpu_ours:6.2f} s CPU {packets / cpu_ours:>10,.0f} packets/s"
+            f"real traffic: {made['packets']:,} packets, {made['copies']} copies of "
+            f"{made['frames']:,} Ethernet/IPv4/TCP frames from {len(sources)} captures, "
+            f"{os.path.getsize(path) / 1e6:.0f} MB"
         )
-        print(
-            f"tshark: {t_tshark:6.2f} s wall {packets / t_tshark:>10,.0f} packets/s   "
-            f"{cpu_tshark:6.2f} s CPU {packets / cpu_tshark:>10,.0f} packets/s  (-z conv,tcp)"
-        )
-        print(
-            f"ratio:  ours is {t_tshark / t_ours:.2f}x tshark's speed (wall), "
-            f"{cpu_tshark / cpu_ours:.2f}x (CPU)"
-        )
-        print(
-            f"streams {counts['streams']:,} (tshark {tshark_streams:,}), "
-            f"SYN {counts['syn']:,} (tshark {flags['syn']:,}), "
-            f"FIN {counts['fin']:,} (tshark {flags['fin']:,})"
-        )
-        assert packets == written["packets"], (packets, written)
-        assert counts["streams"] == tshark_streams, (counts, tshark_streams)
-        assert counts["syn"] == flags["syn"] == written["syn"], (counts, flags, written)
-        assert counts["fin"] == flags["fin"] == written["fin"], (counts, flags, written)
-        for label, extra in (("table", ()), ("--json", ("--json",))):
-            wall, user, system = cli(path, *extra)
-            print(
-                f"lab analyze {label:<6} {wall:6.2f} s wall  {user:6.2f} s user  "
-                f"{system:5.2f} s system"
-            )
+        race(path, None)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

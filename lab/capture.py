@@ -10,8 +10,9 @@ its pcapng option parser for interface timestamp resolution). Records are walked
   pcapng reader trusts block lengths. We stop at the cut, keep what came before it, and say
   the capture was truncated.
 
-Only TCP over IPv4/IPv6 becomes a record; every other frame is counted and skipped. Payload
-lengths come from the IP header, so a capture with a small snap length still measures bytes.
+Only TCP over IPv4/IPv6 becomes a record (`lab.frames` decodes link layers and tunnels);
+every other frame is counted and skipped. Payload lengths come from the IP header, as far as
+the frame on the wire went, so a capture with a small snap length still measures bytes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import gc
 import mmap
 import os
-import socket
 import stat
 import struct
 from contextlib import contextmanager
@@ -30,25 +30,32 @@ from dpkt import pcap as dpkt_pcap
 from dpkt import pcapng as dpkt_pcapng
 
 from lab.errors import UsageError
+from lab.frames import (
+    DLT_EN10MB,
+    DLT_LINUX_SLL,
+    DLT_LINUX_SLL2,
+    ETH_IPV4,
+    RAW_IP,
+    SUPPORTED_LINK_TYPES,
+    Packet,
+    address_namer,
+    make_decoder,
+    new_packet,
+    syn_mss,
+)
 
-
-class Packet(NamedTuple):
-    """One TCP segment as seen on the wire. `frame` is Wireshark's frame.number (1-based);
-    `mss` is the MSS option of a SYN or SYN-ACK (0 when absent or not a SYN)."""
-
-    ts: float
-    src: str
-    dst: str
-    sport: int
-    dport: int
-    flags: int
-    seq: int
-    ack: int
-    payload_len: int
-    wire_len: int
-    window: int
-    frame: int
-    mss: int = 0
+__all__ = [
+    "RAW_IP",
+    "SUPPORTED_LINK_TYPES",
+    "Capture",
+    "Packet",
+    "PcapStream",
+    "Record",
+    "decode_frame",
+    "parse_capture",
+    "read_capture",
+    "without_gc",
+]
 
 
 @dataclass
@@ -63,207 +70,21 @@ class Capture:
     truncated: bool = False
     problem: str | None = None  # why reading stopped early, one line
     link_types: list[int] = field(default_factory=list)
+    # frames not read for a reason a user should know (a link type or tunnel not decoded),
+    # by that reason: lab.frames counts them
+    undecoded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per reason frames went unread: "link type 105 (IEEE 802.11) is not
+        decoded: 12 frames"."""
+        return [
+            f"{why}: {n} frame{'s' if n != 1 else ''}" for why, n in sorted(self.undecoded.items())
+        ]
 
 
-DLT_NULL = dpkt_pcap.DLT_NULL
-DLT_EN10MB = dpkt_pcap.DLT_EN10MB
-DLT_LOOP = dpkt_pcap.DLT_LOOP
-DLT_LINUX_SLL = dpkt_pcap.DLT_LINUX_SLL
-DLT_LINUX_SLL2 = dpkt_pcap.DLT_LINUX_SLL2
-DLT_IPV4 = dpkt_pcap.DLT_IPV4
-DLT_IPV6 = dpkt_pcap.DLT_IPV6
-# Raw IP has three numbers: LINKTYPE_RAW (101) in files, and the BSDs' DLT_RAW (12 or 14).
-RAW_IP = frozenset({101, 12, 14, DLT_IPV4, DLT_IPV6})
-SUPPORTED_LINK_TYPES = frozenset({DLT_NULL, DLT_EN10MB, DLT_LOOP, DLT_LINUX_SLL, DLT_LINUX_SLL2})
-SUPPORTED_LINK_TYPES |= RAW_IP
-
-_VLAN_TYPES = frozenset({0x8100, 0x88A8, 0x9100})
-_IPV6_EXT = frozenset({0, 43, 60, 51})  # hop-by-hop, routing, destination options, AH
-_ETH_IPV4 = 0x0800
-_ETH_IPV6 = 0x86DD
-
-_U16 = struct.Struct("!H").unpack_from
-_IPV4 = struct.Struct("!BxHxxHxB").unpack_from  # version/ihl, total length, fragment, protocol
-_IPV6 = struct.Struct("!4xHB").unpack_from  # payload length, next header
-_TCP = struct.Struct("!HHIIBBH").unpack_from
-
-
-def _address_namer():
-    """inet_ntop with a cache: captures hold few distinct addresses and many packets."""
-    names: dict[bytes, str] = {}
-
-    def name(raw: bytes) -> str:
-        text = names.get(raw)
-        if text is None:
-            family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
-            text = names[raw] = socket.inet_ntop(family, raw)
-        return text
-
-    return names, name
-
-
-def _ethernet(data, o: int, end: int) -> tuple[int, int] | None:
-    """(EtherType, where the network header starts) after an Ethernet header and its VLAN tags."""
-    if end - o < 14:
-        return None
-    etype = _U16(data, o + 12)[0]
-    o += 14
-    while etype in _VLAN_TYPES and end - o >= 4:
-        etype = _U16(data, o + 2)[0]
-        o += 4
-    return etype, o
-
-
-def _linux_sll(data, o: int, end: int) -> tuple[int, int] | None:
-    return (_U16(data, o + 14)[0], o + 16) if end - o >= 16 else None
-
-
-def _linux_sll2(data, o: int, end: int) -> tuple[int, int] | None:
-    return (_U16(data, o)[0], o + 20) if end - o >= 20 else None
-
-
-def _raw_ip(data, o: int, end: int) -> tuple[int, int] | None:
-    if end - o < 1:
-        return None
-    version = data[o] >> 4
-    return (_ETH_IPV4 if version == 4 else _ETH_IPV6 if version == 6 else 0), o
-
-
-def _bsd_loopback(data, o: int, end: int) -> tuple[int, int] | None:
-    """The BSD loopback header is the address family, in the writer's byte order: the IP
-    version nibble that follows says more, in any byte order."""
-    if end - o < 5:
-        return None
-    version = data[o + 4] >> 4
-    return (_ETH_IPV4 if version == 4 else _ETH_IPV6 if version == 6 else 0), o + 4
-
-
-def _unknown_link(data, o: int, end: int) -> None:
-    return None  # a link type we do not read: every frame is skipped
-
-
-def _link_reader(linktype: int):
-    """The link layer's reader: (data, offset, end) -> (EtherType, network offset) | None."""
-    if linktype in RAW_IP:
-        return _raw_ip
-    return {
-        DLT_EN10MB: _ethernet,
-        DLT_LINUX_SLL: _linux_sll,
-        DLT_LINUX_SLL2: _linux_sll2,
-        DLT_NULL: _bsd_loopback,
-        DLT_LOOP: _bsd_loopback,
-    }.get(linktype)
-
-
-def _ipv6_extensions(data, t: int, end: int, nxt: int, ip_payload: int):
-    """Skip IPv6 extension headers up to TCP: (TCP offset, IP payload left) or None when the
-    packet is not TCP or is a later fragment (no TCP header in it)."""
-    while nxt != 6:
-        if end - t < 8:
-            return None
-        if nxt in _IPV6_EXT:
-            size = (data[t + 1] + 2) * 4 if nxt == 51 else (data[t + 1] + 1) * 8
-        elif nxt == 44:  # fragment header
-            if _U16(data, t + 2)[0] & 0xFFF8:
-                return None
-            size = 8
-        else:
-            return None
-        nxt = data[t]
-        t += size
-        ip_payload -= size
-    return t, ip_payload
-
-
-def _make_decoder(linktype: int):
-    """A function (data, offset, end, ts, wire_len, frame) -> Packet | None for one link type."""
-    names, name = _address_namer()
-    new_packet = Packet._make
-    link = _link_reader(linktype) or _unknown_link
-
-    def decode(data, o: int, end: int, ts: float, wire_len: int, frame: int) -> Packet | None:
-        found = link(data, o, end)
-        if found is None:
-            return None
-        etype, o = found
-        # Network layer: addresses, where TCP starts, and how long the IP payload really is.
-        if etype == _ETH_IPV4:
-            if end - o < 20:
-                return None
-            vihl, total, frag, proto = _IPV4(data, o)
-            ihl = (vihl & 15) * 4
-            if proto != 6 or vihl >> 4 != 4 or ihl < 20 or frag & 0x1FFF:
-                return None  # not TCP, or a later fragment that holds no TCP header
-            raw_src = data[o + 12 : o + 16]
-            raw_dst = data[o + 16 : o + 20]
-            t = o + ihl
-            # A zero total length comes from TSO captured on the sender: trust what we have.
-            ip_payload = total - ihl if total else end - t
-        elif etype == _ETH_IPV6:
-            if end - o < 40:
-                return None
-            ip_payload, nxt = _IPV6(data, o)
-            raw_src = data[o + 8 : o + 24]
-            raw_dst = data[o + 24 : o + 40]
-            t = o + 40
-            if ip_payload == 0:  # jumbogram or TSO: the captured bytes are all we know
-                ip_payload = end - t
-            if nxt != 6:
-                found = _ipv6_extensions(data, t, end, nxt, ip_payload)
-                if found is None:
-                    return None
-                t, ip_payload = found
-        else:
-            return None
-
-        if end - t < 20:
-            return None
-        sport, dport, seq, ack, offset, flags, window = _TCP(data, t)
-        header = (offset >> 4) * 4
-        payload = ip_payload - header
-        src = names.get(raw_src) or name(raw_src)
-        dst = names.get(raw_dst) or name(raw_dst)
-        # 2 is lab.tcp.SYN and 1 << 8 lab.tcp.NS, literals on a per-packet path; the NS bit
-        # sits in the data-offset byte
-        mss = _syn_mss(data, t, min(end, t + header)) if flags & 2 else 0
-        flags |= (offset & 1) << 8
-        return new_packet(
-            (
-                ts,
-                src,
-                dst,
-                sport,
-                dport,
-                flags,
-                seq,
-                ack,
-                payload if payload > 0 else 0,
-                wire_len,
-                window,
-                frame,
-                mss,
-            )
-        )
-
-    return decode
-
-
-def _syn_mss(data, start: int, end: int) -> int:
-    """The MSS option's value in a SYN's TCP options (start: the TCP header), 0 if absent."""
-    o = start + 20
-    while o < end:
-        kind = data[o]
-        if kind == 0:  # end of options
-            break
-        if kind == 1:  # no-operation
-            o += 1
-            continue
-        if o + 1 >= end or data[o + 1] < 2:
-            break
-        if kind == 2 and data[o + 1] == 4 and o + 4 <= end:
-            return _U16(data, o + 2)[0]
-        o += data[o + 1]
-    return 0
+_ETH_IPV4 = ETH_IPV4
+_TCP_HEADER_MIN = 0x50  # data offset 5 in the byte's high nibble
 
 
 _PCAP_MAGIC = {
@@ -332,7 +153,7 @@ def decode_frame(linktype: int, frame_bytes, ts: float, wire_len: int, frame: in
     short, or a link type we do not read). For readers that get frames one at a time."""
     decode = _DECODERS.get(linktype)
     if decode is None:
-        decode = _DECODERS[linktype] = _make_decoder(linktype)
+        decode = _DECODERS[linktype] = make_decoder(linktype, {})
     return decode(frame_bytes, 0, len(frame_bytes), ts, wire_len, frame)
 
 
@@ -395,6 +216,8 @@ _FAST_TAIL = "BxHxxHxB2x4s4sHHIIBBH"
 
 
 def _parse_pcap(data, name: str, order: str, unit: float) -> Capture:
+    # Over 80 lines on purpose: the per-record loop with its fast path inline is the reader's
+    # hot path (a million records); a call per record would cost more than the record.
     size = len(data)
     capture = Capture(name=name, format="pcap", packets=[])
     if size < 24:
@@ -403,9 +226,8 @@ def _parse_pcap(data, name: str, order: str, unit: float) -> Capture:
         return capture
     linktype = struct.unpack_from(order + "I", data, 20)[0] & 0x0FFFFFFF  # top bits: FCS info
     capture.link_types = [linktype]
-    decode = _make_decoder(linktype)
-    names, name_of = _address_namer()
-    new_packet = Packet._make
+    decode = make_decoder(linktype, capture.undecoded)
+    names = address_namer()
     prefix, link_len = _FAST_LINKS.get(linktype, (None, 0))
     fast = struct.Struct(prefix + _FAST_TAIL).unpack_from if prefix else None
     fast_len = link_len + 40
@@ -433,14 +255,25 @@ def _parse_pcap(data, name: str, order: str, unit: float) -> Capture:
             etype, vihl, total, frag, proto, rs, rd, sp, dp, seq, ack, off, flags, win = fast(
                 data, o
             )
-            if etype == _ETH_IPV4 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF:
-                payload = (total - 20 if total else end - o - link_len - 20) - (off >> 4) * 4
+            if (
+                etype == _ETH_IPV4
+                and vihl == 0x45
+                and proto == 6
+                and not frag & 0x1FFF
+                and off >= _TCP_HEADER_MIN
+            ):
+                # the IP length, as far as the frame on the wire went (lab.frames' doc)
+                ip_len = (wire_len if wire_len > end - o else end - o) - link_len
+                if total and total < ip_len:
+                    ip_len = total
+                payload = ip_len - 20 - (off >> 4) * 4
                 append(
                     new_packet(
+                        Packet,
                         (
                             sec + frac * unit,
-                            names.get(rs) or name_of(rs),
-                            names.get(rd) or name_of(rd),
+                            names[rs],
+                            names[rd],
                             sp,
                             dp,
                             flags | (off & 1) << 8,
@@ -450,14 +283,14 @@ def _parse_pcap(data, name: str, order: str, unit: float) -> Capture:
                             wire_len,
                             win,
                             frame,
-                            _syn_mss(
+                            syn_mss(
                                 data,
                                 o + fast_len - 20,
                                 min(end, o + fast_len - 20 + (off >> 4) * 4),
                             )
                             if flags & 2
                             else 0,
-                        )
+                        ),
                     )
                 )
                 o = end
@@ -504,7 +337,7 @@ def _add_interface(capture: Capture, block, order: str, decoders: dict) -> tuple
     linktype, unit, offset = _interface(bytes(block), order)
     snaplen = struct.unpack_from(order + "I", block, 12)[0]
     if linktype not in decoders:
-        decoders[linktype] = _make_decoder(linktype)
+        decoders[linktype] = make_decoder(linktype, capture.undecoded)
     if linktype not in capture.link_types:
         capture.link_types.append(linktype)
     return decoders[linktype], unit, offset, snaplen

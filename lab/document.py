@@ -235,7 +235,13 @@ class ConnectionResult(Record):
     data_segments: Pair = field(default_factory=Pair)
     pure_acks: Pair = field(default_factory=Pair)
     payload_bytes: Pair = field(default_factory=Pair)
-    retransmissions: Pair = field(default_factory=Pair)
+    retransmissions: Pair = field(default_factory=Pair)  # Wireshark's, fast ones included
+    # what Wireshark's tcp.analysis tells apart from retransmissions, by its names
+    fast_retransmission: Pair = field(default_factory=Pair)
+    out_of_order: Pair = field(default_factory=Pair)
+    spurious_retransmission: Pair = field(default_factory=Pair)
+    keep_alive: Pair = field(default_factory=Pair)
+    zero_window_probe: Pair = field(default_factory=Pair)
     overhead_packets: int = 0
     t_last_server_byte: float | None = None
     # the first request's first byte on the server's interface (lab.results, for lab.costs)

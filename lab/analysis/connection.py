@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
+from lab.analysis.walk import DATA, HANDSHAKE, OTHER, PURE_ACK, TEARDOWN, walk
 from lab.capture import Packet
-from lab.tcp import ACK, DEFAULT_MSS, ETHERNET_MSS, FIN, INITIAL_WINDOW, RST, SEQ_MASK, SYN
+from lab.tcp import ACK, DEFAULT_MSS, INITIAL_WINDOW, SYN
 
 CLIENT, SERVER = 0, 1
 SIDES = ("client", "server")
@@ -84,7 +85,14 @@ class Connection:
     data_segments: list[int] = field(default_factory=lambda: [0, 0])
     pure_acks: list[int] = field(default_factory=lambda: [0, 0])
     payload_bytes: list[int] = field(default_factory=lambda: [0, 0])
-    retransmissions: list[int] = field(default_factory=lambda: [0, 0])
+    retransmissions: list[int] = field(default_factory=lambda: [0, 0])  # fast ones included
+    # the segments Wireshark tells apart from retransmissions, under its names
+    # (tcp.analysis.*; lab.analysis.walk says how each is told)
+    fast_retransmission: list[int] = field(default_factory=lambda: [0, 0])
+    out_of_order: list[int] = field(default_factory=lambda: [0, 0])
+    spurious_retransmission: list[int] = field(default_factory=lambda: [0, 0])
+    keep_alive: list[int] = field(default_factory=lambda: [0, 0])
+    zero_window_probe: list[int] = field(default_factory=lambda: [0, 0])
     syn_retransmissions: int = 0
     t_first_client_byte: float | None = None
     t_last_server_byte: float | None = None
@@ -157,6 +165,11 @@ class Connection:
             "pure_acks": _pair(self.pure_acks),
             "payload_bytes": _pair(self.payload_bytes),
             "retransmissions": _pair(self.retransmissions),
+            "fast_retransmission": _pair(self.fast_retransmission),
+            "out_of_order": _pair(self.out_of_order),
+            "spurious_retransmission": _pair(self.spurious_retransmission),
+            "keep_alive": _pair(self.keep_alive),
+            "zero_window_probe": _pair(self.zero_window_probe),
             "overhead_packets": self.overhead_packets,
             "t_last_server_byte": self.t_last_server_byte,
             "mss": self.mss,
@@ -193,7 +206,6 @@ def _roles(packets: Sequence[Packet], server_ports: frozenset[int]) -> tuple[tup
     return (a, b, "guess") if p.sport > p.dport else (b, a, "guess")
 
 
-HANDSHAKE, DATA, PURE_ACK, TEARDOWN, OTHER = "handshake", "data", "pure ACK", "teardown", "other"
 CATEGORIES = (HANDSHAKE, DATA, PURE_ACK, TEARDOWN, OTHER)
 
 
@@ -211,227 +223,11 @@ def analyze_connection(
     (see `packet_categories`)."""
     (caddr, cport), (saddr, sport_), roles_from = _roles(packets, frozenset(server_ports))
     c = Connection(stream, caddr, cport, saddr, sport_, roles_from, packets[0].ts, packets[-1].ts)
-    _finish(c, _walk(packets, caddr, cport, c.server_series, marks), len(packets), mss)
+    _finish(c, walk(packets, caddr, cport, c.server_series, marks), len(packets), mss)
     return c
 
 
-class _Walk(NamedTuple):
-    """What the walk over one connection's packets found, in this order. Pairs are indexed by
-    sender (0 client, 1 server); sequence numbers are relative to each side's base (its ISN).
-    `_walk` returns a plain tuple in this order and `_finish` unpacks it at once: building the
-    NamedTuple itself cost 5-8% of `analyze_connection` on the benchmark's short connections."""
-
-    fin_end: list  # relative seq that acknowledges the side's FIN (None: no FIN)
-    fin_acked: list
-    fin_acked_alone: list  # acknowledged by a pure ACK, not by the peer's FIN
-    fin_acks_peer: list  # the side's FIN also acknowledged the peer's FIN
-    data_segments: list
-    pure_acks: list
-    payload: list
-    retrans: list
-    biggest: list  # largest payload no bigger than an Ethernet MSS
-    top: list  # largest payload (GSO captures on the sender show segments above the MSS)
-    syn_mss: list  # the MSS option each side announced
-    flights: list  # [burst, round, start, end, segments, bytes, in_flight_max]
-    handshake: int
-    teardown: int
-    wire: int
-    syns: int
-    synacks: int
-    syn_retrans: int
-    fins: int
-    rsts: int
-    t_syn: float | None
-    t_first_syn: float | None
-    t_established: float | None
-    t_first_fin: float | None
-    t_teardown_end: float | None
-    t_rst: float | None
-    t_last_server_byte: float | None
-    t_first_client_byte: float | None
-    first_fin_side: int | None
-    rst_side: int | None
-
-
-def _walk(packets, caddr: str, cport: int, series: list, marks) -> tuple:
-    """The per-packet state machine, deliberately one function on local variables (see the
-    comment above the loop). The cases, in order: SYN or RST; the ACK field (the handshake's
-    final ACK, a FIN acknowledged); FIN; data; a pure ACK."""
-    # Per direction, indexed by sender (0 client, 1 server). Sequence numbers are kept relative
-    # to each side's base (its ISN) so comparisons survive wrapping at 2**32.
-    base: list[int | None] = [None, None]
-    max_end = [0, 0]  # highest relative seq sent
-    fin_end: list[int | None] = [None, None]
-    fin_acked = [False, False]
-    fin_acked_alone = [False, False]
-    fin_acks_peer = [False, False]
-    data_segments, pure_acks, payload, retrans = [0, 0], [0, 0], [0, 0], [0, 0]
-    biggest, top, syn_mss = [0, 0], [0, 0], [0, 0]
-    flights: list[list] = []
-    synack_seq = None
-    waiting_ack = False  # SYN-ACK seen, handshake's final ACK not yet
-    handshake = teardown = wire = syns = synacks = syn_retrans = fins = rsts = 0
-    t_syn = t_first_syn = t_established = t_first_fin = t_teardown_end = t_rst = None
-    t_last_server_byte = t_first_client_byte = None
-    fin_watch = False  # a FIN waits for its ACK
-    first_fin_side = rst_side = None
-    high_ack = 0  # highest client ACK, relative to the server's base
-    flight: list = []
-    flight_first = 0
-    burst = -1
-    client_sent = True
-
-    # One function, not a call per packet with a state object per direction (issue 9 allows
-    # this one exception): this loop is the analysis' hot path. Measured on Python 3.11, one
-    # function call per packet alone adds 0.05 s per million packets, 5% of this loop's
-    # 1.1 s, before any of its ~20 local variables becomes a slower attribute.
-    for p in packets:
-        ts, src, _dst, sport, _dport, flags, seq, ack, plen, wire_len, _win, _frame, opt_mss = p
-        wire += wire_len
-        d = 1 if sport != cport or src != caddr else 0
-        b = base[d]
-        if b is None:
-            b = base[d] = seq if flags & SYN else (seq - 1) & SEQ_MASK
-
-        if flags & (SYN | RST):
-            if flags & RST:
-                rsts += 1
-                if marks is not None:
-                    marks[id(p)] = OTHER
-                if rst_side is None:
-                    rst_side, t_rst = d, ts
-                continue
-            handshake += 1
-            if marks is not None:
-                marks[id(p)] = HANDSHAKE
-            rel = (seq - b) & SEQ_MASK
-            if opt_mss:
-                syn_mss[d] = opt_mss
-            if flags & ACK:
-                synacks += 1
-                if synack_seq is None:
-                    synack_seq = seq
-                    waiting_ack = True
-                elif rel < max_end[d]:
-                    retrans[d] += 1
-            else:
-                syns += 1
-                if t_first_syn is None:
-                    t_first_syn = ts
-                if synack_seq is None:
-                    t_syn = ts
-                if rel < max_end[d]:
-                    retrans[d] += 1
-                    syn_retrans += 1
-            if max_end[d] < rel + 1:
-                max_end[d] = rel + 1
-            continue
-
-        acks_fin = False
-        if flags & ACK:
-            if d == 0:
-                if base[1] is not None:
-                    rel_ack = (ack - base[1]) & SEQ_MASK
-                    if high_ack < rel_ack < 0x80000000:
-                        high_ack = rel_ack
-                if waiting_ack and ack == (synack_seq + 1) & SEQ_MASK:
-                    waiting_ack = False
-                    t_established = ts
-                    handshake += 1
-                    if not plen and not flags & FIN:
-                        if marks is not None:
-                            marks[id(p)] = HANDSHAKE
-                        continue
-                    # The final ACK carried data (or a FIN): it counts below as well.
-            if fin_watch:
-                o = 1 - d
-                end_o = fin_end[o]
-                if end_o is not None and not fin_acked[o] and (ack - base[o]) & SEQ_MASK >= end_o:
-                    fin_acked[o] = acks_fin = True
-                    if fin_acked[d]:
-                        fin_watch = False
-                        t_teardown_end = ts
-
-        if flags & FIN:
-            teardown += 1
-            fins += 1
-            if marks is not None:
-                marks[id(p)] = TEARDOWN
-            rel = (seq - b) & SEQ_MASK
-            end = rel + plen + 1
-            if fin_end[d] is None:
-                fin_end[d] = end
-                if first_fin_side is None:
-                    first_fin_side, t_first_fin = d, ts
-                elif fin_acked[1 - d]:
-                    fin_acks_peer[d] = True
-                fin_watch = True
-            elif end <= fin_end[d]:
-                retrans[d] += 1
-            if max_end[d] < end:
-                max_end[d] = end
-            if plen:
-                data_segments[d] += 1
-                payload[d] += plen
-                if d:
-                    t_last_server_byte = ts
-                    series.append((ts, rel, plen))
-            continue
-
-        if plen:
-            data_segments[d] += 1
-            payload[d] += plen
-            rel = (seq - b) & SEQ_MASK
-            if top[d] < plen:
-                top[d] = plen
-                if plen <= ETHERNET_MSS:
-                    biggest[d] = plen
-            end = rel + plen
-            retransmitted = rel < max_end[d]
-            if retransmitted:
-                retrans[d] += 1
-            else:
-                max_end[d] = end
-            if d:
-                t_last_server_byte = ts
-                series.append((ts, rel, plen))
-                if not retransmitted:
-                    if client_sent:
-                        burst += 1
-                        flight = [burst, 0, ts, ts, 0, 0, 0]
-                        flights.append(flight)
-                        flight_first = rel
-                        client_sent = False
-                    elif high_ack > flight_first:
-                        flight = [burst, flight[1] + 1, ts, ts, 0, 0, 0]
-                        flights.append(flight)
-                        flight_first = rel
-                    flight[3] = ts
-                    flight[4] += 1
-                    flight[5] += plen
-                    if end - high_ack > flight[6]:
-                        flight[6] = end - high_ack
-            else:
-                client_sent = True
-                if t_first_client_byte is None:
-                    t_first_client_byte = ts
-        elif acks_fin:
-            teardown += 1
-            fin_acked_alone[1 - d] = True
-            if marks is not None:
-                marks[id(p)] = TEARDOWN
-        else:
-            pure_acks[d] += 1
-
-    return ((
-        fin_end, fin_acked, fin_acked_alone, fin_acks_peer, data_segments, pure_acks, payload,
-        retrans, biggest, top, syn_mss, flights, handshake, teardown, wire, syns, synacks,
-        syn_retrans, fins, rsts, t_syn, t_first_syn, t_established, t_first_fin, t_teardown_end,
-        t_rst, t_last_server_byte, t_first_client_byte, first_fin_side, rst_side,
-    ))  # fmt: skip
-
-
-def _finish(c: Connection, walk: tuple, packets: int, mss: int | None) -> None:
+def _finish(c: Connection, found: tuple, packets: int, mss: int | None) -> None:
     """The connection's fields from the walk: counts, times, segment size, flights, teardown."""
     (
         fin_end,
@@ -464,7 +260,12 @@ def _finish(c: Connection, walk: tuple, packets: int, mss: int | None) -> None:
         t_first_client_byte,
         first_fin_side,
         rst_side,
-    ) = walk  # fmt: skip  (the fields of _Walk)
+        fast_retrans,
+        out_of_order,
+        spurious,
+        keep_alives,
+        zero_window_probes,
+    ) = found  # fmt: skip  (the fields of lab.analysis.walk.Walk)
     c.packets = packets
     c.bytes = wire
     c.syn_packets, c.synack_packets, c.syn_retransmissions = syns, synacks, syn_retrans
@@ -476,6 +277,9 @@ def _finish(c: Connection, walk: tuple, packets: int, mss: int | None) -> None:
     c.rst, c.t_rst = rsts, t_rst
     c.data_segments, c.pure_acks, c.payload_bytes = data_segments, pure_acks, payload
     c.retransmissions = retrans
+    c.fast_retransmission, c.out_of_order = fast_retrans, out_of_order
+    c.spurious_retransmission, c.keep_alive = spurious, keep_alives
+    c.zero_window_probe = zero_window_probes
     c.t_first_client_byte, c.t_last_server_byte = t_first_client_byte, t_last_server_byte
     c.mss = mss or _segment_size(syn_mss, top[SERVER], biggest)
     size = c.mss
@@ -500,7 +304,10 @@ def packet_categories(packets: Sequence[Packet], marks: dict[int, str]) -> list[
 def _segment_size(syn_mss: list[int], top: int, biggest: list[int]) -> int:
     """The server's segment size: the smaller MSS announced in the handshake, or the segments
     seen when they are that size less TCP options (timestamps take 12 bytes of it)."""
-    negotiated = min((m for m in syn_mss if m), default=0)
+    client_mss, server_mss = syn_mss  # a plain min over a generator cost 3% on short connections
+    negotiated = (
+        min(client_mss, server_mss) if client_mss and server_mss else client_mss or server_mss
+    )
     if negotiated:
         return top if negotiated - 40 <= top <= negotiated else negotiated
     return biggest[SERVER] or biggest[CLIENT] or DEFAULT_MSS

@@ -48,15 +48,31 @@ def stream_tracker(new_stream: Callable[[], T]) -> Callable[[Packet], T]:
 
 def split_streams(packets: Iterable[Packet]) -> list[list[Packet]]:
     """Group packets into connections, numbered like Wireshark's tcp.stream (see the package
-    doc). Packets keep their capture order within each stream."""
+    doc). Packets keep their capture order within each stream.
+
+    `stream_tracker`'s rule, written out in the loop: a call per packet cost a fifth of the
+    time on a million packets."""
     streams: list[list[Packet]] = []
-
-    def new_stream() -> list[Packet]:
-        stream: list[Packet] = []
-        streams.append(stream)
-        return stream
-
-    stream_of = stream_tracker(new_stream)
+    current: dict[tuple, list] = {}  # directed 4-tuple -> [stream, {direction: base seq}]
+    new_stream = streams.append
     for p in packets:
-        stream_of(p).append(p)
+        _ts, src, dst, sport, dport, flags, seq, _ack, _len, _wire, _win, _frame, _mss = p
+        key = (src, sport, dst, dport)
+        state = current.get(key)
+        if state is None:
+            state = current[key] = current[(dst, dport, src, sport)] = [[], {}]
+            new_stream(state[0])
+        bases = state[1]
+        if flags & SYN:
+            if not flags & ACK:
+                base = bases.get(key)
+                if base is not None and base != seq:  # a new ISN: the pair is reused
+                    state = current[key] = current[(dst, dport, src, sport)] = [[], {}]
+                    new_stream(state[0])
+                    bases = state[1]
+            if key not in bases:
+                bases[key] = seq
+        elif len(bases) < 2 and key not in bases:
+            bases[key] = (seq - 1) & SEQ_MASK
+        state[0].append(p)
     return streams

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lab.analysis.connection import Connection, analyze_connection
@@ -27,6 +27,13 @@ class Analysis:
     frames: int = 0
     truncated: bool = False
     problem: str | None = None
+    # Wireshark's look-alikes of a retransmission, counted apart (lab.analysis.walk)
+    fast_retransmission: int = 0
+    out_of_order: int = 0
+    spurious_retransmission: int = 0
+    keep_alive: int = 0
+    zero_window_probe: int = 0
+    warnings: list[str] = field(default_factory=list)  # frames not decoded, and why
 
     def to_dict(self, series: bool = False, streams: bool = True) -> dict[str, Any]:
         """The totals and (unless streams=False) every connection's dict under "streams"."""
@@ -43,6 +50,12 @@ class Analysis:
             "payload_bytes": self.payload_bytes,
             "truncated": self.truncated,
             "problem": self.problem,
+            "fast_retransmission": self.fast_retransmission,
+            "out_of_order": self.out_of_order,
+            "spurious_retransmission": self.spurious_retransmission,
+            "keep_alive": self.keep_alive,
+            "zero_window_probe": self.zero_window_probe,
+            "warnings": self.warnings,
         }
         if streams:
             out["streams"] = [c.to_dict(series) for c in self.connections]
@@ -72,6 +85,12 @@ def analyze(packets: Sequence[Packet] | Capture, server_ports: Iterable[int] = (
         frames=capture.frames if capture else len(records),
         truncated=capture.truncated if capture else False,
         problem=capture.problem if capture else None,
+        fast_retransmission=sum(sum(c.fast_retransmission) for c in conns),
+        out_of_order=sum(sum(c.out_of_order) for c in conns),
+        spurious_retransmission=sum(sum(c.spurious_retransmission) for c in conns),
+        keep_alive=sum(sum(c.keep_alive) for c in conns),
+        zero_window_probe=sum(sum(c.zero_window_probe) for c in conns),
+        warnings=capture.warnings if capture else [],
     )
 
 

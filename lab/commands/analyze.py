@@ -1,11 +1,11 @@
 """`python -m lab analyze FILE [--json]`: any TCP capture, read the way Wireshark numbers it.
 
-The human view is a rich table (one row per stream) under the capture's totals; `--json` prints
-one JSON object: the totals (`packets`, `connections`, `syn`, `fin`, `rst`, `retransmissions`,
-... as in docs/architecture.md), `truncated`, and a `streams` list with every connection's
-details. The JSON is written as it is made, a batch of streams at a time, with the C encoder
-(`json.dump` on a file takes the pure-Python one): a capture of 100,000 connections gives
-about 100 MB of text, which never has to exist whole.
+The human view is a plain-text table (one row per stream) under the capture's totals;
+`--json` prints one JSON object: the totals (`packets`, `connections`, `syn`, `fin`, `rst`,
+`retransmissions`, ... as in docs/architecture.md), `truncated`, `warnings`, and a `streams`
+list with every connection's details. The JSON is written as it is made, a batch of streams
+at a time, with the C encoder (`json.dump` on a file takes the pure-Python one): a capture
+of 100,000 connections gives about 100 MB of text, which never has to exist whole.
 """
 
 from __future__ import annotations
@@ -27,12 +27,24 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             write_json(capture, analysis, sys.stdout)
             sys.stdout.write("\n")
-            sys.stdout.flush()
         else:
             print_table(capture, analysis)
+        sys.stdout.flush()
     except BrokenPipeError:  # `... | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if _is_the_command():
+        # Freeing a million packet records one by one took a second on the way out; the
+        # process is done, its memory goes back whole. (Only as `python -m lab analyze`:
+        # callers in the same process keep their objects and get a return value.)
+        sys.stderr.flush()
+        os._exit(0)
     return 0
+
+
+def _is_the_command() -> bool:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return spec is not None and spec.name == "lab.__main__"
 
 
 def to_json(capture: Capture, analysis: Analysis) -> dict:
@@ -61,9 +73,67 @@ def write_json(capture: Capture, analysis: Analysis, out: TextIO) -> None:
     out.write(text[:cut])
     conns = analysis.connections
     for start in range(0, len(conns), STREAMS_PER_WRITE):
-        batch = ",".join(encode(c.to_dict()) for c in conns[start : start + STREAMS_PER_WRITE])
+        batch = ",".join(map(connection_json, conns[start : start + STREAMS_PER_WRITE]))
         out.write("," + batch if start else batch)
     out.write(text[cut:])
+
+
+_P = '{"client":%d,"server":%d}'  # a pair: sent by the client, by the server
+_CONNECTION = (
+    '{"stream":%d,"client":"%s","server":"%s","client_addr":"%s","client_port":%d,'
+    '"server_addr":"%s","server_port":%d,"roles_from":"%s","start":%r,"end":%r,'
+    '"duration_s":%r,"packets":%d,"bytes":%d,"syn_packets":%d,"syn_retransmissions":%d,'
+    '"synack_packets":%d,"handshake_packets":%d,"handshake_complete":%s,'
+    '"handshake_rtt_ms":%s,"t_syn":%s,"t_established":%s,"teardown":"%s",'
+    '"teardown_complete":%s,"teardown_packets":%d,"closed_first":%s,"time_wait":%s,'
+    '"t_first_fin":%s,"t_teardown_end":%s,"fin_packets":%d,"rst":%d,"rst_by":%s,'
+    f'"data_segments":{_P},"pure_acks":{_P},"payload_bytes":{_P},"retransmissions":{_P},'
+    f'"fast_retransmission":{_P},"out_of_order":{_P},"spurious_retransmission":{_P},'
+    f'"keep_alive":{_P},"zero_window_probe":{_P},'
+    '"overhead_packets":%d,"t_last_server_byte":%s,'
+    '"mss":%d,"slow_start_restarts":%d,"flights":[%s]}'
+)
+_FLIGHT = (
+    '{"burst":%d,"round":%d,"start":%r,"end":%r,"segments":%d,"bytes":%d,'
+    '"in_flight_max":%d,"cwnd_segments":%d}'
+)
+_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
+def connection_json(c: Connection) -> str:
+    """Exactly `json.dumps(c.to_dict(), separators=(",", ":"))`, written from the attributes
+    without the dict: building and encoding 95,000 dicts took 4 s, longer than the analysis.
+    Floats are written by repr, as json writes them; the strings (addresses, teardown kinds,
+    sides) are ASCII without quotes or backslashes, so they need no escaping.
+    `tests/unit/test_analyze_command.py` holds it to json.dumps on every corpus capture."""
+    rtt = c.handshake_rtt
+    nullable = _nullable
+    return _CONNECTION % (
+        c.stream, c.client, c.server, c.client_addr, c.client_port, c.server_addr,
+        c.server_port, c.roles_from, c.start, c.end, c.end - c.start, c.packets, c.bytes,
+        c.syn_packets, c.syn_retransmissions, c.synack_packets, c.handshake_packets,
+        _JSON_CONSTANTS[c.handshake_complete], "null" if rtt is None else repr(rtt * 1000.0),
+        nullable(c.t_syn), nullable(c.t_established), c.teardown,
+        _JSON_CONSTANTS[c.teardown_complete], c.teardown_packets, _text(c.closed_first),
+        _text(c.time_wait), nullable(c.t_first_fin), nullable(c.t_teardown_end),
+        c.fin_packets, c.rst, _text(c.rst_by), *c.data_segments, *c.pure_acks,
+        *c.payload_bytes, *c.retransmissions, *c.fast_retransmission, *c.out_of_order,
+        *c.spurious_retransmission, *c.keep_alive, *c.zero_window_probe, c.overhead_packets,
+        nullable(c.t_last_server_byte), c.mss, c.slow_start_restarts,
+        ",".join(
+            _FLIGHT % (f.burst, f.round, f.start, f.end, f.segments, f.bytes, f.in_flight_max,
+                       f.cwnd_segments)
+            for f in c.flights
+        ),
+    )  # fmt: skip
+
+
+def _nullable(x: float | None) -> str:
+    return "null" if x is None else repr(x)
+
+
+def _text(x: str | None) -> str:
+    return "null" if x is None else f'"{x}"'
 
 
 def _ms(seconds: float | None) -> str:
@@ -78,48 +148,79 @@ def _teardown(c: Connection) -> str:
     return f"{c.teardown}, {c.closed_first} first"
 
 
-def print_table(capture: Capture, analysis: Analysis, limit: int = 200) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+COLUMNS = (  # (title, right-aligned)
+    ("stream", True),
+    ("client → server", False),
+    ("pkts", True),
+    ("hs pkts", True),
+    ("RTT ms", True),
+    ("data c/s", True),
+    ("bytes c/s", True),
+    ("acks c/s", True),
+    ("retr", True),
+    ("teardown", False),
+    ("td pkts", True),
+    ("ms", True),
+)
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)  # piped: no terminal to fit, keep rows on one line
+
+def _row(c: Connection) -> tuple[str, ...]:
+    return (
+        str(c.stream),
+        f"{c.client} → {c.server}",
+        str(c.packets),
+        str(c.handshake_packets),
+        _ms(c.handshake_rtt),
+        f"{c.data_segments[0]}/{c.data_segments[1]}",
+        f"{c.payload_bytes[0]}/{c.payload_bytes[1]}",
+        f"{c.pure_acks[0]}/{c.pure_acks[1]}",
+        str(sum(c.retransmissions)),
+        _teardown(c),
+        str(c.teardown_packets),
+        _ms(c.duration),
+    )
+
+
+def table_lines(rows: list[tuple[str, ...]]) -> list[str]:
+    """The rows under a header and a rule, each column as wide as its widest cell. Plain text
+    on purpose: rich took 1-3 s to lay out 200 rows, longer than the analysis of 100k packets."""
+    widths = [max([len(title)] + [len(r[i]) for r in rows]) for i, (title, _) in enumerate(COLUMNS)]
+
+    def line(cells) -> str:
+        return "  ".join(
+            cell.rjust(w) if right else cell.ljust(w)
+            for cell, w, (_, right) in zip(cells, widths, COLUMNS, strict=True)
+        ).rstrip()
+
+    return [line([t for t, _ in COLUMNS]), "  ".join("─" * w for w in widths)] + [
+        line(r) for r in rows
+    ]
+
+
+def print_table(capture: Capture, analysis: Analysis, limit: int = 200, out=None) -> None:
+    out = out or sys.stdout
+    lines = []
     if capture.truncated:
-        console.print(
-            f"[bold yellow]truncated capture:[/] {capture.problem}; analysed up to the cut"
-        )
-    console.print(
+        lines.append(f"truncated capture: {capture.problem}; analysed up to the cut")
+    lines += [f"warning: {w}" for w in analysis.warnings]
+    lines.append(
         f"{capture.name}: {capture.format}, {capture.frames} frames, {analysis.packets} TCP "
         f"packets, {len(analysis.connections)} connections (tcp.stream), SYN {analysis.syn}, "
         f"SYN-ACK {analysis.synack}, FIN {analysis.fin}, RST {analysis.rst}, "
         f"retransmissions {analysis.retransmissions}, {analysis.bytes} bytes on the wire"
     )
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-    table.add_column("stream", justify="right", no_wrap=True)
-    table.add_column("client → server", no_wrap=True)
-    for title in ("pkts", "hs pkts", "RTT ms", "data c/s", "bytes c/s", "acks c/s", "retr"):
-        table.add_column(title, justify="right", no_wrap=True)
-    table.add_column("teardown", no_wrap=True)
-    table.add_column("td pkts", justify="right")
-    table.add_column("ms", justify="right", no_wrap=True)
-    for c in analysis.connections[:limit]:
-        table.add_row(
-            str(c.stream),
-            f"{c.client} → {c.server}",
-            str(c.packets),
-            str(c.handshake_packets),
-            _ms(c.handshake_rtt),
-            f"{c.data_segments[0]}/{c.data_segments[1]}",
-            f"{c.payload_bytes[0]}/{c.payload_bytes[1]}",
-            f"{c.pure_acks[0]}/{c.pure_acks[1]}",
-            str(sum(c.retransmissions)),
-            _teardown(c),
-            str(c.teardown_packets),
-            _ms(c.duration),
-        )
-    console.print(table)
-    console.print("c/s: sent by the client / by the server; hs: handshake; td: teardown")
+    apart = [
+        (analysis.out_of_order, "out of order"),
+        (analysis.spurious_retransmission, "spurious retransmissions"),
+        (analysis.keep_alive, "keep-alives"),
+        (analysis.zero_window_probe, "zero-window probes"),
+    ]
+    if any(n for n, _ in apart):  # Wireshark's names for what is not a retransmission
+        lines.append("not retransmissions: " + ", ".join(f"{what} {n}" for n, what in apart))
+    lines.append("")
+    lines += table_lines([_row(c) for c in analysis.connections[:limit]])
+    lines.append("")
+    lines.append("c/s: sent by the client / by the server; hs: handshake; td: teardown")
     if len(analysis.connections) > limit:
-        console.print(f"... {len(analysis.connections) - limit} more streams (--json shows all)")
+        lines.append(f"... {len(analysis.connections) - limit} more streams (--json shows all)")
+    out.write("\n".join(lines) + "\n")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
 from lab.analysis import analyze
-from lab.capture import parse_capture
+from lab.capture import parse_capture, read_capture
 from lab.commands import analyze as command
 from tests.unit.packets import pcap_bytes, sample_http10, sample_port_reuse
 
@@ -35,3 +36,31 @@ def test_streamed_json_of_a_capture_without_connections():
     assert out.getvalue() == json.dumps(
         command.to_json(capture, analyze(capture)), separators=(",", ":")
     )
+
+
+def test_table_columns_line_up():
+    capture = parse_capture(pcap_bytes(sample_http10() + sample_port_reuse()), "x.pcap")
+    out = io.StringIO()
+    command.print_table(capture, analyze(capture), out=out)
+    lines = out.getvalue().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("stream"))
+    rule, rows = lines[header + 1], lines[header + 2 : header + 2 + 5]
+    # every column ends (numbers, right-aligned) or starts (text) where its rule does
+    ends = [i + 1 for i, ch in enumerate(rule) if ch == "─" and rule[i + 1 : i + 2] != "─"]
+    for row in rows:
+        assert row[ends[2] - 1] != " " and row[ends[2] : ends[2] + 2] == "  "  # pkts
+    assert lines[header].index("pkts") + 4 == ends[2]
+    assert "c/s: sent by the client" in out.getvalue()
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(CORPUS.glob("*.pcap*")) + sorted((CORPUS.parent).glob("*.pcap*")),
+    ids=lambda p: p.name,
+)  # fmt: skip
+def test_connection_json_is_json_dumps_of_to_dict(path):
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    for c in analyze(read_capture(path)).connections:
+        assert command.connection_json(c) == encode(c.to_dict())

@@ -21,8 +21,8 @@ CONTAINER_PACKAGES = {
 }
 # Pure lab modules (files or packages): no Docker, no terminal, no charts, no YAML.
 PURE = [
-    "document", "capture", "analysis", "tcp", "claims", "model", "costs", "compose_demo",
-    "placement", "hosts", "preflight", "netpath",
+    "document", "capture", "frames", "analysis", "tcp", "claims", "model", "costs",
+    "compose_demo", "placement", "hosts", "preflight", "netpath",
 ]  # fmt: skip
 
 
