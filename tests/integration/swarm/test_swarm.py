@@ -90,9 +90,11 @@ def test_page10_across_two_engines(swarm_nodes, tmp_path):
 
 def test_shaped_run_across_engines_measures_the_shaped_rtt_plus_the_base(swarm_nodes, tmp_path):
     """page10-wan's conditions with each shaper on its side's engine: the handshakes take the
-    configured RTT plus the overlay's own, probed before the traffic."""
+    configured RTT plus the overlay's own, probed before the traffic. Six connections, so the
+    verdict is a median of six handshakes: with one (the keepalive mode), one late wake-up of
+    a shaper on a busy machine decided it once in CI (56.2 ms against 50.3 +- 5.0)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
-    argv = [*lab_argv(swarm_nodes), "--mode", "keepalive"]
+    argv = [*lab_argv(swarm_nodes), "--mode", "keepalive-6"]
     argv[argv.index(str(PAGE10))] = str(REPO / "scenarios" / "page10-wan.yaml")
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
