@@ -247,6 +247,7 @@ class ConnectionResult(Record):
     # the first request's first byte on the server's interface (lab.results, for lab.costs)
     t_first_client_byte: float | None = _omit()
     mss: int = 0
+    syn_mss: int = 0  # the smaller MSS option the handshake announced (0: none seen)
     slow_start_restarts: int = 0
     flights: list[FlightResult] = field(default_factory=list)
     server_series: list[list[float]] | None = _omit_none()

@@ -143,6 +143,7 @@ class Prediction:
     rtt_s: float
     rate_bps: float | None
     costs: ProgramCosts = NO_COSTS
+    mss: int = MSS  # payload bytes per full segment the model sent
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -153,6 +154,7 @@ class Prediction:
             "flights": self.flights,
             "rtt_s": self.rtt_s,
             "rate_bps": self.rate_bps,
+            "mss": self.mss,
             "costs": self.costs.as_dict(),
             "requests": [r.__dict__ for r in self.requests],
         }
@@ -445,6 +447,7 @@ def predict_page_time(
         rtt_s=rtt_s,
         rate_bps=rate_bps,
         costs=costs,
+        mss=mss,
     )
 
 
@@ -496,6 +499,7 @@ def predict_scenario(
     modes: Sequence[Any] | None = None,
     costs: Mapping[str, ProgramCosts] | None = None,
     rtts: Mapping[str, float] | None = None,
+    mss: int | None = None,
 ) -> dict[str, Prediction]:
     """The prediction for each mode of a `lab.scenario.Scenario` under its `network:` block.
 
@@ -503,7 +507,8 @@ def predict_scenario(
     added to the configured rtt. The bucket is the one the shapers give tbf. `costs` are the
     programs' measured times per mode name (a mode without any: the network alone); `rtts`
     the round trip the handshakes measured, per mode, used instead (the shapers' delay line
-    adds 0.3-0.6 ms per hold to the configured delay: 51-53 ms for 50).
+    adds 0.3-0.6 ms per hold to the configured delay: 51-53 ms for 50); `mss` the segment size
+    the capture measured (1398 on a Swarm overlay's 1450-byte MTU), else MSS.
     """
     from shaper.rules import tbf_burst  # lazy: the capture image ships lab without shaper
 
@@ -523,6 +528,7 @@ def predict_scenario(
             handshake_rtts=handshake_round_trips(scenario),
             costs=(costs or {}).get(mode.name, NO_COSTS),
             server_hold_s=server_hold_s(scenario),
+            mss=mss or MSS,
         )
     return out
 

@@ -17,6 +17,7 @@ from lab.argv import client_argv, server_argv
 from lab.document import Manifest, ModeRecord, ModeResult, NetworkCheck, RttCheck, RunResult
 from lab.runner import ModePlan, ModeRun
 from lab.scenario import load_scenario
+from lab.tcp import ETHERNET_MSS
 from shaper.placement import sidecar_args
 
 
@@ -155,6 +156,21 @@ def analyze_run(scenario, mode_runs, run_dir: Path) -> RunResult:
     return result
 
 
+def path_segment_size(rows) -> int | None:
+    """The payload of a full segment on this run's path, for the model, when it is smaller
+    than the Ethernet default the model assumes; None keeps the default.
+
+    From the MSS the handshakes announced (1460 on Ethernet, 1410 on a Swarm overlay's
+    1450-byte MTU), less the 12 bytes of TCP timestamps every Linux segment carries: the model's
+    1448 on Ethernet, 1398 on the overlay. (Not from the segments' sizes: a capture on the
+    sending host sees GSO super-segments.)"""
+    announced = [c.syn_mss for r in rows for c in r.per_connection if c.syn_mss]
+    if not announced:
+        return None
+    size = int(statistics.median(announced)) - (ETHERNET_MSS - model.MSS)
+    return size if 0 < size < model.MSS else None
+
+
 def _predict(scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, run_dir: Path) -> None:
     """The model's figure for each mode, on the capture's clock (Prediction.at_server_s), with
     the round trip the run's handshakes measured: the network alone, then with the programs'
@@ -169,7 +185,8 @@ def _predict(scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, run_
     ]
     rtt = statistics.median(handshakes) if handshakes else None
     rtts = {name: rtt for name in modes_out} if rtt is not None else None
-    network_only = model.predict_scenario(scenario, base_rtt_s=base_rtt_s, rtts=rtts)
+    mss = path_segment_size(modes_out.values())
+    network_only = model.predict_scenario(scenario, base_rtt_s=base_rtt_s, rtts=rtts, mss=mss)
     measured = {}
     for row in modes_out.values():
         alone = network_only.get(row.name)
@@ -188,7 +205,7 @@ def _predict(scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, run_
             model_latency_s={r.index: r.done_s - r.start_s for r in alone.requests},
         )
     predictions = model.predict_scenario(
-        scenario, base_rtt_s, costs={n: m.costs for n, m in measured.items()}, rtts=rtts
+        scenario, base_rtt_s, costs={n: m.costs for n, m in measured.items()}, rtts=rtts, mss=mss
     )
     for row in modes_out.values():
         prediction = predictions.get(row.name)

@@ -97,6 +97,7 @@ class Connection:
     t_first_client_byte: float | None = None
     t_last_server_byte: float | None = None
     mss: int = 0
+    syn_mss: int = 0  # the smaller MSS option the handshake announced (0: none seen)
     server_series: list[tuple[float, int, int]] = field(default_factory=list)
     flights: list[Flight] = field(default_factory=list)
 
@@ -173,6 +174,7 @@ class Connection:
             "overhead_packets": self.overhead_packets,
             "t_last_server_byte": self.t_last_server_byte,
             "mss": self.mss,
+            "syn_mss": self.syn_mss,
             "slow_start_restarts": self.slow_start_restarts,
             "flights": [f.to_dict() for f in self.flights],
         }
@@ -282,6 +284,7 @@ def _finish(c: Connection, found: tuple, packets: int, mss: int | None) -> None:
     c.zero_window_probe = zero_window_probes
     c.t_first_client_byte, c.t_last_server_byte = t_first_client_byte, t_last_server_byte
     c.mss = mss or _segment_size(syn_mss, top[SERVER], biggest)
+    c.syn_mss = min((m for m in syn_mss if m), default=0)
     size = c.mss
     c.flights = [
         Flight(b, r, t0, t1, n, nbytes, most, -(-most // size) if most > 0 else n)

@@ -91,7 +91,7 @@ _CONNECTION = (
     f'"fast_retransmission":{_P},"out_of_order":{_P},"spurious_retransmission":{_P},'
     f'"keep_alive":{_P},"zero_window_probe":{_P},'
     '"overhead_packets":%d,"t_last_server_byte":%s,'
-    '"mss":%d,"slow_start_restarts":%d,"flights":[%s]}'
+    '"mss":%d,"syn_mss":%d,"slow_start_restarts":%d,"flights":[%s]}'
 )
 _FLIGHT = (
     '{"burst":%d,"round":%d,"start":%r,"end":%r,"segments":%d,"bytes":%d,'
@@ -119,7 +119,7 @@ def connection_json(c: Connection) -> str:
         c.fin_packets, c.rst, _text(c.rst_by), *c.data_segments, *c.pure_acks,
         *c.payload_bytes, *c.retransmissions, *c.fast_retransmission, *c.out_of_order,
         *c.spurious_retransmission, *c.keep_alive, *c.zero_window_probe, c.overhead_packets,
-        nullable(c.t_last_server_byte), c.mss, c.slow_start_restarts,
+        nullable(c.t_last_server_byte), c.mss, c.syn_mss, c.slow_start_restarts,
         ",".join(
             _FLIGHT % (f.burst, f.round, f.start, f.end, f.segments, f.bytes, f.in_flight_max,
                        f.cwnd_segments)
