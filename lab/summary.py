@@ -12,7 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from lab.claims import check_claims
-from lab.document import Claim, ModeResult, NetworkCheck, RunResult
+from lab.document import Claim, Manifest, ModeResult, NetworkCheck, RunResult
 
 VERDICT_STYLE = {"holds": "bold green", "differs": "bold red", "can't tell": "bold yellow"}
 VERDICT_MARK = {"holds": "✓ holds", "differs": "✗ differs", "can't tell": "? can't tell"}
@@ -146,6 +146,9 @@ def print_summary(run: RunResult, console, *, timings: Mapping[str, float] | Non
             console.print(f"[bold red]fault:[/] {m.fault_summary}")
         if m.incomplete:
             console.print(f"[bold red]incomplete:[/] {m.name}: {'; '.join(m.incomplete)}")
+    if run.manifest is not None and run.manifest.path is not None:  # two engines
+        for label, value in where_it_ran(run.manifest):
+            console.print(f"[bold]{label}:[/] {value}")
     timings = timings or (run.manifest.timings_s if run.manifest else None)
     if timings:
         console.print("[bold]Where the time went:[/] " + where_the_time_went(timings))
@@ -249,3 +252,24 @@ def print_comparison(
         console.print(f"claim [bold]{text}[/] ({mode}): {va} in {names[0]}, {vb} in {names[1]}")
     if not changed:
         console.print("Every claim has the same verdict in both runs.")
+
+
+def where_it_ran(m: Manifest) -> list[tuple[str, str]]:
+    """Each side's engine, and on two engines the path between them (manifest.json's
+    `engines` and `path`)."""
+    facts = []
+    for side, e in m.engines.items():
+        what = ", ".join(x for x in (f"Docker {e.engine}" if e.engine else "", e.kernel or "") if x)
+        swarm = " (Swarm manager)" if e.manager else ""
+        facts.append((f"{side} side ran on", f"{e.url}{swarm}" + (f": {what}" if what else "")))
+    p = m.path
+    if p is not None:
+        parts = [p.network_driver]
+        if p.mtu:
+            parts.append(f"MTU {p.mtu}")
+        if p.syn_mss:
+            parts.append(f"MSS {p.syn_mss} announced")
+        if p.base_rtt_ms is not None:
+            parts.append(f"base RTT {p.base_rtt_ms:.2f} ms before shaping")
+        facts.append(("path", ", ".join(parts)))
+    return facts

@@ -39,3 +39,22 @@ def test_a_smaller_segment_costs_more_flights_in_the_model():
     # of 1398: a sixth flight, one more round trip of 50 ms
     assert overlay.total_s - ethernet.total_s == pytest.approx(0.050, abs=0.002)
     assert overlay.as_dict()["mss"] == 1398
+
+
+def test_where_it_ran_names_each_side_and_the_path():
+    from lab.document import EngineRecord, Manifest, PathRecord
+    from lab.summary import where_it_ran
+
+    two = Manifest(
+        engines={
+            "server": EngineRecord(url="tcp://10.0.0.11:2375", engine="20.10", manager=True),
+            "client": EngineRecord(url="tcp://10.0.0.12:2375", kernel="6.18"),
+        },
+        path=PathRecord(network_driver="overlay", mtu=1450, syn_mss=1410, base_rtt_ms=0.28),
+    )
+    assert where_it_ran(two) == [
+        ("server side ran on", "tcp://10.0.0.11:2375 (Swarm manager): Docker 20.10"),
+        ("client side ran on", "tcp://10.0.0.12:2375: 6.18"),
+        ("path", "overlay, MTU 1450, MSS 1410 announced, base RTT 0.28 ms before shaping"),
+    ]
+    assert where_it_ran(Manifest()) == []
