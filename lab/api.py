@@ -131,6 +131,7 @@ class _Run:
                 finally:
                     for engine in {self.engine, *self.placement.engines()}:
                         engine.close()  # API users may run many times in one process
+            self._reports()
         loaded = load_run(self.run_dir)
         if self.manifest.failures:
             error = RunError("; ".join(self.manifest.failures))
@@ -161,15 +162,33 @@ class _Run:
         t = time.monotonic()
         result = results.analyze_run(self.scenario, self.mode_runs, self.run_dir)
         self.timings["analysis"] = time.monotonic() - t
-        self.status("writing the reports")
-        t = time.monotonic()
         results.write_json_atomic(self.run_dir / "analysis.json", result.to_dict())
-        results.write_reports(self.run_dir, result)
-        self.timings["reports"] = time.monotonic() - t
         failed = [m for m in self.mode_runs if m.client_exit != 0]
         self.manifest.failures = [f"{m.mode}: {m.client_error}" for m in failed]
         self.manifest.failures += results.verify(result)
         self.manifest.status = "complete"
+
+    def _reports(self) -> None:
+        """report.md, report.html and the charts, once the manifest is written: the report shows
+        the run's facts and where its time went. Their own time is added to the manifest after.
+        Cut short, the manifest says so, and `lab report RUN_DIR` writes them again."""
+        self.status("writing the reports")
+        t = time.monotonic()
+        try:
+            results.write_reports(self.run_dir, load_run(self.run_dir))
+        except (KeyboardInterrupt, LabError) as exc:
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            self.manifest.status = "incomplete"
+            self.manifest.reason = (
+                f"the reports were not written ({why}): `python -m lab report {self.run_dir}`"
+            )
+            results.write_json_atomic(self.run_dir / "manifest.json", self.manifest.to_dict())
+            if isinstance(exc, KeyboardInterrupt):
+                exc.add_note(f"partial results in {self.run_dir}")
+                raise
+            raise RunError(f"writing the reports: {exc} (results in {self.run_dir})") from exc
+        self.manifest.timings_s["reports"] = round(time.monotonic() - t, 3)
+        results.write_json_atomic(self.run_dir / "manifest.json", self.manifest.to_dict())
 
     def _where(self, refs: dict[str, str]) -> None:
         """Each side's engine in the manifest, and the images pushed to those that lack them."""
