@@ -1,0 +1,109 @@
+"""Hunt the keep-alive reset of tests/integration/test_load.py (issue 11, point 8).
+
+Runs one mode of a scenario (by default load-ci's keep-alive mode) again and again on real
+containers, as `lab run` does (the load test's runner: it reads the server namespace's reset
+counters, tests.support.netstat), with a second capture on the host (`tcpdump -i any`, needs root
+and a local engine): it sees every packet on the host side of both veths, so the client's end
+as well as the server's. A run whose capture shows a RST keeps its folder (the lab's capture
+from the server's namespace, the host's capture, the logs); the others are deleted.
+
+    python -m tests.support.reset_hunt [--runs N] [--mode NAME] [--load THREADS] [--out DIR]
+
+`--load N` keeps N busy-looping processes running on the host meanwhile (a busier machine,
+as CI is while other jobs share it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from lab import docker_util
+from lab import scenario as sc
+from lab.engine import Engine
+from lab.images import ensure_images
+from lab.placement import Placement
+from lab.results import analyze_mode_folder, plans
+from tests.integration.test_load import WatchedModeRunner
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--scenario", default=str(REPO / "scenarios" / "load-ci.yaml"))
+    p.add_argument("--mode", default="persistent-200x20")
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--load", type=int, default=0)
+    p.add_argument("--out", default="/work/reset-runs/hunt")
+    args = p.parse_args()
+    scenario = sc.load_scenario(Path(args.scenario))
+    mode = scenario.mode(args.mode)
+    port = scenario.port_of(mode)
+    images = ensure_images()
+    client = docker_util.client(timeout=120)
+    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.load)]
+    for s in spinners:
+        s.start()
+    out = Path(args.out)
+    total = resets = 0
+    try:
+        for i in range(args.runs):
+            run_dir = out / f"run-{i:03d}"
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            run_dir.mkdir(parents=True)
+            (plan,) = plans(scenario, [mode], run_dir)
+            host_pcap = run_dir / "host.pcap"
+            dump = subprocess.Popen(
+                ["tcpdump", "-i", "any", "-n", "-s", "128", "-B", "65536", "-w", str(host_pcap),
+                 f"tcp port {port}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            time.sleep(0.5)  # tcpdump's socket is open before the first SYN
+            run_id = f"resethunt-{uuid.uuid4().hex[:8]}"
+            mode_runner = WatchedModeRunner(
+                Placement.single(Engine(client)), images, run_id, progress=lambda _m: None
+            )
+            result = mode_runner.run(plan)
+            time.sleep(0.5)
+            dump.terminate()
+            _, err = dump.communicate(timeout=10)
+            (run_dir / "host-tcpdump.log").write_bytes(err)
+            a = analyze_mode_folder(plan.folder, (port,)).to_dict()
+            total += a["connections"]
+            rst = [c for c in a["per_connection"] if c["rst"]]
+            line = (
+                f"run {i}: client exit {result.client_exit}, {a['connections']} streams, "
+                f"{a['fin']} FIN, {a['rst']} RST, {a['retransmissions']} retransmissions; "
+                f"server's namespace sent resets {mode_runner.server_resets}"
+            )
+            print(line, flush=True)
+            if rst:
+                resets += 1
+                for c in rst:
+                    print("   ", {k: c.get(k) for k in (
+                        "stream", "client_port", "rst_by", "teardown", "teardown_complete",
+                        "payload_bytes", "closed_first")}, flush=True)  # fmt: skip
+            else:
+                shutil.rmtree(run_dir)
+    finally:
+        for s in spinners:
+            s.terminate()
+        client.close()
+    print(f"{args.runs} runs, {total} connections, {resets} runs with a reset")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
