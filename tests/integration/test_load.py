@@ -104,6 +104,7 @@ def load_run(docker_client, lab_images, tmp_path_factory) -> dict[str, dict]:
             "result": result,
             "server_info": mode_runner.server_info,
             "server_resets": mode_runner.server_resets,
+            "folder": plan.folder,
             "memory_peak": mode_runner.sampler.memory_peak,
             "pids_peak": mode_runner.sampler.pids_peak,
             "analysis": analysis,
@@ -208,10 +209,25 @@ def test_capture_agrees_with_the_client(load_run, name):
     # (killing the TIME_WAIT socket) and sends its SYN again a second later (seen once in CI
     # among 2,000 connections at 200 at a time). Any other reset fails the test.
     # In keep-alive, one connection of 200 once ended with a reset instead of its FINs in CI,
-    # after all its requests had been answered (cause not established). A reset that ends a
-    # connection loses nothing the client counted: the per-port byte check below still must
-    # hold. A reset in the middle of a connection fails.
-    why = {"server's namespace sent resets": run["server_resets"]}  # the kernel's reasons
+    # after all its requests had been answered. Cause not established: not reproduced in
+    # 10,600 keep-alive connections here (53 runs of this mode, 23 of them with 3 busy-looping
+    # processes on the 2 cores), with a second capture of the client's end
+    # (tests/support/reset_hunt.py). Neither program closes with unread data in the normal
+    # path (the client half-closes after its last response and closes once it has read the
+    # server's FIN; the server closes once it has read the client's FIN), this mode has no
+    # SO_LINGER 0 (no reset fault), no idle close (60 s against a run of seconds), no reused
+    # port and no SIGTERM before the capture stops. What remains is the kernel: a RST after a
+    # complete teardown (the server retransmits its FIN, the client's TIME_WAIT ACKs it again
+    # after the first ACK closed the server's socket, the server resets that ACK), or a close
+    # aborted for want of TCP memory or too many orphans (host-wide). So a reset is tolerated
+    # only at a connection's end, and the server namespace's own counters of the resets it
+    # sent and why (tests.support.netstat) are printed with it, for the next time.
+    # A reset that ends a connection loses nothing the client counted: the per-port byte
+    # check below still must hold. A reset in the middle of a connection fails.
+    why = {
+        "server's namespace sent resets": run["server_resets"],  # the kernel's reasons
+        "capture": str(run["folder"] / "capture.pcap"),
+    }
     seen_ports: set[int] = set()
     for c in sorted(a["per_connection"], key=lambda c: c["stream"]):
         if c["rst"] and run["mode"].persistent:
