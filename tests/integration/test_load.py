@@ -27,13 +27,15 @@ from pathlib import Path
 
 import pytest
 
-from lab import docker_util, hosts, runner
+from lab import capture, docker_util, hosts, runner
 from lab import scenario as sc
+from lab.analysis.streams import split_streams
 from lab.engine import Engine
 from lab.placement import Placement
 from lab.results import analyze_mode_folder, plans, read_jsonl
 from tests.support import netstat
 from tests.support.stats import StatsSampler
+from tests.support.teardown import crossed_ack_reset
 from wire import http
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -105,6 +107,7 @@ def load_run(docker_client, lab_images, tmp_path_factory) -> dict[str, dict]:
             "server_info": mode_runner.server_info,
             "server_resets": mode_runner.server_resets,
             "folder": plan.folder,
+            "resets": _reset_kinds(plan.folder / "capture.pcap", analysis),
             "memory_peak": mode_runner.sampler.memory_peak,
             "pids_peak": mode_runner.sampler.pids_peak,
             "analysis": analysis,
@@ -115,6 +118,16 @@ def load_run(docker_client, lab_images, tmp_path_factory) -> dict[str, dict]:
         }
         _print_figures(plan.mode, out[plan.mode])
     return out
+
+
+def _reset_kinds(pcap: Path, analysis: dict) -> dict[int, str | None]:
+    """Per stream with a reset: None when it is TCP's reset after a crossed ACK and FIN
+    (tests.support.teardown), else why it is not."""
+    streams = [c["stream"] for c in analysis["per_connection"] if c["rst"]]
+    if not streams:
+        return {}
+    packets = split_streams(capture.read_capture(pcap).packets)  # indexed as tcp.stream
+    return {stream: crossed_ack_reset(packets[stream]) for stream in streams}
 
 
 def _print_figures(name: str, run: dict) -> None:
@@ -203,25 +216,31 @@ def test_capture_agrees_with_the_client(load_run, name):
     assert a["synack"] >= connections
     assert a["fin"] <= 2 * connections
     assert a["fin"] >= 2 * (connections - a["rst"])
-    # No reset, but for one dance TCP itself does with reused ports: the server closes first,
-    # so it holds TIME_WAIT; a new SYN from a reused client port that the TIME_WAIT socket
-    # cannot accept is answered with an ACK of the old connection, the client resets that
-    # (killing the TIME_WAIT socket) and sends its SYN again a second later (seen once in CI
-    # among 2,000 connections at 200 at a time). Any other reset fails the test.
-    # In keep-alive, one connection of 200 once ended with a reset instead of its FINs in CI,
-    # after all its requests had been answered. Cause not established: not reproduced in
-    # 10,600 keep-alive connections here (53 runs of this mode, 23 of them with 3 busy-looping
-    # processes on the 2 cores), with a second capture of the client's end
-    # (tests/support/reset_hunt.py). Neither program closes with unread data in the normal
-    # path (the client half-closes after its last response and closes once it has read the
-    # server's FIN; the server closes once it has read the client's FIN), this mode has no
-    # SO_LINGER 0 (no reset fault), no idle close (60 s against a run of seconds), no reused
-    # port and no SIGTERM before the capture stops. What remains is the kernel: a RST after a
-    # complete teardown (the server retransmits its FIN, the client's TIME_WAIT ACKs it again
-    # after the first ACK closed the server's socket, the server resets that ACK), or a close
-    # aborted for want of TCP memory or too many orphans (host-wide). So a reset is tolerated
-    # only at a connection's end, and the server namespace's own counters of the resets it
-    # sent and why (tests.support.netstat) are printed with it, for the next time.
+    # No reset, but for two dances TCP itself does.
+    # 1. An ACK and a FIN that cross (tests.support.teardown has the picture): the side that
+    # closes second sends its FIN just as its delayed-ACK timer sends a pure ACK, from two CPUs;
+    # the FIN arrives first, the side that closed first answers the late ACK from TIME_WAIT with
+    # its final ACK again, and the other side, whose socket is gone, resets. Both FINs were sent
+    # and acknowledged first: nothing is lost. Seen here in HTTP/1.0 at 200 at a time (1 of
+    # 2,000 connections: the client closed 43 ms after the server's FIN, its delayed-ACK
+    # timeout); in keep-alive it would be the server's reset, the client closing first.
+    # 2. With reused ports: the server closes first, so it holds TIME_WAIT; a new SYN from a
+    # reused client port that the TIME_WAIT socket cannot accept is answered with an ACK of the
+    # old connection, the client resets that (killing the TIME_WAIT socket) and sends its SYN
+    # again a second later (seen once in CI among 2,000 connections at 200 at a time).
+    # And in keep-alive, one connection of 200 once ended with a reset in CI after all its
+    # requests had been answered: from before these checks, so which reset it was is not known
+    # (the crossed ACK is the one reset after a complete exchange seen since, in 15,000
+    # keep-alive connections and 2,000 HTTP/1.0 ones at 200 at a time, with a second capture
+    # of both ends on the host: tests/support/reset_hunt.py). Ruled out from the code: neither
+    # program closes with unread data in this mode (the client half-closes after its last
+    # response and closes once it has read the server's FIN; the server closes once it has
+    # read the client's FIN), no SO_LINGER 0 (no reset fault), no idle close (60 s against a
+    # run of seconds), no reused port, no SIGTERM before the capture stops; and the client
+    # passed, so it read the server's FIN (a RST before that fails its last request). So a
+    # keep-alive reset that is not the crossed ACK is still tolerated, only at a connection's
+    # end, and printed with why it is not, the server namespace's own counters of the resets
+    # it sent and why (tests.support.netstat) and the capture's path, for the next time.
     # A reset that ends a connection loses nothing the client counted: the per-port byte
     # check below still must hold. A reset in the middle of a connection fails.
     why = {
@@ -230,13 +249,17 @@ def test_capture_agrees_with_the_client(load_run, name):
     }
     seen_ports: set[int] = set()
     for c in sorted(a["per_connection"], key=lambda c: c["stream"]):
-        if c["rst"] and run["mode"].persistent:
-            assert c["teardown"] == "reset" or c["teardown_complete"], (c, why)
-            print(f"{name}: tolerated a reset at the end of stream {c['stream']}: {c}, {why}")
+        not_crossed = run["resets"].get(c["stream"], "not checked")
+        if c["rst"] and not_crossed is None:
+            assert c["teardown_complete"], c  # the crossed ACK and FIN: after both FINs
+        elif c["rst"] and run["mode"].persistent:
+            assert c["teardown"] == "reset" or c["teardown_complete"], (c, not_crossed, why)
+            print(f"{name}: tolerated a reset at the end of stream {c['stream']}, not the "
+                  f"crossed ACK ({not_crossed}): {c}, {why}")  # fmt: skip
         elif c["rst"]:
-            assert c["rst_by"] == "client", c
-            assert c["client_port"] in seen_ports, c
-            assert c["syn_retransmissions"] >= 1, c
+            assert c["rst_by"] == "client", (c, not_crossed)
+            assert c["client_port"] in seen_ports, (c, not_crossed)
+            assert c["syn_retransmissions"] >= 1, (c, not_crossed)
         seen_ports.add(c["client_port"])
     # who closed first: the server for HTTP/1.0, the client for keep-alive
     first = "server" if not run["mode"].persistent else "client"

@@ -10,7 +10,12 @@ from the server's namespace, the host's capture, the logs); the others are delet
     python -m tests.support.reset_hunt [--runs N] [--mode NAME] [--load THREADS] [--out DIR]
 
 `--load N` keeps N busy-looping processes running on the host meanwhile (a busier machine,
-as CI is while other jobs share it).
+as CI is while other jobs share it). `--drop-acks P` drops that fraction of the pure ACKs
+reaching the server (iptables in its namespace, after its capture has seen them): the server
+then sends its FIN again, as it would if a busy host's backlog had dropped the client's ACK.
+`--rto-min MS` lowers the server's minimum retransmission timeout (a route metric in its
+namespace) from 200 ms: an ACK a few milliseconds late is then as late as one 200 ms late on a
+stalled host.
 """
 
 from __future__ import annotations
@@ -39,6 +44,35 @@ def _spin() -> None:
         pass
 
 
+class DroppingModeRunner(WatchedModeRunner):
+    """The load test's runner, dropping a fraction of the pure ACKs that reach the server."""
+
+    drop_acks = 0.0
+    rto_min_ms = 0.0
+
+    def start_server_side(self, plan) -> None:
+        super().start_server_side(plan)
+        self.server.reload()
+        pid = str(self.server.attrs["State"]["Pid"])
+        if self.rto_min_ms:
+            ip = ["nsenter", "-t", pid, "-n", "ip"]
+            routes = subprocess.run(
+                [*ip, "-o", "route", "show"], check=True, timeout=10, capture_output=True
+            ).stdout.decode()
+            for route in routes.splitlines():
+                change = [*ip, "route", "change", *route.split(), "rto_min", f"{self.rto_min_ms}ms"]
+                subprocess.run(change, check=True, timeout=10)
+        if not self.drop_acks:
+            return
+        rule = [
+            "nsenter", "-t", pid, "-n", "iptables", "-A", "INPUT", "-p", "tcp",
+            "--tcp-flags", "SYN,FIN,RST,ACK,PSH", "ACK", "-m", "length", "--length", "0:64",
+            "-m", "statistic", "--mode", "random", "--probability", str(self.drop_acks),
+            "-j", "DROP",
+        ]  # fmt: skip
+        subprocess.run(rule, check=True, timeout=10)
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--scenario", default=str(REPO / "scenarios" / "load-ci.yaml"))
@@ -46,6 +80,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--load", type=int, default=0)
     p.add_argument("--out", default="/work/reset-runs/hunt")
+    p.add_argument("--drop-acks", type=float, default=0.0)
+    p.add_argument("--rto-min", type=float, default=0.0)
     args = p.parse_args()
     scenario = sc.load_scenario(Path(args.scenario))
     mode = scenario.mode(args.mode)
@@ -72,9 +108,11 @@ def main() -> int:
             )  # fmt: skip
             time.sleep(0.5)  # tcpdump's socket is open before the first SYN
             run_id = f"resethunt-{uuid.uuid4().hex[:8]}"
-            mode_runner = WatchedModeRunner(
+            mode_runner = DroppingModeRunner(
                 Placement.single(Engine(client)), images, run_id, progress=lambda _m: None
             )
+            mode_runner.drop_acks = args.drop_acks
+            mode_runner.rto_min_ms = args.rto_min
             result = mode_runner.run(plan)
             time.sleep(0.5)
             dump.terminate()
