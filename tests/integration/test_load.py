@@ -10,7 +10,8 @@ connections one at a time and 2,000 with 200 at a time) on real containers, mode
   pids limits in force), its log (one `listening` line, no `refused`, no `error`, one
   `accepted` per client connection) and its peak memory and thread count from `docker stats`;
 - the capture: as many streams and SYNs as the client opened connections, two FINs each, no
-  RST, and on every stream the payload bytes each way the client logged for that local port.
+  RST but those TCP itself sends (recognised from the packets, see the capture test), and on
+  every stream the payload bytes each way the client logged for that local port.
 
 `TCPLAB_FULL_LOAD=1` runs `scenarios/load.yaml` instead (1,000 x 100, 10,000 and 10,000 at
 200), about 5 minutes here. The figures of each mode are printed (`pytest -s` shows them).

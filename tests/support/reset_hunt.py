@@ -34,7 +34,7 @@ from lab.engine import Engine
 from lab.images import ensure_images
 from lab.placement import Placement
 from lab.results import analyze_mode_folder, plans
-from tests.integration.test_load import WatchedModeRunner
+from tests.integration.test_load import WatchedModeRunner, _reset_kinds
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -129,6 +129,8 @@ def main() -> int:
             print(line, flush=True)
             if rst:
                 resets += 1
+                kinds = _reset_kinds(plan.folder / "capture.pcap", a)
+                print("    not the crossed ACK and FIN (None: it is):", kinds, flush=True)
                 for c in rst:
                     print("   ", {k: c.get(k) for k in (
                         "stream", "client_port", "rst_by", "teardown", "teardown_complete",
