@@ -26,6 +26,7 @@ import uuid
 import zlib
 from pathlib import Path
 
+import docker
 import pytest
 
 from lab import capture, docker_util, hosts, runner
@@ -64,7 +65,10 @@ class WatchedModeRunner(runner.ModeRunner):
         # with the server, which the runner's drain stops.
         time.sleep(plan.drain_s)
         argv = ["cat", "/proc/net/netstat", "/proc/net/snmp"]
-        code, out = self.placement.server.exec(self.server, argv, user=hosts.LAB_UID)
+        try:
+            code, out = self.placement.server.exec(self.server, argv, user=hosts.LAB_UID)
+        except docker.errors.APIError:  # a server already gone: the figure stays None
+            code, out = 1, b""
         if code == 0:
             self.server_resets = netstat.resets(out.decode())
         super().drain(dataclasses.replace(plan, drain_s=0.0), result)
