@@ -4,8 +4,9 @@ Seen in tests/integration/test_load.py (HTTP/1.0, 200 at a time; the capture is 
 report of issue 11 point 8). The side that closes second gets the first FIN while its program
 is busy: the FIN makes its kernel wait to ACK (delayed ACK, in case the program answers at
 once). When the program closes just as that delayed-ACK timer fires, the timer's pure ACK and
-the program's FIN leave from two CPUs, into two per-CPU backlogs of the veth, and the FIN can
-arrive first:
+the program's FIN are made on two CPUs at once, and the ACK, made first (it carries the FIN's
+sequence number), can reach the wire after the FIN (0.5 ms after it on the client's own veth
+in one capture of both ends):
 
     first closer                         second closer
     FIN  ------------------------------>               (ACK delayed: the program is slow)
