@@ -219,34 +219,24 @@ def test_capture_agrees_with_the_client(load_run, name):
     resent = sum(c["syn_retransmissions"] for c in a["per_connection"])
     assert a["syn"] == connections + resent
     assert a["synack"] >= connections
-    assert a["fin"] <= 2 * connections
-    assert a["fin"] >= 2 * (connections - a["rst"])
+    assert a["fin"] == 2 * connections
     # No reset, but for two dances TCP itself does.
     # 1. An ACK and a FIN that cross (tests.support.teardown has the picture): the side that
     # closes second sends its FIN just as its delayed-ACK timer (~40 ms) sends a pure ACK, on
-    # two CPUs; the FIN reaches the wire first, the side that closed first answers the late ACK
-    # from TIME_WAIT with its final ACK again, and the other side, whose socket is gone,
-    # resets. Both FINs were sent and acknowledged before: nothing is lost. Seen here in
-    # HTTP/1.0 at 200 at a time, 6 times in 58,000 connections (the client closing about 43 ms
-    # after the server's FIN); in keep-alive it would be the server's reset.
+    # two CPUs, and they reach the other end in the other order; that end, in TIME_WAIT,
+    # answers the late ACK with its final ACK again, and the side that closed second, whose
+    # socket is gone by then, resets. Both FINs were sent and acknowledged before: nothing is
+    # lost. Seen here in HTTP/1.0 at 200 at a time (the client's reset; 9 in 124,000
+    # connections) and in keep-alive (the server's reset: 2 in 23,200 connections with two
+    # busy-looping processes on the 2 cores, the server namespace's counters saying one RST
+    # for a segment no socket owned and no abort); the keep-alive reset seen once in CI
+    # "after all its answers" (issue 11 point 8) was this one, as far as its account goes.
     # 2. With reused ports: the server closes first, so it holds TIME_WAIT; a new SYN from a
     # reused client port that the TIME_WAIT socket cannot accept is answered with an ACK of the
     # old connection, the client resets that (killing the TIME_WAIT socket) and sends its SYN
     # again a second later (seen once in CI among 2,000 connections at 200 at a time).
-    # And in keep-alive, one connection of 200 once ended with a reset in CI after all its
-    # requests had been answered: from before these checks, so which reset it was is not known
-    # (no reset at all since, in 27,000 keep-alive connections with a second capture
-    # of both ends on the host: tests/support/reset_hunt.py). Ruled out from the code: neither
-    # program closes with unread data in this mode (the client half-closes after its last
-    # response and closes once it has read the server's FIN; the server closes once it has
-    # read the client's FIN), no SO_LINGER 0 (no reset fault), no idle close (60 s against a
-    # run of seconds), no reused port, no SIGTERM before the capture stops; and the client
-    # passed, so it read the server's FIN (a RST before that fails its last request). So a
-    # keep-alive reset that is not the crossed ACK is still tolerated, only at a connection's
-    # end, and printed with why it is not, the server namespace's own counters of the resets
-    # it sent and why (tests.support.netstat) and the capture's path, for the next time.
-    # A reset that ends a connection loses nothing the client counted: the per-port byte
-    # check below still must hold. A reset in the middle of a connection fails.
+    # Any other reset fails the test, with the server namespace's own counters of the resets it
+    # sent and why (tests.support.netstat) and the capture's path.
     why = {
         "server's namespace sent resets": run["server_resets"],  # the kernel's reasons
         "capture": str(run["folder"] / "capture.pcap"),
@@ -256,19 +246,15 @@ def test_capture_agrees_with_the_client(load_run, name):
         not_crossed = run["resets"].get(c["stream"], "not checked")
         if c["rst"] and not_crossed is None:
             assert c["teardown_complete"], c  # the crossed ACK and FIN: after both FINs
-        elif c["rst"] and run["mode"].persistent:
-            assert c["teardown"] == "reset" or c["teardown_complete"], (c, not_crossed, why)
-            print(f"{name}: tolerated a reset at the end of stream {c['stream']}, not the "
-                  f"crossed ACK ({not_crossed}): {c}, {why}")  # fmt: skip
         elif c["rst"]:
-            assert c["rst_by"] == "client", (c, not_crossed)
-            assert c["client_port"] in seen_ports, (c, not_crossed)
-            assert c["syn_retransmissions"] >= 1, (c, not_crossed)
+            assert not run["mode"].persistent, (c, not_crossed, why)
+            assert c["rst_by"] == "client", (c, not_crossed, why)
+            assert c["client_port"] in seen_ports, (c, not_crossed, why)
+            assert c["syn_retransmissions"] >= 1, (c, not_crossed, why)
         seen_ports.add(c["client_port"])
     # who closed first: the server for HTTP/1.0, the client for keep-alive
     first = "server" if not run["mode"].persistent else "client"
-    assert set(a["closed_first"]) == {first}
-    assert connections - a["rst"] <= a["closed_first"][first] <= connections
+    assert a["closed_first"] == {first: connections}
     # Port by port: the client reuses local ports (10,000 connections took about 7,700 ports
     # here), and Wireshark's rule must still give a stream per connection. So on every client
     # port, as many streams in the capture as connections in the client log, and the payload

@@ -1,12 +1,12 @@
 """The one reset TCP sends after a complete teardown when an ACK and a FIN cross (pure).
 
-Seen in tests/integration/test_load.py (HTTP/1.0, 200 at a time; the capture is kept in the
-report of issue 11 point 8). The side that closes second gets the first FIN while its program
-is busy: the FIN makes its kernel wait to ACK (delayed ACK, in case the program answers at
-once). When the program closes just as that delayed-ACK timer fires, the timer's pure ACK and
-the program's FIN are made on two CPUs at once, and the ACK, made first (it carries the FIN's
-sequence number), can reach the wire after the FIN (0.5 ms after it on the client's own veth
-in one capture of both ends):
+Seen in tests/integration/test_load.py, in HTTP/1.0 at 200 at a time (the client resets) and
+in keep-alive (the server resets): the keep-alive reset of issue 11 point 8. The side that
+closes second gets the first FIN while its program is busy: the FIN makes its kernel wait to
+ACK (delayed ACK, in case the program answers at once). When the program closes just as that
+delayed-ACK timer fires, the timer's pure ACK and the program's FIN are made on two CPUs at
+once and can reach the other end in the other order (the veth pairs and the bridge hand packets
+on through per-CPU backlogs): the ACK, made first, carries the FIN's own sequence number.
 
     first closer                         second closer
     FIN  ------------------------------>               (ACK delayed: the program is slow)
