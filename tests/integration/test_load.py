@@ -227,7 +227,7 @@ def test_capture_agrees_with_the_client(load_run, name):
     # answers the late ACK with its final ACK again, and the side that closed second, whose
     # socket is gone by then, resets. Both FINs were sent and acknowledged before: nothing is
     # lost. Seen here in HTTP/1.0 at 200 at a time (the client's reset; 9 in 124,000
-    # connections) and in keep-alive (the server's reset: 2 in 23,200 connections with two
+    # connections) and in keep-alive (the server's reset: 3 in 24,400 connections with two
     # busy-looping processes on the 2 cores, the server namespace's counters saying one RST
     # for a segment no socket owned and no abort); the keep-alive reset seen once in CI
     # "after all its answers" (issue 11 point 8) was this one, as far as its account goes.

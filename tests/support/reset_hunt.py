@@ -113,10 +113,12 @@ def main() -> int:
             )
             mode_runner.drop_acks = args.drop_acks
             mode_runner.rto_min_ms = args.rto_min
-            result = mode_runner.run(plan)
-            time.sleep(0.5)
-            dump.terminate()
-            _, err = dump.communicate(timeout=10)
+            try:
+                result = mode_runner.run(plan)
+                time.sleep(0.5)
+            finally:  # stopped on Ctrl-C too
+                dump.terminate()
+                _, err = dump.communicate(timeout=10)
             (run_dir / "host-tcpdump.log").write_bytes(err)
             a = analyze_mode_folder(plan.folder, (port,)).to_dict()
             total += a["connections"]
