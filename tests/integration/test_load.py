@@ -10,7 +10,8 @@ connections one at a time and 2,000 with 200 at a time) on real containers, mode
   pids limits in force), its log (one `listening` line, no `refused`, no `error`, one
   `accepted` per client connection) and its peak memory and thread count from `docker stats`;
 - the capture: as many streams and SYNs as the client opened connections, two FINs each, no
-  RST, and on every stream the payload bytes each way the client logged for that local port.
+  RST but those TCP itself sends (recognised from the packets, see the capture test), and on
+  every stream the payload bytes each way the client logged for that local port.
 
 `TCPLAB_FULL_LOAD=1` runs `scenarios/load.yaml` instead (1,000 x 100, 10,000 and 10,000 at
 200), about 5 minutes here. The figures of each mode are printed (`pytest -s` shows them).
@@ -18,20 +19,25 @@ connections one at a time and 2,000 with 200 at a time) on real containers, mode
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
 import zlib
 from pathlib import Path
 
+import docker
 import pytest
 
-from lab import docker_util, runner
+from lab import capture, docker_util, hosts, runner
 from lab import scenario as sc
+from lab.analysis.streams import split_streams
 from lab.engine import Engine
 from lab.placement import Placement
 from lab.results import analyze_mode_folder, plans, read_jsonl
+from tests.support import netstat
 from tests.support.stats import StatsSampler
+from tests.support.teardown import crossed_ack_reset
 from wire import http
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -42,14 +48,30 @@ SCENARIO = REPO / "scenarios" / ("load.yaml" if FULL else "load-ci.yaml")
 
 
 class WatchedModeRunner(runner.ModeRunner):
-    """Samples the server's stats while the mode runs; inspects it just before the teardown."""
+    """Samples the server's stats while the mode runs; reads the kernel's reset counters in
+    the server's namespace once the capture has drained; inspects the server just before the
+    teardown."""
 
     server_info: dict | None = None
     sampler: StatsSampler | None = None
+    server_resets: dict[str, int] | None = None
 
     def start_server_side(self, plan) -> None:
         super().start_server_side(plan)
         self.sampler = StatsSampler(self.placement.server.client.api, self.server.id)
+
+    def drain(self, plan, result) -> None:
+        # The drain's wait first, so a reset sent during it is counted; the namespace goes
+        # with the server, which the runner's drain stops.
+        time.sleep(plan.drain_s)
+        argv = ["cat", "/proc/net/netstat", "/proc/net/snmp"]
+        try:
+            code, out = self.placement.server.exec(self.server, argv, user=hosts.LAB_UID)
+        except docker.errors.APIError:  # a server already gone: the figure stays None
+            code, out = 1, b""
+        if code == 0:
+            self.server_resets = netstat.resets(out.decode())
+        super().drain(dataclasses.replace(plan, drain_s=0.0), result)
 
     def teardown(self) -> None:
         if self.sampler is not None:
@@ -88,6 +110,9 @@ def load_run(docker_client, lab_images, tmp_path_factory) -> dict[str, dict]:
             "scenario": scenario,
             "result": result,
             "server_info": mode_runner.server_info,
+            "server_resets": mode_runner.server_resets,
+            "folder": plan.folder,
+            "resets": _reset_kinds(plan.folder / "capture.pcap", analysis),
             "memory_peak": mode_runner.sampler.memory_peak,
             "pids_peak": mode_runner.sampler.pids_peak,
             "analysis": analysis,
@@ -100,6 +125,16 @@ def load_run(docker_client, lab_images, tmp_path_factory) -> dict[str, dict]:
     return out
 
 
+def _reset_kinds(pcap: Path, analysis: dict) -> dict[int, str | None]:
+    """Per stream with a reset: None when it is TCP's reset after a crossed ACK and FIN
+    (tests.support.teardown), else why it is not."""
+    streams = [c["stream"] for c in analysis["per_connection"] if c["rst"]]
+    if not streams:
+        return {}
+    packets = split_streams(capture.read_capture(pcap).packets)  # indexed as tcp.stream
+    return {stream: crossed_ack_reset(packets[stream]) for stream in streams}
+
+
 def _print_figures(name: str, run: dict) -> None:
     a, summary = run["analysis"], run["records"][-1]
     print(
@@ -110,6 +145,7 @@ def _print_figures(name: str, run: dict) -> None:
         f"{a['packets']} packets, {a['connections']} streams, {a['syn']} SYN, {a['fin']} FIN, "
         f"{a['rst']} RST, {a['retransmissions']} retransmissions; server peak "
         f"{run['memory_peak'] / 2**20:.1f} MiB, {run['pids_peak']} tasks; "
+        f"server's namespace sent resets {run['server_resets']}; "
         f"mode {run['wall_s']:.1f} s, analysis {run['analysis_s']:.1f} s"
     )
 
@@ -183,30 +219,42 @@ def test_capture_agrees_with_the_client(load_run, name):
     resent = sum(c["syn_retransmissions"] for c in a["per_connection"])
     assert a["syn"] == connections + resent
     assert a["synack"] >= connections
-    assert a["fin"] <= 2 * connections
-    assert a["fin"] >= 2 * (connections - a["rst"])
-    # No reset, but for one dance TCP itself does with reused ports: the server closes first,
-    # so it holds TIME_WAIT; a new SYN from a reused client port that the TIME_WAIT socket
-    # cannot accept is answered with an ACK of the old connection, the client resets that
-    # (killing the TIME_WAIT socket) and sends its SYN again a second later (seen once in CI
-    # among 2,000 connections at 200 at a time). Any other reset fails the test.
-    # In keep-alive, one connection of 200 once ended with a reset instead of its FINs in CI,
-    # after all its requests had been answered (cause not established). A reset that ends a
-    # connection loses nothing the client counted: the per-port byte check below still must
-    # hold. A reset in the middle of a connection fails.
+    assert a["fin"] == 2 * connections
+    # No reset, but for two dances TCP itself does.
+    # 1. An ACK and a FIN that cross (tests.support.teardown has the picture): the side that
+    # closes second sends its FIN just as its delayed-ACK timer (~40 ms) sends a pure ACK, on
+    # two CPUs, and they reach the other end in the other order; that end, in TIME_WAIT,
+    # answers the late ACK with its final ACK again, and the side that closed second, whose
+    # socket is gone by then, resets. Both FINs were sent and acknowledged before: nothing is
+    # lost. Seen here in HTTP/1.0 at 200 at a time (the client's reset; 9 in 124,000
+    # connections) and in keep-alive (the server's reset: 3 in 24,400 connections with two
+    # busy-looping processes on the 2 cores, the server namespace's counters saying one RST
+    # for a segment no socket owned and no abort); the keep-alive reset seen once in CI
+    # "after all its answers" (issue 11 point 8) was this one, as far as its account goes.
+    # 2. With reused ports: the server closes first, so it holds TIME_WAIT; a new SYN from a
+    # reused client port that the TIME_WAIT socket cannot accept is answered with an ACK of the
+    # old connection, the client resets that (killing the TIME_WAIT socket) and sends its SYN
+    # again a second later (seen once in CI among 2,000 connections at 200 at a time).
+    # Any other reset fails the test, with the server namespace's own counters of the resets it
+    # sent and why (tests.support.netstat) and the capture's path.
+    why = {
+        "server's namespace sent resets": run["server_resets"],  # the kernel's reasons
+        "capture": str(run["folder"] / "capture.pcap"),
+    }
     seen_ports: set[int] = set()
     for c in sorted(a["per_connection"], key=lambda c: c["stream"]):
-        if c["rst"] and run["mode"].persistent:
-            assert c["teardown"] == "reset" or c["teardown_complete"], c
+        not_crossed = run["resets"].get(c["stream"], "not checked")
+        if c["rst"] and not_crossed is None:
+            assert c["teardown_complete"], c  # the crossed ACK and FIN: after both FINs
         elif c["rst"]:
-            assert c["rst_by"] == "client", c
-            assert c["client_port"] in seen_ports, c
-            assert c["syn_retransmissions"] >= 1, c
+            assert not run["mode"].persistent, (c, not_crossed, why)
+            assert c["rst_by"] == "client", (c, not_crossed, why)
+            assert c["client_port"] in seen_ports, (c, not_crossed, why)
+            assert c["syn_retransmissions"] >= 1, (c, not_crossed, why)
         seen_ports.add(c["client_port"])
     # who closed first: the server for HTTP/1.0, the client for keep-alive
     first = "server" if not run["mode"].persistent else "client"
-    assert set(a["closed_first"]) == {first}
-    assert connections - a["rst"] <= a["closed_first"][first] <= connections
+    assert a["closed_first"] == {first: connections}
     # Port by port: the client reuses local ports (10,000 connections took about 7,700 ports
     # here), and Wireshark's rule must still give a stream per connection. So on every client
     # port, as many streams in the capture as connections in the client log, and the payload
