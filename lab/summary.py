@@ -18,7 +18,8 @@ VERDICT_STYLE = {"holds": "bold green", "differs": "bold red", "can't tell": "bo
 VERDICT_MARK = {"holds": "✓ holds", "differs": "✗ differs", "can't tell": "? can't tell"}
 
 
-def _num(v: Any, digits: int = 1) -> str:
+def fmt(v: Any, digits: int = 1) -> str:
+    """A value as the terminal and the report show it: – for none, thousands separated."""
     if v is None:
         return "–"
     if isinstance(v, bool):
@@ -28,11 +29,11 @@ def _num(v: Any, digits: int = 1) -> str:
     if isinstance(v, int):
         return f"{v:,}"
     if isinstance(v, Mapping):
-        return ", ".join(f"{k.replace('_', ' ')} {_num(x, digits)}" for k, x in v.items())
+        return ", ".join(f"{k.replace('_', ' ')} {fmt(x, digits)}" for k, x in v.items())
     return str(v)
 
 
-def _ms(seconds: Any) -> float | None:
+def ms(seconds: Any) -> float | None:
     return seconds * 1000 if isinstance(seconds, (int, float)) else None
 
 
@@ -72,25 +73,25 @@ def _repeats(values: Any) -> str:
 
 # (row label, value getter, formatter); value getters take (run, mode)
 METRICS: list[tuple[str, Callable[[RunResult, ModeResult], Any], Callable[[Any], str]]] = [
-    ("persistent", lambda r, m: m.persistent, _num),
-    ("parallel connections", lambda r, m: r.parallel(m), _num),
-    ("TCP connections", lambda r, m: m.connections, _num),
-    ("SYNs", lambda r, m: m.syn, _num),
-    ("handshake packets", lambda r, m: m.handshake_packets, _num),
-    ("teardown packets", lambda r, m: m.teardown_packets, _num),
-    ("all packets", lambda r, m: m.packets, _num),
+    ("persistent", lambda r, m: m.persistent, fmt),
+    ("parallel connections", lambda r, m: r.parallel(m), fmt),
+    ("TCP connections", lambda r, m: m.connections, fmt),
+    ("SYNs", lambda r, m: m.syn, fmt),
+    ("handshake packets", lambda r, m: m.handshake_packets, fmt),
+    ("teardown packets", lambda r, m: m.teardown_packets, fmt),
+    ("all packets", lambda r, m: m.packets, fmt),
     ("overhead share (no data)", lambda r, m: m.overhead_share, _pct),
-    ("first FIN sent by", lambda r, m: m.closed_first or None, _num),
-    ("bytes on the wire", lambda r, m: m.bytes, _num),
-    ("retransmissions", lambda r, m: m.retransmissions, _num),
-    ("handshake RTT (ms, median)", lambda r, m: m.rtt_ms, lambda v: _num(v, 2)),
-    ("waiting on handshakes (ms)", lambda r, m: _ms(m.handshake_wait_wall_s), _num),
-    ("request latency p50 (ms)", lambda r, m: m.latency_p50_ms, _num),
-    ("request latency p95 (ms)", lambda r, m: m.latency_p95_ms, _num),
-    ("page time (ms)", lambda r, m: _ms(m.page_time_s), _num),
+    ("first FIN sent by", lambda r, m: m.closed_first or None, fmt),
+    ("bytes on the wire", lambda r, m: m.bytes, fmt),
+    ("retransmissions", lambda r, m: m.retransmissions, fmt),
+    ("handshake RTT (ms, median)", lambda r, m: m.rtt_ms, lambda v: fmt(v, 2)),
+    ("waiting on handshakes (ms)", lambda r, m: ms(m.handshake_wait_wall_s), fmt),
+    ("request latency p50 (ms)", lambda r, m: m.latency_p50_ms, fmt),
+    ("request latency p95 (ms)", lambda r, m: m.latency_p95_ms, fmt),
+    ("page time (ms)", lambda r, m: ms(m.page_time_s), fmt),
     ("page time, every repeat (ms)", lambda r, m: m.repeats or None, _repeats),
-    ("predicted, network alone (ms)", lambda r, m: _ms(m.predicted_network_only_s), _num),
-    ("predicted (ms)", lambda r, m: _ms(m.predicted_page_time_s), _num),
+    ("predicted, network alone (ms)", lambda r, m: ms(m.predicted_network_only_s), fmt),
+    ("predicted (ms)", lambda r, m: ms(m.predicted_page_time_s), fmt),
     ("error vs model", lambda r, m: error_cell(m), _error),
 ]
 
@@ -120,7 +121,7 @@ def claims_table(claims: list[Claim]) -> Table:
         table.add_row(
             f"[{VERDICT_STYLE[v]}]{VERDICT_MARK[v]}[/]",
             f"{c.claim} [dim]({c.mode or 'all'})[/]",
-            f"{_num(c.observed)} / {_num(c.expected)}",
+            f"{fmt(c.observed)} / {fmt(c.expected)}",
             c.why,
         )
     return table
@@ -175,7 +176,7 @@ def network_rows(net: NetworkCheck | None) -> list[tuple[str, str]]:
     check = net.rtt_check
     if check:
         verdicts = "; ".join(
-            f"{v['mode']} {_num(v.get('measured_ms'), 2)} ms " + ("✓" if v.get("ok") else "✗")
+            f"{v['mode']} {fmt(v.get('measured_ms'), 2)} ms " + ("✓" if v.get("ok") else "✗")
             for v in check.modes
         )
         ok = "verified" if check.ok else "NOT verified"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import html
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lab.document import Claim, RunResult
-from lab.summary import METRICS, error_cell, where_it_ran
+from lab.summary import METRICS, error_cell, fmt, ms, where_it_ran
 from lab.summary import network_rows as summary_network_rows
 
 if TYPE_CHECKING:
@@ -48,24 +48,6 @@ HOW_TO_READ = (
     "To check any of it, open the mode's `capture.pcap` in Wireshark: stream numbers here are "
     "Wireshark's `tcp.stream`, so *Follow TCP Stream N* shows the same connection."
 )
-
-
-def fmt(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in value.items())
-    return str(value)
-
-
-def ms(seconds: Any) -> float | None:
-    return seconds * 1000 if isinstance(seconds, (int, float)) else None
 
 
 def mode_rows(run: RunResult) -> tuple[list[str], list[list[str]]]:
