@@ -131,8 +131,7 @@ class _Run:
                 finally:
                     for engine in {self.engine, *self.placement.engines()}:
                         engine.close()  # API users may run many times in one process
-            self._reports()
-        loaded = load_run(self.run_dir)
+            loaded = self._reports()
         if self.manifest.failures:
             error = RunError("; ".join(self.manifest.failures))
             error.result = loaded
@@ -168,14 +167,15 @@ class _Run:
         self.manifest.failures += results.verify(result)
         self.manifest.status = "complete"
 
-    def _reports(self) -> None:
+    def _reports(self) -> RunResult:
         """report.md, report.html and the charts, once the manifest is written: the report shows
         the run's facts and where its time went. Their own time is added to the manifest after.
         Cut short, the manifest says so, and `lab report RUN_DIR` writes them again."""
         self.status("writing the reports")
         t = time.monotonic()
+        loaded = load_run(self.run_dir)
         try:
-            results.write_reports(self.run_dir, load_run(self.run_dir))
+            results.write_reports(self.run_dir, loaded)
         except (KeyboardInterrupt, LabError) as exc:
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
             self.manifest.status = "incomplete"
@@ -188,7 +188,11 @@ class _Run:
                 raise
             raise RunError(f"writing the reports: {exc} (results in {self.run_dir})") from exc
         self.manifest.timings_s["reports"] = round(time.monotonic() - t, 3)
-        results.write_json_atomic(self.run_dir / "manifest.json", self.manifest.to_dict())
+        manifest_path = self.run_dir / "manifest.json"
+        results.write_json_atomic(manifest_path, self.manifest.to_dict())
+        # analysis.json is read once; the manifest (small) again, as load_run would read it
+        loaded.manifest = Manifest.read(manifest_path)
+        return loaded
 
     def _where(self, refs: dict[str, str]) -> None:
         """Each side's engine in the manifest, and the images pushed to those that lack them."""

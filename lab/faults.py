@@ -110,6 +110,10 @@ def _error_kind(error: str | None) -> str:
     return error.split(":")[0][:60]
 
 
+# What a fault account quotes of the mode's capture figures.
+CAPTURE_KEYS = ("connections", "syn", "rst", "retransmissions", "unanswered_syn")
+
+
 def account(fired: list[dict], records: list[dict], mode_row: dict) -> dict:
     """What the faults did to one mode: the failed requests and how, and what the capture saw.
 
@@ -132,10 +136,7 @@ def account(fired: list[dict], records: list[dict], mode_row: dict) -> dict:
         ],
         "failures_by_kind": how,
         "client_finished": summary is not None,
-        "capture": {
-            k: mode_row.get(k)
-            for k in ("connections", "syn", "rst", "retransmissions", "unanswered_syn")
-        },
+        "capture": {k: mode_row.get(k) for k in CAPTURE_KEYS},
     }
 
 

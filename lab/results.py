@@ -90,10 +90,14 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def analyze_mode_folder(folder: Path, server_ports: tuple[int, ...] = ()) -> ModeResult:
-    """One mode's figures from what it left: its capture and its client log."""
+def analyze_mode_folder(
+    folder: Path, server_ports: tuple[int, ...] = (), records: list[dict] | None = None
+) -> ModeResult:
+    """One mode's figures from what it left: its capture and its client log (`records`, when
+    the caller has read it already: a load run's has a hundred thousand lines)."""
     pcap = folder / "capture.pcap"
-    records = read_jsonl(folder / "client.jsonl")
+    if records is None:
+        records = read_jsonl(folder / "client.jsonl")
     if not pcap.exists():
         return ModeResult(missing="capture.pcap", requests=len(records))
     parsed = analysis.analyze(capture.read_capture(pcap), server_ports=server_ports)
@@ -107,16 +111,16 @@ def analyze_mode_folder(folder: Path, server_ports: tuple[int, ...] = ()) -> Mod
     return row
 
 
-def _mode_row(scenario, mode, m, run_dir: Path) -> ModeResult:
+def _mode_row(scenario, mode, m, run_dir: Path, records: list[dict]) -> ModeResult:
     """One repeat of one mode: the capture's figures and what the runner knew."""
-    row = analyze_mode_folder(m.folder, (scenario.port_of(mode),))
+    row = analyze_mode_folder(m.folder, (scenario.port_of(mode),), records)
     row.name = mode.name
     row.folder = str(m.folder.relative_to(run_dir))
     row.client_exit = m.client_exit
     row.error = m.client_error
     row.shaping = m.shaping
     row.capture_drops = m.capture_drops
-    _fault_account(row, m)
+    _fault_account(row, m, records)
     return row
 
 
@@ -130,9 +134,14 @@ def analyze_run(scenario, mode_runs, run_dir: Path) -> RunResult:
     for m in mode_runs:
         by_mode.setdefault(m.mode, []).append(m)
     modes_out: dict[str, ModeResult] = {}
+    records: dict[str, list[dict]] = {}  # client.jsonl of each row's folder, read once
     for name, runs in by_mode.items():
         mode = scenario.mode(name)
-        rows = [_mode_row(scenario, mode, m, run_dir) for m in runs]
+        rows = []
+        for m in runs:
+            logged = read_jsonl(m.folder / "client.jsonl")
+            rows.append(_mode_row(scenario, mode, m, run_dir, logged))
+            records[rows[-1].folder] = logged
         timed = sorted((r for r in rows if r.page_time_s is not None), key=_page_time)
         chosen = timed[(len(timed) - 1) // 2] if timed else rows[0]
         chosen.persistent = mode.persistent
@@ -143,7 +152,7 @@ def analyze_run(scenario, mode_runs, run_dir: Path) -> RunResult:
         modes_out[name] = chosen
 
     base_rtt_ms = _base_rtt_ms(scenario, mode_runs, modes_out.values())
-    _predict(scenario, modes_out, base_rtt_ms / 1000.0, run_dir)
+    _predict(scenario, modes_out, base_rtt_ms / 1000.0, records)
     result = RunResult(
         scenario=scenario.to_dict(),
         network=_network_check(scenario, list(modes_out.values()), base_rtt_ms),
@@ -171,7 +180,9 @@ def path_segment_size(rows) -> int | None:
     return size if 0 < size < model.MSS else None
 
 
-def _predict(scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, run_dir: Path) -> None:
+def _predict(
+    scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, records: dict[str, list[dict]]
+) -> None:
     """The model's figure for each mode, on the capture's clock (Prediction.at_server_s), with
     the round trip the run's handshakes measured: the network alone, then with the programs'
     costs measured on the same mode (lab.costs)."""
@@ -194,7 +205,7 @@ def _predict(scenario, modes_out: dict[str, ModeResult], base_rtt_s: float, run_
             continue
         mode = scenario.mode(row.name)
         measured[row.name] = costs.measure(
-            read_jsonl(run_dir / row.folder / "client.jsonl"),
+            records[row.folder],
             row.per_connection,
             persistent=mode.persistent,
             parallel=mode.parallel,
@@ -240,7 +251,7 @@ def _base_rtt_ms(scenario, mode_runs, rows) -> float:
     return statistics.median(rtts) if rtts else 0.0
 
 
-def _fault_account(row: ModeResult, m) -> None:
+def _fault_account(row: ModeResult, m, records: list[dict]) -> None:
     """A mode disturbed on purpose, or whose capture ended early, says so in its row."""
     reasons = list(m.incomplete or [])
     if row.truncated:
@@ -250,8 +261,8 @@ def _fault_account(row: ModeResult, m) -> None:
     row.incomplete = reasons
     if m.faults:
         row.faults = m.faults
-        records = read_jsonl(m.folder / "client.jsonl")
-        row.fault_account = faults.account(m.faults, records, row.to_dict())
+        figures = {k: getattr(row, k) for k in faults.CAPTURE_KEYS}
+        row.fault_account = faults.account(m.faults, records, figures)
         row.fault_summary = faults.summary_line(m.mode, m.faults, row.fault_account)
 
 

@@ -204,7 +204,8 @@ def test_the_shell_measures_each_mode_and_predicts_with_its_costs(tmp_path: Path
     row = ModeResult(
         name="http1.0", folder="http1.0", per_connection=connections, page_time_s=0.033
     )
-    results._predict(scenario, {"http1.0": row}, 0.0, tmp_path)
+    logged = {"http1.0": results.read_jsonl(folder / "client.jsonl")}
+    results._predict(scenario, {"http1.0": row}, 0.0, logged)
     assert row.program_costs is not None
     assert (row.program_costs.setup_ms, row.program_costs.service_ms) == pytest.approx((0.5, 1.0))
     assert row.program_costs.reconnect_ms == pytest.approx(2.0)
