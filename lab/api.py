@@ -141,7 +141,10 @@ class _Run:
     def _phases(self) -> None:
         self.status("building images")
         t = time.monotonic()
-        refs = images.ensure_images(progress=lambda msg, detail=False: self.status(msg))
+        refs = images.ensure_images(
+            progress=lambda msg, detail=False: self.status(msg),
+            extra=["browser"] if any(m.client == "browser" for m in self.modes) else (),
+        )
         self.timings["images"] = time.monotonic() - t
         self.manifest.images = {
             role: {"ref": ref, "id": self.engine.image_id(ref)} for role, ref in refs.items()
@@ -204,6 +207,8 @@ class _Run:
             engine = self.placement.engine_for_side(side)
             wanted = needs.setdefault(engine, set())
             wanted.update(refs[role] for role in image_sync.images_for_side(side, shaped))
+            if side is Side.CLIENT and "browser" in refs:  # a browser mode's client
+                wanted.add(refs["browser"])
             swarm = None
             if self.placement.overlay:
                 facts = preflight.swarm_of(engine.info())

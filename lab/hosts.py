@@ -14,6 +14,8 @@ and the tests build containers from the same specs.
     shaper    the server's / client's   NET_ADMIN                  root
     netns     its own                   none                       10001 (holds the client's
                                                                     namespace while shapers attach)
+    browser   as the client's           none                       10001 (headless Chromium,
+                                                                    its sandbox off, see below)
 """
 
 from __future__ import annotations
@@ -166,6 +168,35 @@ def client_spec(
         spec["network"] = network
         spec["hostname"] = "client"
         spec["sysctls"] = NET_SYSCTLS
+    return spec
+
+
+# Chromium's profile, its net-log and its shared memory (--disable-dev-shm-usage) live in /tmp,
+# a tmpfs: the root stays read-only. The driver prints the net-log before it exits.
+BROWSER_TMPFS = {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777"}
+
+
+def browser_spec(
+    *,
+    image: str,
+    run_id: str,
+    mode: str,
+    command: list[str],
+    limits: Limits,
+    network: str | None = None,
+    netns_of: str | None = None,
+) -> dict:
+    """The browser in the client's place: the same namespace arrangement as `client_spec`, the
+    same least privilege (uid 10001, no capability, no-new-privileges, read-only root). Its own
+    sandbox is off (--no-sandbox in client.browser): it needs user namespaces or a setuid
+    helper, which no-new-privileges and a dropped CAP_SYS_ADMIN refuse; the container is the
+    sandbox."""
+    spec = client_spec(
+        image=image, run_id=run_id, mode=mode, command=command, limits=limits,
+        network=network, netns_of=netns_of,
+    )  # fmt: skip
+    base = _base(run_id, "browser", mode, limits)
+    spec.update(name=base["name"], labels=base["labels"], tmpfs=dict(BROWSER_TMPFS))
     return spec
 
 

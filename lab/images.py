@@ -5,7 +5,9 @@
          ├── tcplab/server:<hash>  wire + server, uid 10001
          ├── tcplab/client:<hash>  wire + client, uid 10001
          ├── tcplab/capture:<hash> wire + lab (tcpdump and the in-container analysis)
-         └── tcplab/shaper:<hash>  wire + shaper
+         ├── tcplab/shaper:<hash>  wire + shaper
+         └── tcplab/browser:<hash> + Debian's chromium (apt in the build), wire + client
+                                   (client.browser drives it); built only when asked for
 
 The base comes from the first of these that works, and the builder says which:
   1. the image is already there (its tag is a hash of the recipe);
@@ -80,7 +82,10 @@ ROLES: dict[str, tuple[str, ...]] = {
     "client": ("wire", "client"),
     "capture": ("wire", "lab"),
     "shaper": ("wire", "shaper"),
+    "browser": ("wire", "client"),
 }
+# Built only when a scenario (or `lab build --browser`) asks: Chromium makes it ~10x the others.
+ON_DEMAND_ROLES = frozenset({"browser"})
 # Inside a package, what never goes into an image: caches, and the Dockerfiles themselves
 # (so editing server.Dockerfile does not rebuild the capture image, which carries `lab`).
 SKIP_DIRS = {"__pycache__", "images"}
@@ -211,12 +216,21 @@ def package_roots() -> dict[str, Path | None]:
     return roots
 
 
-def contexts(base: str | None = None) -> dict[str, Context]:
+def default_roles(extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """The roles every run needs, plus the on-demand ones asked for, in ROLES' order."""
+    wanted = set(extra)
+    unknown = wanted - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown image roles: {', '.join(sorted(unknown))}")
+    return tuple(r for r in ROLES if r not in ON_DEMAND_ROLES or r in wanted)
+
+
+def contexts(base: str | None = None, roles: Iterable[str] | None = None) -> dict[str, Context]:
     base = base or base_ref()
     roots = package_roots()
     return {
         role: assemble(role, (IMAGES_DIR / f"{role}.Dockerfile").read_bytes(), roots, base)
-        for role in ROLES
+        for role in (ROLES if roles is None else roles)
     }
 
 
@@ -224,8 +238,11 @@ def _quiet(message: str, detail: bool = False) -> None:
     pass
 
 
-def ensure_images(progress: Progress | None = None, *, force: bool = False) -> dict[str, str]:
-    """role -> image ref for every role, building what is missing (everything with force)."""
+def ensure_images(
+    progress: Progress | None = None, *, force: bool = False, extra: Iterable[str] = ()
+) -> dict[str, str]:
+    """role -> image ref for every role a run needs and the on-demand `extra` ones (the
+    browser), building what is missing (everything with force)."""
     from lab import docker_util
 
     say = progress or _quiet
@@ -233,7 +250,8 @@ def ensure_images(progress: Progress | None = None, *, force: bool = False) -> d
     try:
         base = ensure_base(c, say, force=force)
         return {
-            role: _ensure_role(c, ctx, say, force=force) for role, ctx in contexts(base).items()
+            role: _ensure_role(c, ctx, say, force=force)
+            for role, ctx in contexts(base, default_roles(extra)).items()
         }
     finally:
         c.close()

@@ -12,7 +12,7 @@ import os
 import statistics
 from pathlib import Path
 
-from lab import analysis, capture, claims, costs, faults, hosts, model, report
+from lab import analysis, browser, capture, claims, costs, faults, hosts, model, report
 from lab.argv import client_argv, server_argv
 from lab.document import Manifest, ModeRecord, ModeResult, NetworkCheck, RttCheck, RunResult
 from lab.runner import ModePlan, ModeRun
@@ -36,7 +36,17 @@ def plans(scenario, modes, run_dir: Path) -> list[ModePlan]:
                     repeats=scenario.repeats,
                     folder=folder,
                     server_argv=server_argv(scenario, mode),
-                    client_argv=client_argv(scenario, mode, "server"),
+                    client_argv=(
+                        browser.driver_argv(
+                            browser.page_url(
+                                "server", scenario.port_of(mode), _page(scenario, mode)
+                            ),
+                            scenario.timeouts.run,
+                        )
+                        if mode.client == "browser"
+                        else client_argv(scenario, mode, "server")
+                    ),
+                    client=mode.client,
                     shaper_argv=shaper_argv(scenario) if scenario.network.shaped else None,
                     limits=hosts.Limits(scenario.limits.memory, scenario.limits.pids),
                     snaplen=scenario.capture.snaplen or 262144,
@@ -48,6 +58,32 @@ def plans(scenario, modes, run_dir: Path) -> list[ModePlan]:
                 )
             )
     return out
+
+
+def _page(scenario, mode) -> str:
+    """The browser's page: the first resource of the mode's workload (the HTML)."""
+    return scenario.workload_of(mode).resources[0].name
+
+
+def browser_row(row: ModeResult, folder: Path, origin: str) -> None:
+    """A browser mode's account (lab.browser): its net-log joined to the capture's connections.
+    Its requests count is the browser's, not the workload's (the page decides what it loads)."""
+    netlog_path = folder / browser.NETLOG_FILE
+    row.client = "browser"
+    log_path = folder / browser.LOG_FILE
+    summary = (
+        browser.driver_summary(log_path.read_text(errors="replace")) if log_path.exists() else {}
+    )
+    try:
+        netlog = browser.parse_netlog(netlog_path.read_text(errors="replace"))
+    except (OSError, ValueError) as exc:
+        row.browser = {"error": f"{browser.NETLOG_FILE}: {exc}", "title": summary.get("title")}
+        return
+    account = browser.join(netlog, row.per_connection, summary, origin=origin)
+    row.browser = account.as_dict()
+    row.requests = account.requests
+    row.client_ok = account.loaded
+    row.client_failed = account.requests - account.loaded
 
 
 def shaper_argv(scenario) -> dict[str, list[str]]:
@@ -114,6 +150,8 @@ def analyze_mode_folder(
 def _mode_row(scenario, mode, m, run_dir: Path, records: list[dict]) -> ModeResult:
     """One repeat of one mode: the capture's figures and what the runner knew."""
     row = analyze_mode_folder(m.folder, (scenario.port_of(mode),), records)
+    if mode.client == "browser":
+        browser_row(row, m.folder, f"server:{scenario.port_of(mode)}")
     row.name = mode.name
     row.folder = str(m.folder.relative_to(run_dir))
     row.client_exit = m.client_exit
@@ -201,7 +239,7 @@ def _predict(
     measured = {}
     for row in modes_out.values():
         alone = network_only.get(row.name)
-        if alone is None or row.folder is None:
+        if alone is None or row.folder is None or row.client == "browser":
             continue
         mode = scenario.mode(row.name)
         measured[row.name] = costs.measure(
@@ -220,7 +258,7 @@ def _predict(
     )
     for row in modes_out.values():
         prediction = predictions.get(row.name)
-        if prediction is None:
+        if prediction is None or row.client == "browser":  # the model is of the lab's client
             continue
         row.predicted_page_time_s = prediction.at_server_s
         row.prediction = prediction.as_dict()

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab import faults, hosts
+from lab import browser, faults, hosts
 from lab.errors import RunError
 from lab.placement import Placement
 
@@ -79,6 +79,7 @@ class ModePlan:
     run_timeout: float
     drain_s: float
     faults: tuple[faults.FaultPlan, ...] = ()
+    client: str = "lab"  # or "browser": headless Chromium (tcplab/browser) in the client's place
 
     @property
     def tag(self) -> str:
@@ -311,9 +312,11 @@ class ModeRunner:
     def run_client(self, plan: ModePlan, result: ModeRun) -> None:
         """The client, until it exits or the run times out, with the scenario's faults."""
         t = time.monotonic()
+        make_spec = hosts.browser_spec if plan.client == "browser" else hosts.client_spec
         self.client = self._start(
-            hosts.client_spec(
-                image=self.images["client"], command=plan.client_argv,
+            make_spec(
+                image=self.images[plan.client if plan.client == "browser" else "client"],
+                command=plan.client_argv,
                 network=self.network.name, netns_of=self.netns.id if self.netns else None,
                 **self._common(plan),
             )
@@ -342,6 +345,9 @@ class ModeRunner:
 
     def collect_client(self, plan: ModePlan, result: ModeRun) -> None:
         engine = self.placement.client
+        if plan.client == "browser":
+            self.collect_browser(plan, result)
+            return
         (plan.folder / "client.jsonl").write_bytes(engine.logs(self.client, stderr=False))
         client_stderr = engine.log_text(self.client, stdout=False).strip()
         if client_stderr:
@@ -349,6 +355,17 @@ class ModeRunner:
         if result.client_exit not in (0, None) and not result.client_error:
             lines = client_stderr.splitlines()
             result.client_error = lines[-1] if lines else f"client exit {result.client_exit}"
+
+    def collect_browser(self, plan: ModePlan, result: ModeRun) -> None:
+        """The browser's net-log (its stdout) and its log (Chromium's stderr, then the driver's
+        JSON line), beside the capture (lab.browser reads them)."""
+        engine = self.placement.client
+        (plan.folder / browser.NETLOG_FILE).write_bytes(engine.logs(self.client, stderr=False))
+        log = engine.log_text(self.client, stdout=False)
+        (plan.folder / browser.LOG_FILE).write_text(log)
+        if result.client_exit not in (0, None) and not result.client_error:
+            errors = [ln for ln in log.splitlines() if ln.startswith("error:")]
+            result.client_error = errors[-1] if errors else f"browser exit {result.client_exit}"
 
     def drain(self, plan: ModePlan, result: ModeRun) -> None:
         """Let the last packets reach the capture, then stop it, then the server."""

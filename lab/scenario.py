@@ -188,6 +188,9 @@ class ServerOptions:
             raise Invalid(("loops",), "loops needs concurrency: epoll")
 
 
+CLIENTS = ("lab", "browser")
+
+
 @dataclass(frozen=True)
 class Mode:
     """One way of fetching the workload: a row of the comparison."""
@@ -219,10 +222,21 @@ class Mode:
     server: ServerOptions | None = spec(  # noqa: RUF009
         Obj(ServerOptions), None, doc="overrides the scenario's server options for this mode"
     )
+    client: str = spec(
+        Str(choices=CLIENTS),
+        "lab",
+        doc="lab: the lab's client; browser: headless Chromium loads the first resource (the "
+        "page) and whatever it references (http only; its own connections: parallel 1)",
+    )
 
     def __post_init__(self) -> None:
         if self.pipeline and not self.persistent:
             raise Invalid(("pipeline",), "pipelining needs persistent: true")
+        if self.client == "browser":
+            # The browser decides its connections, its order and its pipelining (none) itself.
+            for key, default in (("parallel", 1), ("repeat", 1), ("pipeline", False)):
+                if getattr(self, key) != default:
+                    raise Invalid((key,), "the browser opens its own connections: remove it")
 
     @property
     def server_mode(self) -> str:
@@ -417,6 +431,8 @@ class Scenario:
             seen[m.name] = i
             if m.framing is not None:
                 self._check_framing(m.framing, ("modes", i, "framing"))
+            if m.client == "browser" and self.protocol != protocols.HTTP.name:
+                raise Invalid(("modes", i, "client"), "the browser client needs protocol: http")
         self._check_framing(self.framing, ("framing",))
         for i, m in enumerate(self.modes):
             self._check_echo_fits(m, i)
@@ -478,6 +494,10 @@ class Scenario:
 
     def workload_of(self, mode: Mode) -> Workload:
         return mode.workload or self.workload
+
+    @property
+    def browser_modes(self) -> tuple[Mode, ...]:
+        return tuple(m for m in self.modes if m.client == "browser")
 
     def server_of(self, mode: Mode) -> ServerOptions:
         return mode.server or self.server
