@@ -214,7 +214,11 @@ def driver_summary(log_text: str) -> dict[str, Any]:
 
 @dataclass
 class ResourceRow:
-    """One resource as the browser fetched it, on the capture's connection that carried it."""
+    """One resource as the browser fetched it, on the capture's connection that carried it.
+
+    Times are seconds on the browser's clock from the moment the page's first request began
+    (the net-log's own times; the capture's clock is the server's side of the path, a one-way
+    delay away)."""
 
     name: str
     status: int | None
@@ -222,13 +226,28 @@ class ResourceRow:
     local_port: int | None
     stream: int | None  # the capture's tcp.stream (None: the port is not in the capture)
     reused: bool  # the connection had carried an earlier request
-    # seconds from the page's first SYN on the capture's clock
-    start: float
-    socket_wait_s: float | None  # waiting for a connection (a free one, or a new handshake)
+    start: float  # the page asked for it
+    socket: float | None  # a connection was bound to it: the wait for a socket ends
+    connect_start: float | None  # a new connection: its handshake began (may precede start:
+    connected: float | None  # a preconnect), and ended
     sent: float | None
-    first_byte: float | None
+    first_byte: float | None  # its response headers arrived
     end: float | None
     error: str | None = None
+
+    def phases(self) -> list[tuple[str, float, float]]:
+        """(phase, from, to) for a waterfall row: queued (waiting for a connection), connect
+        (the handshake it waited for), waiting (request sent to first byte), receiving."""
+        connect = (self.connect_start, self.connected) if not self.reused else (None, None)
+        if connect[0] is not None and connect[0] < self.start:
+            connect = (self.start, connect[1])  # opened ahead: only the part it waited for
+        marks = [
+            ("queued", self.start, connect[0] if connect[0] is not None else self.sent),
+            ("connect", *connect),
+            ("waiting", self.sent, self.first_byte),
+            ("receiving", self.first_byte, self.end),
+        ]
+        return [(p, a, b) for p, a, b in marks if a is not None and b is not None and b >= a]
 
 
 @dataclass
@@ -269,12 +288,10 @@ def join(
     fetches = [f for f in netlog.fetches if origin is None or urlsplit(f.url).netloc == origin]
     by_port = {c.client_port: c for c in conns if c.client_port is not None}
     socket_of = {s.id: s for s in netlog.sockets}
-    t0_candidates = [c.t_syn or c.start for c in conns if (c.t_syn or c.start) is not None]
-    t0_candidates += [f.t_start for f in fetches[:1]]
-    t0 = min(t0_candidates) if t0_candidates else 0.0
+    t0 = min((f.t_start for f in fetches), default=0.0)
 
     def rel(t: float | None) -> float | None:
-        return None if t is None else round(t - t0, 6)
+        return None if t is None else round(t - t0, 4)
 
     rows = []
     seen_on: dict[int, int] = {}  # socket id -> requests carried so far
@@ -289,9 +306,9 @@ def join(
             ResourceRow(
                 name=f.name, status=f.status, body_bytes=f.body_bytes, local_port=port,
                 stream=conn.stream if conn else None, reused=before > 0, start=rel(f.t_start),
-                socket_wait_s=None if f.t_socket is None else round(f.t_socket - f.t_start, 6),
-                sent=rel(f.t_sent), first_byte=rel(f.t_headers), end=rel(f.t_end),
-                error=f.error,
+                socket=rel(f.t_socket), connect_start=rel(sock.t_connect) if sock else None,
+                connected=rel(sock.t_connected) if sock else None, sent=rel(f.t_sent),
+                first_byte=rel(f.t_headers), end=rel(f.t_end), error=f.error,
             )
         )  # fmt: skip
     rows.sort(key=lambda r: (r.start, r.name))

@@ -194,6 +194,97 @@ def _waterfall_panel(ax, mode: WaterfallMode) -> float:
     return (end - t0) * 1000
 
 
+# --- resource waterfall (a browser's network panel) -------------------------------------------
+
+RESOURCE_COLORS = {
+    "queued": "#efe9d6",
+    "connect": "#e8a33d",
+    "waiting": "#cfd4da",
+    "receiving": "#3b7dd8",
+}
+RESOURCE_LABELS = {
+    "queued": "queued (waiting for a connection)",
+    "connect": "connecting (its own handshake)",
+    "waiting": "waiting (request→first byte)",
+    "receiving": "receiving (first→last byte)",
+}
+
+
+@dataclass(frozen=True)
+class ResourceBars:
+    """One request's row: (phase, from, to) in seconds from its mode's first request."""
+
+    label: str
+    bars: Sequence[tuple[str, float, float]]
+
+
+@dataclass(frozen=True)
+class ResourcePanel:
+    name: str
+    rows: Sequence[ResourceBars]
+    note: str = ""  # e.g. "7 connections, 3 requests reused one"
+
+
+def resource_waterfall(panels: Sequence[ResourcePanel]) -> Figure:
+    """One panel per mode, one row per request, on a shared axis: what each request waited
+    for, as a browser's network panel shows it (the browser's own net-log for a browser mode,
+    the lab client's log for the others)."""
+    rows = [max(1, len(p.rows)) for p in panels]
+    gap, head, foot = 0.55, 1.0, 0.5
+    height = head + foot + sum(ROW_INCH * r + gap for r in rows) - gap
+    width = 9.5
+    fig = Figure(figsize=(width, height))
+    labels = [r.label for p in panels for r in p.rows]
+    left = (0.25 + 0.055 * max((len(s) for s in labels), default=4)) / width
+    top = height - head
+    axes: list = []
+    right = 0.0
+    for panel, n in zip(panels, rows, strict=True):
+        ax = fig.add_axes(
+            (left, (top - ROW_INCH * n) / height, 0.98 - left, ROW_INCH * n / height),
+            sharex=axes[0] if axes else None,
+        )
+        axes.append(ax)
+        top -= ROW_INCH * n + gap
+        boxes: dict[str, list] = {p: [] for p in RESOURCE_COLORS}
+        end = 0.0
+        for i, row in enumerate(panel.rows):
+            for phase, a, b in row.bars:
+                x0, x1 = a * 1000, max(b * 1000, a * 1000 + 0.3)  # a zero-length phase shows
+                boxes[phase].append(
+                    ((x0, i - 0.35), (x0, i + 0.35), (x1, i + 0.35), (x1, i - 0.35))
+                )
+                end = max(end, b)
+        for phase, verts in boxes.items():
+            if verts:
+                path = MplPath.make_compound_path_from_polys(np.asarray(verts, dtype=float))
+                ax.add_artist(
+                    PathPatch(path, facecolor=RESOURCE_COLORS[phase], edgecolor="none", lw=0)
+                )
+        ax.set_yticks(range(len(panel.rows)), [r.label for r in panel.rows], fontsize=7)
+        ax.set_ylim(max(1, len(panel.rows)) - 0.4, -0.6)
+        note = f", {panel.note}" if panel.note else ""
+        ax.set_title(f"{panel.name}: {end * 1000:.0f} ms{note}", loc="left", y=1, fontsize=9)
+        ax.grid(axis="x", color="#eee")
+        ax.set_axisbelow(True)
+        right = max(right, end * 1000)
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    if axes:
+        axes[-1].set_xlabel("time since the mode's first request (ms)")
+        axes[-1].set_xlim(0, right * 1.02 or 1.0)
+    fig.text(
+        0.01, 1 - 0.1 / height, "Requests per mode: the browser's and the lab client's",
+        ha="left", va="top", fontweight="bold", fontsize=11,
+    )  # fmt: skip
+    handles = [Patch(color=RESOURCE_COLORS[p], label=RESOURCE_LABELS[p]) for p in RESOURCE_COLORS]
+    fig.legend(
+        handles=handles, loc="upper left", ncol=2, frameon=False, fontsize=8,
+        bbox_to_anchor=(0.005, 1 - 0.3 / height),
+    )  # fmt: skip
+    return fig
+
+
 # --- packet ladder ----------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from lab.browser import CONNECTIONS_PER_HOST
 from lab.document import Claim, FlightResult, ModeResult, RunResult
 from lab.tcp import INITIAL_WINDOW
 
@@ -22,7 +23,11 @@ LAN_RTT_MS = 2.0
 
 def check_claims(run: RunResult) -> list[Claim]:
     """Every claim that applies to the run's modes, in the article's order."""
-    modes = list(run.modes.values())
+    everything = list(run.modes.values())
+    # A browser mode loads what the page references, on connections of its own choosing: the
+    # article's counts per request are the lab client's; the browser has claims of its own.
+    modes = [m for m in everything if m.client != "browser"]
+    browsers = [m for m in everything if m.client == "browser"]
     out: list[Claim] = []
     for m in modes:
         if not m.persistent:
@@ -34,6 +39,9 @@ def check_claims(run: RunResult) -> list[Claim]:
             out.append(_keepalive_claim(m, run.parallel(m), request_count(run, m)))
     for m in modes:
         out.append(_slow_start_claim(m, request_count(run, m)))
+    out += [_browser_parallel_claim(m) for m in browsers]
+    closing = next((m for m in browsers if not m.persistent), None)
+    out += [_browser_reuse_claim(m, closing) for m in browsers if m.persistent]
     return out
 
 
@@ -191,6 +199,53 @@ def _keepalive_claim(mode: ModeResult, parallel: int, n: int | None) -> Claim:
     else:
         why = f"{carried}: fewer connections than the client was told to open"
     return _claim("keepalive", mode, text, False, observed, expected, why)
+
+
+def _browser_parallel_claim(mode: ModeResult) -> Claim:
+    """Chromium's socket pool opens at most 6 connections per host for HTTP/1.x: the most
+    connections open at once on the capture (SYN to first FIN), per server address and port."""
+    limit = CONNECTIONS_PER_HOST
+    text = f"a browser opens at most {limit} connections per host"
+    account = mode.browser or {}
+    per_host = account.get("max_parallel_per_host") or {}
+    if not per_host:
+        why = account.get("error") or "no connection in the capture"
+        return _claim("browser-parallel", mode, text, None, None, f"<= {limit}", why)
+    host, most = max(per_host.items(), key=lambda kv: kv[1])
+    opened = account.get("connections")
+    why = (
+        f"at most {most} of its {opened} connection(s) to {host} were open at once "
+        "(from each SYN to its first FIN)"
+    )
+    if most > limit:
+        why += f": more than {limit}"
+    return _claim("browser-parallel", mode, text, most <= limit, most, f"<= {limit}", why)
+
+
+def _browser_reuse_claim(mode: ModeResult, closing: ModeResult | None) -> Claim:
+    """Every request the browser sent on a connection that had carried one before is a
+    handshake the capture does not have: handshakes == requests - reused; in the mode where the
+    server closes after every response (when there is one), handshakes == requests."""
+    text = "keep-alive saves a handshake per reused connection"
+    account = mode.browser or {}
+    requests, reused = account.get("requests"), account.get("reused")
+    handshakes = account.get("complete_handshakes_used")
+    if not requests or reused is None or handshakes is None:
+        why = account.get("error") or "no request joined to the capture"
+        return _claim("browser-reuse", mode, text, None, None, None, why)
+    saved = requests - handshakes
+    observed = f"{saved} handshake(s) saved ({3 * saved} packets)"
+    expected = f"{reused} (requests on a reused connection)"
+    why = f"{requests} requests on {handshakes} connection(s), {reused} on one already open"
+    holds = saved == reused and reused > 0
+    if closing is not None and closing.browser:
+        c_requests = closing.browser.get("requests")
+        c_handshakes = closing.browser.get("complete_handshakes_used")
+        why += f"; {closing.name}: {c_requests} requests, {c_handshakes} handshakes"
+        holds = holds and c_requests == c_handshakes
+    if reused == 0:
+        why += ": the browser reused no connection"
+    return _claim("browser-reuse", mode, text, holds, observed, expected, why)
 
 
 def _slow_start_claim(mode: ModeResult, n: int | None) -> Claim:

@@ -33,8 +33,10 @@ IMAGE_OF_ROLE = {
     "client": "client",
     "netns": "client",
     "shaper-client": "shaper",
+    "browser": "browser",
 }
 SHAPER_ROLES = {"shaper-server", "shaper-client"}
+BROWSER_ROLES = {"browser"}  # its image is built only for a scenario with a browser mode
 PROGRESS_EVERY_S = 1.0
 LOAD_TIMEOUT_S = 900  # a load on a slow storage driver (vfs) writes every layer in full
 
@@ -54,7 +56,7 @@ def images_for_side(side: Side, shaped: bool) -> tuple[str, ...]:
             {
                 IMAGE_OF_ROLE[role]
                 for role, s in ROLE_SIDES.items()
-                if s is side and (shaped or role not in SHAPER_ROLES)
+                if s is side and (shaped or role not in SHAPER_ROLES) and role not in BROWSER_ROLES
             }
         )
     )

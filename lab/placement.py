@@ -39,6 +39,7 @@ ROLE_SIDES: dict[str, Side] = {
     "client": Side.CLIENT,
     "netns": Side.CLIENT,
     "shaper-client": Side.CLIENT,
+    "browser": Side.CLIENT,  # a browser mode's client (headless Chromium)
 }
 
 

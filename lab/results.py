@@ -325,9 +325,13 @@ def _network_check(
         # has one handshake, and one late wake-up of the shaper must not decide the run.
         expected = net.rtt + base_rtt_ms
         tolerance = max(0.1 * expected, 2.0)
+        # The lab client's handshakes when there are any: Chromium's start-up takes the CPU
+        # from the client's userspace shaper on a small machine and its handshakes come late
+        # (10-15 ms on 2 cores): the browser host's load, not the network condition.
+        judged = [m for m in modes_out if m.client != "browser"] or modes_out
         rtts = [
             c.handshake_rtt_ms
-            for m in modes_out
+            for m in judged
             for c in m.per_connection
             if c.handshake_rtt_ms is not None
         ]

@@ -103,6 +103,55 @@ def _scope_svg_ids(svg: str, prefix: str) -> str:
     return re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}-\1)", svg)
 
 
+def resource_panels(modes: Sequence[ModeResult]):
+    """The request waterfall's panels (only for a run with a browser mode): a browser mode's
+    rows from its net-log (lab.browser's account), a lab client mode's from its log joined to
+    the capture (per_connection[].requests); each on its own clock from its first request."""
+    from lab.browser import ResourceRow
+    from lab.charts import ResourceBars, ResourcePanel
+
+    panels = []
+    for m in modes:
+        if m.client == "browser":
+            account = m.browser or {}
+            rows = [ResourceRow(**r) for r in account.get("resources") or []]
+            bars = [ResourceBars(f"{r.name} ({_on(r.stream, r.reused)})", r.phases()) for r in rows]
+            note = (
+                f"Chromium, {account.get('connections')} connections, "
+                f"{account.get('reused')} requests reused one"
+            )
+            panels.append(ResourcePanel(m.name, bars, note))
+            continue
+        requests = [(c.stream, i, r) for c in m.per_connection for i, r in enumerate(c.requests)]
+        starts = [r.t_connect_start or r.t_sent for _, _, r in requests]
+        starts = [t for t in starts if t is not None]
+        if not starts:
+            continue
+        t0 = min(starts)
+
+        def rel(t, t0=t0):
+            return None if t is None else t - t0
+
+        bars = []
+        for stream, i, r in sorted(requests, key=lambda x: (x[2].t_sent or 0.0, x[0])):
+            row = ResourceRow(
+                name=str(r.request), status=None, body_bytes=0, local_port=None, stream=stream,
+                reused=i > 0, start=0.0, socket=None, connect_start=rel(r.t_connect_start),
+                connected=rel(r.t_sent), sent=rel(r.t_sent), first_byte=rel(r.t_first_byte),
+                end=rel(r.t_done),
+            )  # fmt: skip
+            bars.append(ResourceBars(f"{row.name} ({_on(stream, i > 0)})", row.phases()))
+        reused = sum(1 for _, i, _ in requests if i > 0)
+        note = f"the lab's client, {m.connections} connections, {reused} requests reused one"
+        panels.append(ResourcePanel(m.name, bars, note))
+    return panels
+
+
+def _on(stream: int | None, reused: bool) -> str:
+    where = "no stream" if stream is None else f"stream {stream}"
+    return f"{where}, reused" if reused else where
+
+
 def make_charts(data: ReportData, chart_dir: Path) -> dict[str, str]:
     """Render every chart the run's artifacts allow: name -> inline SVG (PNG written beside)."""
     from lab import charts
@@ -125,6 +174,12 @@ def make_charts(data: ReportData, chart_dir: Path) -> dict[str, str]:
         svgs["waterfall"] = charts.render(
             charts.waterfall(rows), chart_dir / CHART_FILES["waterfall"]
         )
+
+    if any(m.client == "browser" for m in modes):
+        panels = [p for p in resource_panels(modes) if p.rows]
+        if panels:
+            fig = charts.resource_waterfall(panels)
+            svgs["requests"] = charts.render(fig, chart_dir / CHART_FILES["requests"])
 
     if modes:
         counts = [(m.name, packet_counts(m, _all_streams(data, m.name))) for m in modes]

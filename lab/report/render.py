@@ -22,8 +22,15 @@ CHART_FILES = {
     "categories": "packets-per-category.png",
     "ladder": "ladder.png",
     "stevens": "slow-start-stevens.png",
+    "requests": "requests-waterfall.png",
 }
 CHART_CAPTIONS = {
+    "requests": "Every request of each mode, as a browser's network panel shows it: a browser "
+    "mode's rows come from Chromium's own net-log, the lab client's from its log; each row "
+    "says which TCP stream (Wireshark's tcp.stream) carried it and whether that connection had "
+    "carried a request before. Queued is the wait for a connection (the browser's 6 per host "
+    "are busy, or the lab's client fetches one at a time), connecting the handshake the "
+    "request waited for.",
     "waterfall": "Connections per mode on one time axis, like a browser's network panel: each "
     "row is one TCP stream (Wireshark's tcp.stream number and the client port); orange is the "
     "handshake, grey is waiting for the first byte of a response, blue is receiving it, red is "
@@ -150,6 +157,52 @@ def timing_rows(data: ReportData) -> tuple[list[str], list[list[str]]] | None:
 # --- renderers (pure) -------------------------------------------------------------------------
 
 
+CHART_SECTIONS = (
+    ("waterfall", "Waterfall"),
+    ("requests", "Requests: the browser next to the lab's client"),
+    ("categories", "Packets per category"),
+    ("ladder", "One connection, packet by packet"),
+    ("stevens", "Slow start: fresh vs warm connection"),
+)
+BROWSER_INTRO = (
+    "Headless Chromium loaded the page (the workload's first resource) and whatever it "
+    "references. Its net-log says which socket (local port) each request went on; the capture "
+    "has the connection with that port. Connections and handshakes are the capture's; requests "
+    "and reuse are the browser's own account joined to them."
+)
+
+
+def browser_rows(run: RunResult) -> tuple[list[str], list[list[str]]] | None:
+    """A column per browser mode: what the page was, what went on which connection."""
+    modes = [m for m in run.modes.values() if m.client == "browser"]
+    if not modes:
+        return None
+
+    def cell(m, key):
+        value = (m.browser or {}).get(key)
+        return "–" if value is None else str(value)
+
+    def most(m):
+        per_host = (m.browser or {}).get("max_parallel_per_host") or {}
+        return str(max(per_host.values())) if per_host else "–"
+
+    lines = [
+        ("page title (from the DOM)", lambda m: cell(m, "title")),
+        ("requests on the wire", lambda m: cell(m, "requests")),
+        ("loaded (2xx)", lambda m: cell(m, "loaded")),
+        ("TCP connections (capture)", lambda m: cell(m, "connections")),
+        ("connections that carried no request", lambda m: cell(m, "unused_connections")),
+        ("requests on a reused connection", lambda m: cell(m, "reused")),
+        ("most connections open at once, per host", most),
+        ("handshakes (capture, used connections)", lambda m: cell(m, "complete_handshakes_used")),
+        ("net-log ports not in the capture", lambda m: cell(m, "unmatched_ports")),
+        ("error", lambda m: cell(m, "error")),
+    ]
+    rows = [[label, *(get(m) for m in modes)] for label, get in lines]
+    rows = [r for r in rows if any(c != "–" for c in r[1:])]
+    return ["", *(m.name for m in modes)], rows
+
+
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     def cell(s: str) -> str:
         return str(s).replace("|", "\\|").replace("\n", " ")
@@ -200,12 +253,10 @@ def render_markdown(data: ReportData, charts: dict[str, str]) -> str:
     faults = fault_rows(a)
     if faults:
         out += ["## Faults injected", "", _md_table(*faults), ""]
-    for key, title in (
-        ("waterfall", "Waterfall"),
-        ("categories", "Packets per category"),
-        ("ladder", "One connection, packet by packet"),
-        ("stevens", "Slow start: fresh vs warm connection"),
-    ):
+    browser = browser_rows(a)
+    if browser:
+        out += ["## The browser", "", BROWSER_INTRO, "", _md_table(*browser), ""]
+    for key, title in CHART_SECTIONS:
         if key in charts:
             out += [
                 f"## {title}",
@@ -291,12 +342,10 @@ def render_html(data: ReportData, charts: dict[str, str]) -> str:
     faults = fault_rows(a)
     if faults:
         parts.append("<h2>Faults injected</h2>" + _html_table(*faults))
-    for key, title in (
-        ("waterfall", "Waterfall"),
-        ("categories", "Packets per category"),
-        ("ladder", "One connection, packet by packet"),
-        ("stevens", "Slow start: fresh vs warm connection"),
-    ):
+    browser = browser_rows(a)
+    if browser:
+        parts.append(f"<h2>The browser</h2><p>{e(BROWSER_INTRO)}</p>" + _html_table(*browser))
+    for key, title in CHART_SECTIONS:
         if key in charts:
             parts.append(
                 f'<h2>{e(title)}</h2><p class="caption">{e(CHART_CAPTIONS[key])}</p>'
