@@ -1,0 +1,396 @@
+"""The browser client: Chromium's net-log joined to the capture (lab.browser), its claims, the
+scenario key, the container spec, the image role, the driver and the report's parts.
+
+tests/data/browser/ holds two loads of one small page (an HTML document, 2 CSS, 1 JS, 5
+images; 1.2-1.5 KB each) by headless Chromium through `python -m client.browser`, with tcpdump
+on the loopback: `http10` from a server that closes after every response, `keepalive` from one
+that keeps connections open. The net-logs are trimmed with tests/support/netlog_trim.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import stat
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import lab
+from lab import browser, claims, hosts, images
+from lab.document import ModeResult, RunResult
+from lab.scenario import load_scenario, parse_scenario
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "browser"
+ORIGINS = {"http10": "127.0.0.1:8770", "keepalive": "127.0.0.1:8771"}
+PAGE = ["index.html", "a.css", "b.css", "c.js", "d.png", "e.png", "f.png", "g.png", "h.png"]
+
+
+def recorded(name: str) -> browser.BrowserAccount:
+    netlog = browser.parse_netlog((DATA / f"{name}.netlog.json").read_text())
+    capture = lab.analyze_pcap(DATA / f"{name}.pcap")
+    summary = browser.driver_summary((DATA / f"{name}.log").read_text())
+    return browser.join(netlog, capture.connections, summary, origin=ORIGINS[name])
+
+
+# --- the net-log ------------------------------------------------------------------------------
+
+
+def test_netlog_sockets_have_their_local_ports_and_requests():
+    log = browser.parse_netlog((DATA / "keepalive.netlog.json").read_text())
+    assert len(log.sockets) == 6
+    assert all(s.local_port and s.remote == "127.0.0.1:8771" for s in log.sockets)
+    assert all(s.t_connect <= s.t_connected for s in log.sockets)
+    carried = sorted(len(s.requests) for s in log.sockets)
+    assert carried == [1, 1, 1, 2, 2, 3]  # 10 requests, 4 of them on a connection already used
+    page = [f for f in log.fetches if f.url.startswith("http://127.0.0.1:8771/")]
+    assert [f.name for f in page][:1] == ["index.html"]
+    assert {f.name for f in page} == {*PAGE, "favicon.ico"}
+    assert all(f.socket is not None and f.t_start <= f.t_sent <= f.t_headers for f in page)
+    assert {f.name: f.status for f in page}["favicon.ico"] == 404
+
+
+def test_a_netlog_cut_short_is_read_up_to_its_last_whole_event():
+    text = (DATA / "http10.netlog.json").read_text()
+    whole = browser.parse_netlog(text)
+    cut = browser.parse_netlog(text[: len(text) // 2])
+    assert cut.truncated and not whole.truncated
+    assert 0 < len(cut.fetches) < len(whole.fetches)
+
+
+@pytest.mark.parametrize("text", ["", "{}", "[1, 2]", '{"constants": {}, "events": []}', "x"])
+def test_not_a_netlog(text):
+    with pytest.raises(ValueError, match="not a Chromium net-log"):
+        browser.parse_netlog(text)
+
+
+def test_driver_summary_is_the_last_json_line():
+    log = "[1:2:ERROR:dbus] noise\n" + json.dumps({"event": "browser_done", "title": "t"}) + "\n"
+    assert browser.driver_summary(log)["title"] == "t"
+    assert browser.driver_summary("no summary\n") == {}
+
+
+# --- joined with the capture ------------------------------------------------------------------
+
+
+def test_closing_server_a_connection_per_request_at_most_six_at_once():
+    account = recorded("http10")
+    assert account.title == "tiny page" and account.exit == 0
+    assert (account.requests, account.loaded) == (10, 9)  # the favicon is a 404
+    assert account.connections == account.sockets == account.used_connections == 10
+    assert account.reused == 0 and account.unused_connections == 0
+    assert account.complete_handshakes_used == 10
+    assert account.max_parallel == 6 and account.max_parallel_per_host == {ORIGINS["http10"]: 6}
+    assert account.unmatched_ports == []
+    streams = [r.stream for r in account.resources]
+    assert sorted(streams) == list(range(10))  # each resource on its own tcp.stream
+
+
+def test_keepalive_server_reused_connections_and_their_streams():
+    account = recorded("keepalive")
+    assert (account.requests, account.connections, account.reused) == (10, 6, 4)
+    assert account.complete_handshakes_used == 6 == account.requests - account.reused
+    by_name = {r.name: r for r in account.resources}
+    first = by_name["index.html"]
+    assert first.start == 0.0 and not first.reused and first.stream is not None
+    reused = [r for r in account.resources if r.reused]
+    assert len(reused) == 4
+    # a reused connection's stream carried an earlier request, and the row shows no handshake
+    for r in reused:
+        earlier = [o for o in account.resources if o.stream == r.stream and o.sent < r.sent]
+        assert earlier
+        assert "connect" not in [p for p, _, _ in r.phases()]
+
+
+def test_origin_leaves_out_chromium_own_hosts():
+    netlog = browser.parse_netlog((DATA / "http10.netlog.json").read_text())
+    others = [f for f in netlog.fetches if not f.url.startswith("http://127.0.0.1:8770/")]
+    assert others, "the recording has Chromium's own (unresolved) requests"
+    conns = lab.analyze_pcap(DATA / "http10.pcap").connections
+    with_all = browser.join(netlog, conns, {})
+    only_page = browser.join(netlog, conns, {}, origin=ORIGINS["http10"])
+    assert len(with_all.resources) == len(only_page.resources) + len(others)
+    assert with_all.requests == only_page.requests  # they never reached a connection
+
+
+def _conn(t_syn, t_fin, server="10.0.0.2", port=3000):
+    return SimpleNamespace(
+        t_syn=t_syn, start=t_syn, t_first_fin=t_fin, end=t_fin, server_addr=server, server_port=port
+    )
+
+
+def test_max_open_counts_from_syn_to_first_fin():
+    assert browser.max_open([]) == 0
+    assert browser.max_open([_conn(0, 1), _conn(1, 2)]) == 1  # one closes as the next opens
+    assert browser.max_open([_conn(0, 3), _conn(1, 2), _conn(1.5, 4)]) == 3
+    assert browser.max_open([_conn(0, None)]) == 0  # no end known: not counted
+
+
+def test_phases_of_a_row():
+    row = browser.ResourceRow(
+        name="a.css", status=200, body_bytes=1, local_port=1, stream=0, reused=False, start=0.1,
+        socket=0.2, connect_start=0.05, connected=0.2, sent=0.21, first_byte=0.3, end=0.4,
+    )  # fmt: skip
+    # the connection was opened ahead (a preconnect): only the part the request waited for
+    assert row.phases() == [
+        ("queued", 0.1, 0.1),
+        ("connect", 0.1, 0.2),
+        ("waiting", 0.21, 0.3),
+        ("receiving", 0.3, 0.4),
+    ]
+    reused = browser.ResourceRow(**{**row.__dict__, "reused": True})
+    assert [p for p, _, _ in reused.phases()] == ["queued", "waiting", "receiving"]
+
+
+def test_page_url_and_driver_argv():
+    url = browser.page_url("server", 3002, "index.html")
+    assert url == "http://server:3002/index.html"
+    assert browser.driver_argv(url, 60.0) == ["--url", url, "--timeout", "60"]
+
+
+# --- the claims -------------------------------------------------------------------------------
+
+
+def _browser_mode(name, persistent, account):
+    return ModeResult(name=name, persistent=persistent, client="browser", browser=account)
+
+
+def _run(*modes):
+    return RunResult(modes={m.name: m for m in modes})
+
+
+def _by_id(run):
+    return {(c.id, c.mode): c for c in claims.check_claims(run)}
+
+
+def test_browser_claims_hold_on_the_recordings():
+    closing = _browser_mode("b10", False, recorded("http10").as_dict())
+    keeping = _browser_mode("bka", True, recorded("keepalive").as_dict())
+    got = _by_id(_run(closing, keeping))
+    assert got[("browser-parallel", "b10")].holds is True
+    assert got[("browser-parallel", "bka")].observed == 6
+    reuse = got[("browser-reuse", "bka")]
+    assert reuse.holds is True, reuse.why
+    assert reuse.observed == "4 handshake(s) saved (12 packets)"
+    # the lab client's per-request claims leave browser modes alone
+    assert {cid for cid, _ in got} == {"browser-parallel", "browser-reuse"}
+
+
+def test_browser_claims_differ():
+    seven = {"max_parallel_per_host": {"10.0.0.2:3000": 7}, "connections": 9}
+    assert _by_id(_run(_browser_mode("b", False, seven)))[("browser-parallel", "b")].holds is False
+    # a reused request that still paid a handshake
+    odd = {"requests": 10, "reused": 4, "complete_handshakes_used": 7}
+    assert _by_id(_run(_browser_mode("k", True, odd)))[("browser-reuse", "k")].holds is False
+    none = {"requests": 10, "reused": 0, "complete_handshakes_used": 10}
+    claim = _by_id(_run(_browser_mode("k", True, none)))[("browser-reuse", "k")]
+    assert claim.holds is False and "reused no connection" in claim.why
+    unknown = _by_id(_run(_browser_mode("k", True, {"error": "no net-log"})))
+    assert unknown[("browser-reuse", "k")].holds is None
+    assert unknown[("browser-parallel", "k")].why == "no net-log"
+
+
+# --- the scenario, the container, the image ---------------------------------------------------
+
+SCENARIO = """
+name: b
+protocol: {protocol}
+workload: {workload}
+modes:
+  - {{name: m, persistent: true, client: browser{extra}}}
+"""
+
+
+HTML = "{resources: [{name: index.html, kind: html, size: 1k}]}"
+
+
+def _scenario(protocol="http", extra=""):
+    workload = HTML if protocol == "http" else "{sizes: [1]}"
+    return parse_scenario(SCENARIO.format(protocol=protocol, workload=workload, extra=extra))
+
+
+def test_scenario_client_key():
+    s = _scenario()
+    assert s.modes[0].client == "browser" and s.browser_modes == s.modes
+    lab_mode = parse_scenario(
+        SCENARIO.format(protocol="http", extra="", workload=HTML).replace(", client: browser", "")
+    )
+    assert lab_mode.modes[0].client == "lab" and lab_mode.browser_modes == ()
+
+
+@pytest.mark.parametrize(
+    ("protocol", "extra", "message"),
+    [
+        ("echo", "", "modes[0].client: the browser client needs protocol: http"),
+        ("http", ", parallel: 6", "modes[0].parallel: the browser opens its own connections"),
+        ("http", ", pipeline: true", "modes[0].pipeline: the browser opens its own connections"),
+    ],
+)
+def test_scenario_client_key_refused(protocol, extra, message):
+    with pytest.raises(lab.ScenarioError, match=re.escape(message)):
+        _scenario(protocol, extra)
+
+
+def test_scenario_client_key_unknown_value():
+    with pytest.raises(lab.ScenarioError, match="must be one of lab, browser"):
+        text = SCENARIO.format(protocol="http", workload=HTML, extra="")
+        parse_scenario(text.replace("client: browser", "client: firefox"))
+
+
+def test_browser_plan_runs_the_driver_on_the_page():
+    from lab.results import plans
+
+    s = load_scenario(Path(__file__).resolve().parents[2] / "scenarios/page10-browser.yaml")
+    by_mode = {p.mode: p for p in plans(s, s.modes, Path("/tmp/run"))}
+    b = by_mode["browser-keepalive"]
+    assert b.client == "browser"
+    port = s.port_of(s.mode("browser-keepalive"))
+    assert b.client_argv == ["--url", f"http://server:{port}/index.html", "--timeout", "60"]
+    assert by_mode["http1.0"].client == "lab" and "--host" in by_mode["http1.0"].client_argv
+
+
+@pytest.mark.parametrize("netns", [None, "abc123"])
+def test_browser_container_keeps_least_privilege(netns):
+    spec = hosts.browser_spec(
+        image="tcplab/browser:x", run_id="r", mode="m", command=["--url", "http://server:3000/"],
+        limits=hosts.Limits(), network="net", netns_of=netns,
+    )  # fmt: skip
+    assert spec["user"] == hosts.LAB_UID and spec["read_only"] is True
+    assert spec["cap_drop"] == ["ALL"] and "cap_add" not in spec and spec["privileged"] is False
+    assert spec["security_opt"] == ["no-new-privileges"]
+    assert spec["tmpfs"] == {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777"}
+    assert spec["labels"][hosts.ROLE_LABEL] == "browser" and spec["name"].endswith("-browser")
+    if netns:
+        assert spec["network_mode"] == f"container:{netns}" and "network" not in spec
+    else:
+        assert spec["network"] == "net" and spec["hostname"] == "client"
+
+
+def test_browser_image_is_built_only_on_demand():
+    assert "browser" not in images.default_roles()
+    assert images.default_roles(["browser"])[-1] == "browser"
+    assert set(images.default_roles()) == set(images.ROLES) - {"browser"}
+    with pytest.raises(ValueError, match="unknown image roles: firefox"):
+        images.default_roles(["firefox"])
+    text = (images.IMAGES_DIR / "browser.Dockerfile").read_text()
+    assert "USER 10001:10001" in text and "--no-install-recommends chromium" in text
+    assert "apt-get update" in text and "rm -rf /var/lib/apt/lists/*" in text
+
+
+def test_browser_image_goes_to_the_client_side_only_when_built():
+    from lab import image_sync
+    from lab.placement import Side, side_of
+
+    assert side_of("browser") is Side.CLIENT
+    assert "browser" not in image_sync.images_for_side(Side.CLIENT, shaped=True)
+
+
+# --- the driver (client.browser), with a stand-in for Chromium --------------------------------
+
+FAKE_CHROMIUM = """#!{python}
+import sys
+args = sys.argv[1:]
+netlog = next(a.split("=", 1)[1] for a in args if a.startswith("--log-net-log="))
+assert "--no-sandbox" in args and "--headless" in args and "--dump-dom" in args
+open(netlog, "w").write('{{"constants": {{}}, "events": []}}')
+print("<html><head><title> The  page </title></head></html>")
+print("[1:1:ERROR:dbus] no bus", file=sys.stderr)
+sys.exit({code})
+"""
+
+
+def _fake(tmp_path: Path, code: int = 0) -> str:
+    path = tmp_path / "chromium"
+    path.write_text(FAKE_CHROMIUM.format(python=sys.executable, code=code))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def test_driver_prints_the_netlog_and_the_dom(tmp_path, capsys):
+    from client import browser as driver
+
+    code = driver.main(["--url", "http://server:3000/index.html", "--chromium", _fake(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert json.loads(out) == {"constants": {}, "events": []}
+    summary = browser.driver_summary(err)
+    assert summary["title"] == "The page" and summary["exit"] == 0
+    assert "no bus" in err  # Chromium's own stderr is kept
+
+
+def test_driver_failures(tmp_path, capsys):
+    from client import browser as driver
+
+    assert driver.main(["--url", "ftp://x", "--chromium", _fake(tmp_path)]) == 2
+    assert "must be an http(s) URL" in capsys.readouterr().err
+    assert driver.main(["--url", "http://s/", "--chromium", _fake(tmp_path, code=3)]) == 1
+    assert (
+        capsys.readouterr().err.splitlines()[-1] == "error: chromium failed on http://s/ (exit 3)"
+    )
+    assert driver.main(["--url", "http://s/", "--chromium", str(tmp_path / "none")]) == 1
+    assert "no chromium binary" in capsys.readouterr().err
+
+
+def test_driver_chromium_flags():
+    from client import browser as driver
+
+    argv = driver.chromium_argv("/c", "http://s/", "/tmp/p", "/tmp/n.json")
+    assert argv[0] == "/c" and argv[-1] == "http://s/"
+    assert {"--headless", "--no-sandbox", "--dump-dom", "--log-net-log=/tmp/n.json"} <= set(argv)
+    assert "--user-data-dir=/tmp/p" in argv
+
+
+# --- the run's analysis and the report --------------------------------------------------------
+
+
+def _mode_folder(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    shutil.copy(DATA / f"{name}.pcap", folder / "capture.pcap")
+    shutil.copy(DATA / f"{name}.netlog.json", folder / browser.NETLOG_FILE)
+    shutil.copy(DATA / f"{name}.log", folder / browser.LOG_FILE)
+    return folder
+
+
+def test_browser_row_from_a_mode_folder(tmp_path):
+    from lab.results import analyze_mode_folder, browser_row
+
+    folder = _mode_folder(tmp_path, "keepalive")
+    row = analyze_mode_folder(folder, (8771,))
+    browser_row(row, folder, ORIGINS["keepalive"])
+    assert row.client == "browser" and row.requests == 10 and row.client_ok == 9
+    assert row.browser["reused"] == 4 and row.connections == 6
+    again = ModeResult.from_dict(json.loads(json.dumps(row.to_dict())))
+    assert again.browser == row.browser  # analysis.json keeps it
+    (folder / browser.NETLOG_FILE).write_text("not json")
+    broken = analyze_mode_folder(folder, (8771,))
+    browser_row(broken, folder, ORIGINS["keepalive"])
+    assert broken.browser["error"].startswith("browser.netlog.json: not a Chromium net-log")
+
+
+def test_report_parts_for_browser_modes(tmp_path):
+    from lab.report.chart_inputs import resource_panels
+    from lab.report.render import browser_rows
+
+    modes = []
+    for name in ("http10", "keepalive"):
+        folder = _mode_folder(tmp_path, name)
+        from lab.results import analyze_mode_folder, browser_row
+
+        row = analyze_mode_folder(folder, (int(ORIGINS[name].rpartition(":")[2]),))
+        browser_row(row, folder, ORIGINS[name])
+        row.name = name
+        modes.append(row)
+    headers, rows = browser_rows(_run(*modes))
+    assert headers == ["", "http10", "keepalive"]
+    table = {r[0]: r[1:] for r in rows}
+    assert table["requests on a reused connection"] == ["0", "4"]
+    assert table["most connections open at once, per host"] == ["6", "6"]
+    assert table["page title (from the DOM)"] == ["tiny page", "tiny page"]
+    panels = resource_panels(modes)
+    assert [len(p.rows) for p in panels] == [10, 10]
+    assert panels[1].rows[1].label == "a.css (stream 0, reused)"
+    assert browser_rows(_run(ModeResult(name="lab"))) is None
