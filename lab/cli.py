@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="build the lab's images (no registry needed)")
     p.add_argument("--force", action="store_true", help="rebuild even if the images exist")
+    p.add_argument(
+        "--browser",
+        action="store_true",
+        help="also the browser image (headless Chromium; otherwise built when a scenario asks)",
+    )
     p.set_defaults(func=_command("build"))
 
     p = sub.add_parser("analyze", help="analyse any TCP capture (pcap or pcapng)")

@@ -1,4 +1,4 @@
-"""`python -m lab build [--force]`: build the lab's images, saying which path the base took."""
+"""`python -m lab build [--force] [--browser]`: build the images, saying how the base was made."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 console.print(message, markup=False, soft_wrap=True)
 
-        refs = images.ensure_images(progress=progress, force=args.force)
+        extra = ["browser"] if getattr(args, "browser", False) else []
+        refs = images.ensure_images(progress=progress, force=args.force, extra=extra)
     console.print(f"images ready in {time.monotonic() - started:.1f} s", markup=False)
     for role, ref in refs.items():
         print(f"{role}\t{ref}")

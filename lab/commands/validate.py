@@ -32,10 +32,9 @@ def run(args: argparse.Namespace) -> int:
         server = scenario.server_of(mode)  # last: the server's side of the mode
         loops = f" x {server.loops} loops" if server.loops > 1 else ""
         extra.append(f"server {server.concurrency}{loops}")
-        print(
-            f"  mode {mode.name}: {mode.server_mode}, {mode.parallel} at a time"
-            + "".join(f", {e}" for e in extra)
-        )
+        # A browser picks its own connections (up to 6 per host): no "N at a time".
+        how = "Chromium (browser)" if mode.client == "browser" else f"{mode.parallel} at a time"
+        print(f"  mode {mode.name}: {mode.server_mode}, {how}" + "".join(f", {e}" for e in extra))
     net = scenario.network
     if net.shaped:
         parts = [

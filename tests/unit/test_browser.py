@@ -394,3 +394,14 @@ def test_report_parts_for_browser_modes(tmp_path):
     assert [len(p.rows) for p in panels] == [10, 10]
     assert panels[1].rows[1].label == "a.css (stream 0, reused)"
     assert browser_rows(_run(ModeResult(name="lab"))) is None
+
+
+def test_validate_says_which_modes_are_the_browser(capsys):
+    from lab import cli
+
+    scenario = Path(__file__).resolve().parents[2] / "scenarios/page10-browser.yaml"
+    assert cli.main(["validate", str(scenario)]) == 0
+    out = capsys.readouterr().out
+    assert "mode browser-keepalive: persistent, Chromium (browser)" in out
+    assert "mode keepalive-6: persistent, 6 at a time" in out
+    assert cli.build_parser().parse_args(["build", "--browser"]).browser is True
