@@ -203,7 +203,8 @@ class _Run:
         for side in Side:
             engine = self.placement.engine_for_side(side)
             wanted = needs.setdefault(engine, set())
-            wanted.update(refs[role] for role in image_sync.images_for_side(side, shaped))
+            roles = image_sync.images_for_side(side, shaped, self.scenario.capture.on_client)
+            wanted.update(refs[role] for role in roles)
             swarm = None
             if self.placement.overlay:
                 facts = preflight.swarm_of(engine.info())

@@ -33,6 +33,7 @@ IMAGE_OF_ROLE = {
     "client": "client",
     "netns": "client",
     "shaper-client": "shaper",
+    "capture-client": "capture",
 }
 SHAPER_ROLES = {"shaper-server", "shaper-client"}
 PROGRESS_EVERY_S = 1.0
@@ -47,17 +48,16 @@ class Push:
     refs: tuple[str, ...]
 
 
-def images_for_side(side: Side, shaped: bool) -> tuple[str, ...]:
+def images_for_side(side: Side, shaped: bool, client_capture: bool = False) -> tuple[str, ...]:
     """The image roles (lab.images.ROLES' keys) the containers of one side start."""
-    return tuple(
-        sorted(
-            {
-                IMAGE_OF_ROLE[role]
-                for role, s in ROLE_SIDES.items()
-                if s is side and (shaped or role not in SHAPER_ROLES)
-            }
-        )
-    )
+    wanted = {
+        role
+        for role, s in ROLE_SIDES.items()
+        if s is side
+        and (shaped or role not in SHAPER_ROLES)
+        and (client_capture or role != "capture-client")
+    }
+    return tuple(sorted({IMAGE_OF_ROLE[role] for role in wanted}))
 
 
 def plan(

@@ -39,6 +39,7 @@ ROLE_SIDES: dict[str, Side] = {
     "client": Side.CLIENT,
     "netns": Side.CLIENT,
     "shaper-client": Side.CLIENT,
+    "capture-client": Side.CLIENT,  # only when a scenario captures on both ends
 }
 
 
