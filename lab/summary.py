@@ -147,8 +147,8 @@ def print_summary(run: RunResult, console, *, timings: Mapping[str, float] | Non
             console.print(f"[bold red]fault:[/] {m.fault_summary}")
         if m.incomplete:
             console.print(f"[bold red]incomplete:[/] {m.name}: {'; '.join(m.incomplete)}")
-    if run.manifest is not None and run.manifest.path is not None:  # two engines
-        for label, value in where_it_ran(run.manifest):
+    if run.manifest is not None and run.manifest.path is not None:  # two engines or captures
+        for label, value in where_it_ran(run.manifest) + one_way_delays(run):
             console.print(f"[bold]{label}:[/] {value}")
     timings = timings or (run.manifest.timings_s if run.manifest else None)
     if timings:
@@ -255,6 +255,26 @@ def print_comparison(
         console.print("Every claim has the same verdict in both runs.")
 
 
+def one_way_delays(run: RunResult) -> list[tuple[str, str]]:
+    """Each mode captured on both ends: the one-way delays between the two capture points
+    (analysis.json's `clock`), medians with the fastest packet in brackets."""
+    facts = []
+    for name, m in run.modes.items():
+        c = m.clock
+        if c is None:
+            continue
+        parts = [
+            f"{label} {w.median_ms:.3f} ms (fastest {w.min_ms:.3f}, {w.packets} packets)"
+            for label, key in (
+                ("client->server", "client_to_server"),
+                ("server->client", "server_to_client"),
+            )
+            if (w := c.one_way.get(key)) is not None and w.median_ms is not None
+        ]
+        facts.append((f"one-way delays, {name}", "; ".join(parts)))
+    return facts
+
+
 def where_it_ran(m: Manifest) -> list[tuple[str, str]]:
     """Each side's engine, and on two engines the path between them (manifest.json's
     `engines` and `path`)."""
@@ -273,4 +293,10 @@ def where_it_ran(m: Manifest) -> list[tuple[str, str]]:
         if p.base_rtt_ms is not None:
             parts.append(f"base RTT {p.base_rtt_ms:.2f} ms before shaping")
         facts.append(("path", ", ".join(parts)))
+        if p.clock_offset_ms is not None:
+            facts.append((
+                "clocks",
+                f"the server's clock is {p.clock_offset_ms:+.3f} ms from the client's "
+                f"(+-{p.clock_bound_ms:.3f} ms; captured on both ends)",
+            ))  # fmt: skip
     return facts
