@@ -64,7 +64,7 @@ def test_symmetric_delays_give_the_exact_offset_and_the_one_way_delays():
 def test_a_retransmitted_packet_is_not_matched():
     server, client = exchange(0.0, d_up=[0.001, 0.001], d_down=[0.001, 0.001])
     again = client[2]._replace(ts=client[2].ts + 0.2)  # the same segment sent twice
-    est = clock.estimate(server + [again._replace(ts=again.ts + 0.001)], client + [again], [PORT])
+    est = clock.estimate([*server, again._replace(ts=again.ts + 0.001)], [*client, again], [PORT])
     assert est.matched == 3
 
 

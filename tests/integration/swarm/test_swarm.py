@@ -55,10 +55,15 @@ def leftovers(nodes, settle_s: float = 0.0) -> list[str]:
 
 
 def test_page10_across_two_engines(swarm_nodes, tmp_path):
+    """page10 as it is, but captured on both ends: the clocks' offset and one-way delays."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
-    done = subprocess.run(
-        lab_argv(swarm_nodes), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
+    scenario = tmp_path / "page10-both-ends.yaml"
+    text = PAGE10.read_text()
+    assert "\ncapture: {" in text
+    scenario.write_text(text.replace("\ncapture: {", "\ncapture: {sides: [server, client], "))
+    argv = lab_argv(swarm_nodes)
+    argv[argv.index(str(PAGE10))] = str(scenario)
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (run_dir,) = (tmp_path / "runs").iterdir()
     analysis = json.loads((run_dir / "analysis.json").read_text())
@@ -85,6 +90,16 @@ def test_page10_across_two_engines(swarm_nodes, tmp_path):
     assert set(pushed) == {server.url, client.url}
     assert all(t["bytes"] > 10_000_000 for t in pushed.values())
     assert any(r.startswith("tcplab/client:") for r in pushed[client.url]["images"])
+    assert any(r.startswith("tcplab/capture:") for r in pushed[client.url]["images"])
+    # Two captures: the nodes share this machine's kernel clock, so the true offset is 0 and
+    # must lie within the estimate's bound; the bound is a fraction of the base RTT.
+    for name, mode in modes.items():
+        c = mode["clock"]
+        assert abs(c["offset_ms"]) <= c["bound_ms"] <= path["base_rtt_ms"], name
+        for way in c["one_way"].values():
+            assert 0 <= way["min_ms"] <= way["median_ms"] < 20, name
+    assert abs(path["clock_offset_ms"]) <= path["clock_bound_ms"]
+    assert "clocks:" in done.stdout and "one-way delays, keepalive:" in done.stdout
     assert leftovers(swarm_nodes) == []
 
 
