@@ -225,6 +225,14 @@ def comparison_rows(a: RunResult, b: RunResult) -> list[tuple[str, str, str, str
 def print_comparison(
     a: RunResult, b: RunResult, console, names: tuple[str, str] = ("A", "B")
 ) -> None:
+    where = where_rows(a, b)
+    if where:
+        places = Table(title="Where each ran", title_justify="left", title_style="bold")
+        for col in ("", names[0], names[1]):
+            places.add_column(col, overflow="fold")
+        for row in where:
+            places.add_row(*row)
+        console.print(places)
     table = Table(title="Two runs side by side", title_justify="left", title_style="bold")
     for col, justify in (("mode", "left"), ("metric", "left"), (names[0], "right"),
                          (names[1], "right"), ("B vs A", "right")):  # fmt: skip
@@ -253,6 +261,25 @@ def print_comparison(
         console.print(f"claim [bold]{text}[/] ({mode}): {va} in {names[0]}, {vb} in {names[1]}")
     if not changed:
         console.print("Every claim has the same verdict in both runs.")
+
+
+def where_rows(a: RunResult, b: RunResult) -> list[tuple[str, str, str]]:
+    """Where two runs ran, fact by fact (a one-engine run against a two-engine run of the same
+    scenario, say); nothing when neither folder has its manifest."""
+    if a.manifest is None and b.manifest is None:
+        return []
+
+    def facts(run: RunResult) -> dict[str, str]:
+        if run.manifest is None:
+            return {}
+        found = dict(where_it_ran(run.manifest))
+        if run.manifest.path is None and run.manifest.engines:
+            found["path"] = "bridge (one engine)"
+        return found
+
+    fa, fb = facts(a), facts(b)
+    labels = list(fa) + [k for k in fb if k not in fa]
+    return [(label, fa.get(label, "-"), fb.get(label, "-")) for label in labels]
 
 
 def one_way_delays(run: RunResult) -> list[tuple[str, str]]:
