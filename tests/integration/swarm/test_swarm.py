@@ -20,6 +20,7 @@ from lab import hosts, image_sync, runner
 from lab import scenario as sc
 from lab.engine import Engine, open_placement
 from lab.results import plans
+from tests.integration import test_faults
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +260,24 @@ def test_an_engine_that_does_not_answer_is_named(needs_docker, tmp_path):
     assert f"the server's Docker engine {url} did not answer" in done.stderr
     assert time.monotonic() - started < 30
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("action", "mode", "failure_kinds", "seen", "cut_short"),
+    [c for c in test_faults.CASES if c.id in ("kill_server", "pause_server", "disconnect_client")],
+)
+def test_faults_act_on_the_engine_of_their_side(
+    swarm_nodes, tmp_path, action, mode, failure_kinds, seen, cut_short
+):
+    """The fault scenarios across two engines: the server is killed or paused on its engine,
+    the client's namespace leaves the overlay from its own, the trigger follows the client's
+    log on the other engine; the run's account is the same as on one engine."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    argv = lab_argv(swarm_nodes)
+    argv[argv.index(str(PAGE10))] = str(test_faults.fault_scenario(action))
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    test_faults.check_fault_run(done, run_dir, action, mode, failure_kinds, seen, cut_short)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["path"]["network_driver"] == "overlay"
+    assert leftovers(swarm_nodes, settle_s=5.0) == []
