@@ -416,13 +416,17 @@ def test_schema_rejects_what_the_loader_rejects(name: str) -> None:
     assert list(validator.iter_errors(data)), f"schema accepted {name}"
 
 
-def test_capture_on_both_ends_has_a_short_form() -> None:
+def test_capture_on_both_ends_has_a_short_form(tmp_path: Path, capsys) -> None:
     """`capture: [server, client]` is `capture: {sides: [server, client]}`; the default is the
     server alone, and the JSON Schema accepts both forms."""
     short = parse_scenario(MINIMAL + "capture: [server, client]\n")
     long = parse_scenario(MINIMAL + "capture: {sides: [server, client], snaplen: 262144}\n")
     assert short == long and short.capture.on_client
     assert parse_scenario(dump_yaml(short)) == short
+    path = tmp_path / "both.yaml"
+    path.write_text(MINIMAL + "capture: [server, client]\n")
+    assert cli.main(["validate", str(path)]) == 0
+    assert "capture: on the server and on the client" in capsys.readouterr().out
     assert not parse_scenario(MINIMAL).capture.on_client
     (plan,) = plans(short, short.modes, Path("/tmp/never-made"))
     assert plan.capture_client

@@ -96,6 +96,7 @@ def test_page10_across_two_engines(swarm_nodes, tmp_path):
     # must lie within the estimate's bound; the bound is a fraction of the base RTT.
     for name, mode in modes.items():
         c = mode["clock"]
+        print(f"{name}: offset {c['offset_ms']} ms +- {c['bound_ms']} ({c['matched']} packets)")
         assert abs(c["offset_ms"]) <= c["bound_ms"] <= path["base_rtt_ms"], name
         for way in c["one_way"].values():
             assert 0 <= way["min_ms"] <= way["median_ms"] < 20, name
