@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lab import __version__, images, results, runner
+from lab import __version__, images, netpath, results, runner
 from lab.analysis import Analysis as CaptureAnalysis
 from lab.analysis import analyze
 from lab.capture import read_capture
@@ -164,6 +164,7 @@ class _Run:
         t = time.monotonic()
         result = results.analyze_run(self.scenario, self.mode_runs, self.run_dir)
         self.timings["analysis"] = time.monotonic() - t
+        self.manifest.path = netpath.with_clock(self.manifest.path, result.modes.values())
         results.write_json_atomic(self.run_dir / "analysis.json", result.to_dict())
         failed = [m for m in self.mode_runs if m.client_exit != 0]
         self.manifest.failures = [f"{m.mode}: {m.client_error}" for m in failed]
@@ -199,14 +200,15 @@ class _Run:
 
     def _where(self, refs: dict[str, str]) -> None:
         """Each side's engine in the manifest, and the images pushed to those that lack them."""
-        from lab import image_sync, netpath, preflight
+        from lab import image_sync, preflight
 
         shaped = self.scenario.network.shaped
         needs: dict = {}
         for side in Side:
             engine = self.placement.engine_for_side(side)
             wanted = needs.setdefault(engine, set())
-            wanted.update(refs[role] for role in image_sync.images_for_side(side, shaped))
+            roles = image_sync.images_for_side(side, shaped, self.scenario.capture.on_client)
+            wanted.update(refs[role] for role in roles)
             if side is Side.CLIENT and "browser" in refs:  # a browser mode's client
                 wanted.add(refs["browser"])
             swarm = None
@@ -229,7 +231,7 @@ class _Run:
 
     def _path(self):
         """The path between two engines: each mode's probe and the SYNs' MSS."""
-        from lab import capture, netpath
+        from lab import capture
 
         pcaps = [m.folder / "capture.pcap" for m in self.mode_runs]
         first = next((p for p in pcaps if p.exists()), None)

@@ -2,15 +2,16 @@
 
     RunResult            analysis.json, plus the run folder and its Manifest
       ├─ modes: {name: ModeResult}          one column of the comparison (a list in the file)
-      │    └─ per_connection: [ConnectionResult]   one Wireshark tcp.stream each
-      │         ├─ flights: [FlightResult]   the server's rounds (slow start)
-      │         └─ requests: [RequestRecord] the client's requests joined to the stream
+      │    ├─ per_connection: [ConnectionResult]   one Wireshark tcp.stream each
+      │    │    ├─ flights: [FlightResult]   the server's rounds (slow start)
+      │    │    └─ requests: [RequestRecord] the client's requests joined to the stream
+      │    └─ clock: ClockResult | None      captured on both ends: offset, one-way delays
       ├─ network: NetworkCheck | None        the conditions asked for and the RTT check
       └─ claims: [Claim]                     the article's statements, checked
     Manifest             manifest.json: what ran, where, when, and whether it finished
       ├─ modes: [ModeRecord]                 each mode and repeat as the runner saw it
       ├─ engines: {side: EngineRecord}       each side's Docker engine
-      └─ path: PathRecord | None             two engines: the network between them
+      └─ path: PathRecord | None             two engines (or two captures): the path
 
 Every class has one `to_dict` and one `from_dict`; `to_dict(from_dict(d))` gives `d` back for a
 document this lab wrote. Field names are the JSON keys, so users' scripts on the files and on the
@@ -283,6 +284,30 @@ class ProgramCostsResult(Record):
 
 
 @dataclass(eq=True)
+class OneWayResult(Record):
+    """One direction's delays between the two capture points, in ms (lab.clock)."""
+
+    packets: int = 0
+    min_ms: float | None = None
+    median_ms: float | None = None
+    p95_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(eq=True)
+class ClockResult(Record):
+    """A mode captured on both ends (lab.clock): the server's clock minus the client's, within
+    +-bound_ms, from `matched` packets seen in both captures, and each direction's one-way
+    delays (`client_to_server`, `server_to_client`)."""
+
+    offset_ms: float | None = None
+    bound_ms: float | None = None
+    matched: int = 0
+    one_way: dict[str, OneWayResult] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(eq=True)
 class ModeResult(Record):
     """One mode of a run: the capture's figures, the client's account and the model's figure.
 
@@ -347,6 +372,7 @@ class ModeResult(Record):
     client: str | None = _omit()  # "browser" for a browser mode (absent: the lab's client)
     # a browser mode: its net-log joined to the capture (lab.browser.BrowserAccount.as_dict())
     browser: dict[str, Any] | None = _omit()
+    clock: ClockResult | None = _omit()  # captured on both ends: clock offset, one-way delays
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -421,6 +447,10 @@ class PathRecord(Record):
     mtu: int | None = None  # the client's interface MTU, as probed (1450 on the overlay)
     syn_mss: int | None = None  # the smallest MSS option announced in the run's SYNs
     base_rtt_ms: float | None = None  # median of each mode's probe, before its traffic
+    # captured on both ends: the server's clock minus the client's (the mode with the tightest
+    # bound), and that bound
+    clock_offset_ms: float | None = _omit()
+    clock_bound_ms: float | None = _omit()
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -9,8 +9,8 @@ and the tests build containers from the same specs.
     client    its own, or the netns     none                       10001
               holder's when shaped
     capture   the server's              NET_RAW, SETUID, SETGID    root (tcpdump drops to root
-                                        (tcpdump's privilege drop)  owner; see
-                                                                    docs/architecture.md)
+    (capture- (the client's netns       (tcpdump's privilege drop)  owner; see
+     client)  holder's)                                             docs/architecture.md)
     shaper    the server's / client's   NET_ADMIN                  root
     netns     its own                   none                       10001 (holds the client's
                                                                     namespace while shapers attach)
@@ -201,8 +201,17 @@ def browser_spec(
 
 
 def capture_spec(
-    *, image: str, run_id: str, mode: str, server_id: str, snaplen: int, limits: Limits
+    *,
+    image: str,
+    run_id: str,
+    mode: str,
+    server_id: str,
+    snaplen: int,
+    limits: Limits,
+    role: str = "capture",
 ) -> dict:
+    """tcpdump in the namespace of `server_id`: the server's (role capture) or, for a capture on
+    both ends, the client's namespace holder (role capture-client)."""
     # -p: no promiscuous mode; --immediate-mode -U: every packet reaches the file at once (without
     # it the last second before the stop is lost, see docs/architecture.md); -Z root keeps the file
     # root's.
@@ -213,7 +222,7 @@ def capture_spec(
         "-s", str(snaplen), "-Z", "root", "-w", CAPTURE_PATH, CAPTURE_FILTER,
     ]  # fmt: skip
     return {
-        **_base(run_id, "capture", mode, limits),
+        **_base(run_id, role, mode, limits),
         "image": image,
         "entrypoint": ["tcpdump"],
         "command": command,

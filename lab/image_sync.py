@@ -34,6 +34,7 @@ IMAGE_OF_ROLE = {
     "netns": "client",
     "shaper-client": "shaper",
     "browser": "browser",
+    "capture-client": "capture",
 }
 SHAPER_ROLES = {"shaper-server", "shaper-client"}
 BROWSER_ROLES = {"browser"}  # its image is built only for a scenario with a browser mode
@@ -49,17 +50,17 @@ class Push:
     refs: tuple[str, ...]
 
 
-def images_for_side(side: Side, shaped: bool) -> tuple[str, ...]:
+def images_for_side(side: Side, shaped: bool, client_capture: bool = False) -> tuple[str, ...]:
     """The image roles (lab.images.ROLES' keys) the containers of one side start."""
-    return tuple(
-        sorted(
-            {
-                IMAGE_OF_ROLE[role]
-                for role, s in ROLE_SIDES.items()
-                if s is side and (shaped or role not in SHAPER_ROLES) and role not in BROWSER_ROLES
-            }
-        )
-    )
+    wanted = {
+        role
+        for role, s in ROLE_SIDES.items()
+        if s is side
+        and (shaped or role not in SHAPER_ROLES)
+        and (client_capture or role != "capture-client")
+        and role not in BROWSER_ROLES
+    }
+    return tuple(sorted({IMAGE_OF_ROLE[role] for role in wanted}))
 
 
 def plan(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 
-from lab.document import EngineRecord, PathRecord
+from lab.document import EngineRecord, ModeResult, PathRecord
 
 # What an MSS must leave room for in an MTU: IPv4 (20) and TCP (20) headers; timestamps take
 # another 12 of each segment but not of the announced MSS.
@@ -35,6 +35,18 @@ def path_record(driver: str, probes: Iterable[dict | None], mss: int | None) -> 
         syn_mss=mss,
         base_rtt_ms=round(statistics.median(rtts), 3) if rtts else None,
     )
+
+
+def with_clock(path: PathRecord | None, modes: Iterable[ModeResult]) -> PathRecord | None:
+    """The path with the clock offset of the mode whose estimate is tightest (lab.clock), when
+    the run captured on both ends; on one engine that makes a bridge's path record."""
+    clocks = [m.clock for m in modes if m.clock is not None and m.clock.bound_ms is not None]
+    if not clocks:
+        return path
+    best = min(clocks, key=lambda c: c.bound_ms)
+    path = path if path is not None else PathRecord(network_driver="bridge")
+    path.clock_offset_ms, path.clock_bound_ms = best.offset_ms, best.bound_ms
+    return path
 
 
 def engine_record(url: str, facts: dict, swarm: dict | None = None) -> EngineRecord:

@@ -40,6 +40,7 @@ ROLE_SIDES: dict[str, Side] = {
     "netns": Side.CLIENT,
     "shaper-client": Side.CLIENT,
     "browser": Side.CLIENT,  # a browser mode's client (headless Chromium)
+    "capture-client": Side.CLIENT,  # only when a scenario captures on both ends
 }
 
 

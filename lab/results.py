@@ -12,10 +12,10 @@ import os
 import statistics
 from pathlib import Path
 
-from lab import analysis, browser, capture, claims, costs, faults, hosts, model, report
+from lab import analysis, browser, capture, claims, clock, costs, faults, hosts, model, report
 from lab.argv import client_argv, server_argv
 from lab.document import Manifest, ModeRecord, ModeResult, NetworkCheck, RttCheck, RunResult
-from lab.runner import ModePlan, ModeRun
+from lab.runner import CLIENT_CAPTURE, ModePlan, ModeRun
 from lab.scenario import load_scenario
 from lab.tcp import ETHERNET_MSS
 from shaper.placement import sidecar_args
@@ -55,6 +55,7 @@ def plans(scenario, modes, run_dir: Path) -> list[ModePlan]:
                     # the teardown's last ACK is at most one round trip behind the client's exit
                     drain_s=scenario.capture.drain + 2 * rtt_s,
                     faults=faults.for_mode(scenario.faults, mode.name),
+                    capture_client=scenario.capture.on_client,
                 )
             )
     return out
@@ -136,8 +137,13 @@ def analyze_mode_folder(
         records = read_jsonl(folder / "client.jsonl")
     if not pcap.exists():
         return ModeResult(missing="capture.pcap", requests=len(records))
-    parsed = analysis.analyze(capture.read_capture(pcap), server_ports=server_ports)
+    server_capture = capture.read_capture(pcap)
+    parsed = analysis.analyze(server_capture, server_ports=server_ports)
     row = ModeResult.from_dict(analysis.summarize_mode(parsed, records, server_ports=server_ports))
+    client_pcap = folder / CLIENT_CAPTURE
+    if client_pcap.exists():  # captured on both ends: the clocks' offset, the one-way delays
+        client_packets = capture.read_capture(client_pcap).packets
+        row.clock = clock.estimate(server_capture.packets, client_packets, server_ports)
     first_request = {c.stream: c.t_first_client_byte for c in parsed.connections}
     for conn in row.per_connection:  # when each connection's first request arrived (lab.costs)
         conn.t_first_client_byte = first_request.get(conn.stream)

@@ -5,12 +5,13 @@ For each mode and repeat, on fresh containers, one phase after another (`ModeRun
     create network      labelled, internal: a bridge, or across two engines an overlay made
                         on the Swarm manager's engine
     start server side   server -> capture sidecar in its namespace -> [server-side shaper]
-    start client side   [netns holder -> client-side shaper] (two engines: at the same time)
+    start client side   [netns holder -> client's capture -> client-side shaper] (two
+                        engines: at the same time as the server side)
     wait ready          each says so in its log (never a sleep) -> [the path's own RTT, MTU]
     run                 the client (one shot), with the fault injector beside it
     collect client      its log, at once, so that a later failure still leaves it
     drain               0.2 s plus two RTTs -> stop the capture -> stop the server
-    collect             pcap, capture log, server log
+    collect             pcap, capture log, server log [the client's pcap and capture log]
     tear down           every container, on every engine, then the network
 
 `lab.placement` says which engine each container starts on (both sides on the one engine of
@@ -43,6 +44,7 @@ Progress = Callable[[str], None]
 # How long an overlay network may keep the endpoints of containers just removed on the other
 # engine (the Swarm's gossip takes a moment) before its removal is given up to `lab clean`.
 NETWORK_DRAIN_S = 15.0
+CLIENT_CAPTURE = "capture-client.pcap"  # beside capture.pcap, when a run captures on both ends
 
 
 @dataclass
@@ -80,6 +82,7 @@ class ModePlan:
     drain_s: float
     faults: tuple[faults.FaultPlan, ...] = ()
     client: str = "lab"  # or "browser": headless Chromium (tcplab/browser) in the client's place
+    capture_client: bool = False  # a second tcpdump in the client's namespace
 
     @property
     def tag(self) -> str:
@@ -173,6 +176,7 @@ class ModeRunner:
         self.network = None
         # What one phase hands to the next.
         self.server = self.capture = self.netns = self.client = None
+        self.client_capture = None
         self.shapers: dict[str, object] = {}  # side -> shaper container
 
     def run(self, plan: ModePlan) -> ModeRun:
@@ -263,15 +267,23 @@ class ModeRunner:
             )  # fmt: skip
 
     def start_client_side(self, plan: ModePlan) -> None:
-        """In a shaped run, or on two engines, the holder of the client's namespace (the base
-        RTT is probed from it); in a shaped run, its shaper. (The client itself starts when
-        the traffic does; otherwise it is the whole client side.)"""
-        if not (plan.shaper_argv or self.placement.overlay):
+        """In a shaped run, on two engines, or captured on both ends, the holder of the client's
+        namespace (the base RTT is probed from it); the client's capture; in a shaped run, its
+        shaper. (The client itself starts when the traffic does; otherwise it is the whole
+        client side.)"""
+        if not (plan.shaper_argv or self.placement.overlay or plan.capture_client):
             return
         common = self._common(plan)
         self.netns = self._start(
             hosts.netns_spec(image=self.images["client"], network=self.network.name, **common)
         )
+        if plan.capture_client:
+            self.client_capture = self._start(
+                hosts.capture_spec(
+                    image=self.images["capture"], server_id=self.netns.id, snaplen=plan.snaplen,
+                    role="capture-client", **common,
+                )
+            )  # fmt: skip
         if not plan.shaper_argv:
             return
         self.shapers["client"] = self._start(
@@ -289,6 +301,10 @@ class ModeRunner:
         timeout = plan.ready_timeout
         server_side.wait_for_log(self.server, '"event": "listening"', timeout, "the server")
         server_side.wait_for_log(self.capture, "listening on", timeout, "the capture (tcpdump)")
+        if self.client_capture is not None:
+            client_side.wait_for_log(
+                self.client_capture, "listening on", timeout, "the client's capture (tcpdump)"
+            )
         if self.shapers:
             server_side.wait_for_log(self.shapers["server"], "shaper ready", timeout, "the shaper")
             client_side.wait_for_log(self.shapers["client"], "shaper ready", timeout, "the shaper")
@@ -368,9 +384,16 @@ class ModeRunner:
             result.client_error = errors[-1] if errors else f"browser exit {result.client_exit}"
 
     def drain(self, plan: ModePlan, result: ModeRun) -> None:
-        """Let the last packets reach the capture, then stop it, then the server."""
+        """Let the last packets reach the capture, then stop it (and the client's), then the
+        server."""
         engine = self.placement.server
         time.sleep(plan.drain_s)
+        if self.client_capture is not None:
+            client_side = self.placement.client
+            if client_side.state(self.client_capture).status == "running":
+                self.client_capture.kill(signal="SIGINT")
+            if client_side.wait(self.client_capture, timeout=10) is None:
+                raise RunError("the client's capture (tcpdump) did not stop within 10 s")
         capture = engine.state(self.capture)
         result.incomplete = ended_early(capture, engine.state(self.server))
         if capture.status == "running":  # a killed capture stays so
@@ -388,6 +411,15 @@ class ModeRunner:
         (plan.folder / "capture.log").write_bytes(capture_log)
         result.capture_drops = capture_drops(capture_log.decode("utf-8", "replace"))
         (plan.folder / "server.log").write_bytes(engine.logs(self.server))
+        if self.client_capture is not None:
+            client_side = self.placement.client
+            pcap = client_side.read_file(self.client_capture, hosts.CAPTURE_PATH)
+            (plan.folder / CLIENT_CAPTURE).write_bytes(pcap)
+            log = client_side.logs(self.client_capture)
+            (plan.folder / "capture-client.log").write_bytes(log)
+            dropped = capture_drops(log.decode("utf-8", "replace"))
+            if dropped is not None:  # either capture losing packets is a lost capture
+                result.capture_drops = (result.capture_drops or 0) + dropped
 
     def teardown(self) -> None:
         """Remove this mode's containers, every engine at once, then the network. Never raises,

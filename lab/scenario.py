@@ -273,9 +273,20 @@ class Timeouts:
     )
 
 
+CAPTURE_SIDES = ("server", "client")
+
+
 @dataclass(frozen=True)
 class Capture:
-    """tcpdump in a sidecar on the server's network namespace."""
+    """tcpdump in a sidecar on the server's network namespace, and on the client's too when
+    `sides` says so (`capture: [server, client]` is short for `capture: {sides: [...]}`)."""
+
+    sides: tuple[str, ...] = spec(
+        ListOf(Str(choices=CAPTURE_SIDES), 1, 2),
+        ("server",),
+        doc="where to capture: [server], or [server, client] to measure the clock offset "
+        "between the hosts and the one-way delays (capture.pcap and capture-client.pcap)",
+    )
 
     snaplen: int = spec(
         Int(0, 262144), 262144, doc="bytes kept per packet (tcpdump -s); 0 means 262144"
@@ -283,6 +294,20 @@ class Capture:
     drain: float = spec(
         Num(0, 10, "s"), 0.2, doc="seconds to keep capturing after the client exits (+2 RTT)"
     )
+
+    def __post_init__(self) -> None:
+        if "server" not in self.sides:
+            raise Invalid(
+                ("sides",),
+                "the server's capture is what the analysis reads: "
+                "list server (and client if wanted)",
+            )
+        if len(set(self.sides)) != len(self.sides):
+            raise Invalid(("sides",), "a side is listed twice")
+
+    @property
+    def on_client(self) -> bool:
+        return "client" in self.sides
 
 
 @dataclass(frozen=True)
@@ -411,7 +436,7 @@ class Scenario:
         Obj(ServerOptions), ServerOptions(), doc="the server's concurrency model"
     )
     timeouts: Timeouts = spec(Obj(Timeouts), Timeouts())  # noqa: RUF009
-    capture: Capture = spec(Obj(Capture), Capture())  # noqa: RUF009
+    capture: Capture = spec(Obj(Capture, list_key="sides"), Capture())  # noqa: RUF009
     network: Network = spec(Obj(Network), Network())  # noqa: RUF009
     limits: Limits = spec(Obj(Limits), Limits())  # noqa: RUF009
     faults: tuple[Fault, ...] = spec(ListOf(Obj(Fault), 0, 32), (), doc="faults to inject")

@@ -302,9 +302,18 @@ class Obj(Spec):
     """A mapping loaded into a frozen dataclass whose fields carry their specs."""
 
     cls: type
+    # A list where the mapping is expected is short for {list_key: the list} (`capture:`).
+    list_key: str | None = None
 
     def load(self, node: Any, path: str) -> Any:
         yaml = _yaml()
+        if self.list_key and isinstance(node, yaml.SequenceNode):
+            (f,) = (f for f in dataclasses.fields(self.cls) if key_name(f) == self.list_key)
+            values = {f.name: f.metadata["spec"].load(node, f"{path}.{self.list_key}")}
+            try:
+                return self.cls(**values)
+            except Invalid as exc:
+                raise _Fail(node, f"{path}.{self.list_key}", exc.message) from None
         if not isinstance(node, yaml.MappingNode):
             got = _kind(_scalar(node, path)) if isinstance(node, yaml.ScalarNode) else "a list"
             raise _Fail(node, path, f"expected a mapping, got {got}")
@@ -366,6 +375,9 @@ class Obj(Spec):
         extra = getattr(self.cls, "_schema_extra", None)
         if extra:
             out.update(extra)
+        if self.list_key:
+            listed = props[self.list_key]
+            return {"anyOf": [out, {k: v for k, v in listed.items() if k != "default"}]}
         return out
 
 

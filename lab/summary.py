@@ -147,8 +147,8 @@ def print_summary(run: RunResult, console, *, timings: Mapping[str, float] | Non
             console.print(f"[bold red]fault:[/] {m.fault_summary}")
         if m.incomplete:
             console.print(f"[bold red]incomplete:[/] {m.name}: {'; '.join(m.incomplete)}")
-    if run.manifest is not None and run.manifest.path is not None:  # two engines
-        for label, value in where_it_ran(run.manifest):
+    if run.manifest is not None and run.manifest.path is not None:  # two engines or captures
+        for label, value in where_it_ran(run.manifest) + one_way_delays(run):
             console.print(f"[bold]{label}:[/] {value}")
     timings = timings or (run.manifest.timings_s if run.manifest else None)
     if timings:
@@ -225,6 +225,14 @@ def comparison_rows(a: RunResult, b: RunResult) -> list[tuple[str, str, str, str
 def print_comparison(
     a: RunResult, b: RunResult, console, names: tuple[str, str] = ("A", "B")
 ) -> None:
+    where = where_rows(a, b)
+    if where:
+        places = Table(title="Where each ran", title_justify="left", title_style="bold")
+        for col in ("", names[0], names[1]):
+            places.add_column(col, overflow="fold")
+        for row in where:
+            places.add_row(*row)
+        console.print(places)
     table = Table(title="Two runs side by side", title_justify="left", title_style="bold")
     for col, justify in (("mode", "left"), ("metric", "left"), (names[0], "right"),
                          (names[1], "right"), ("B vs A", "right")):  # fmt: skip
@@ -255,6 +263,45 @@ def print_comparison(
         console.print("Every claim has the same verdict in both runs.")
 
 
+def where_rows(a: RunResult, b: RunResult) -> list[tuple[str, str, str]]:
+    """Where two runs ran, fact by fact (a one-engine run against a two-engine run of the same
+    scenario, say); nothing when neither folder has its manifest."""
+    if a.manifest is None and b.manifest is None:
+        return []
+
+    def facts(run: RunResult) -> dict[str, str]:
+        if run.manifest is None:
+            return {}
+        found = dict(where_it_ran(run.manifest))
+        if run.manifest.path is None and run.manifest.engines:
+            found["path"] = "bridge (one engine)"
+        return found
+
+    fa, fb = facts(a), facts(b)
+    labels = list(fa) + [k for k in fb if k not in fa]
+    return [(label, fa.get(label, "-"), fb.get(label, "-")) for label in labels]
+
+
+def one_way_delays(run: RunResult) -> list[tuple[str, str]]:
+    """Each mode captured on both ends: the one-way delays between the two capture points
+    (analysis.json's `clock`), medians with the fastest packet in brackets."""
+    facts = []
+    for name, m in run.modes.items():
+        c = m.clock
+        if c is None:
+            continue
+        parts = [
+            f"{label} {w.median_ms:.3f} ms (fastest {w.min_ms:.3f}, {w.packets} packets)"
+            for label, key in (
+                ("client->server", "client_to_server"),
+                ("server->client", "server_to_client"),
+            )
+            if (w := c.one_way.get(key)) is not None and w.median_ms is not None
+        ]
+        facts.append((f"one-way delays, {name}", "; ".join(parts)))
+    return facts
+
+
 def where_it_ran(m: Manifest) -> list[tuple[str, str]]:
     """Each side's engine, and on two engines the path between them (manifest.json's
     `engines` and `path`)."""
@@ -273,4 +320,10 @@ def where_it_ran(m: Manifest) -> list[tuple[str, str]]:
         if p.base_rtt_ms is not None:
             parts.append(f"base RTT {p.base_rtt_ms:.2f} ms before shaping")
         facts.append(("path", ", ".join(parts)))
+        if p.clock_offset_ms is not None:
+            facts.append((
+                "clocks",
+                f"the server's clock is {p.clock_offset_ms:+.3f} ms from the client's "
+                f"(+-{p.clock_bound_ms:.3f} ms; captured on both ends)",
+            ))  # fmt: skip
     return facts

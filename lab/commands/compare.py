@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lab.document import RunResult, read_json
+from lab.document import Manifest, RunResult, read_json
 from lab.errors import UsageError
 from lab.summary import print_comparison
 
@@ -19,7 +19,11 @@ def load_analysis(arg: str) -> tuple[str, RunResult]:
         path = path / "analysis.json"
     if not path.exists():
         raise UsageError(f"{arg}: no analysis.json there (give a run folder or its analysis.json)")
-    return path.parent.name, RunResult.from_dict(read_json(path), str(path))
+    run = RunResult.from_dict(read_json(path), str(path))
+    manifest = path.parent / "manifest.json"
+    if manifest.exists():  # where each run ran: one engine, or two across a Swarm
+        run.manifest = Manifest.read(manifest)
+    return path.parent.name, run
 
 
 def run(args) -> int:

@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
             f"rate {net.rate / 1e6:g} Mbit/s" if net.rate else "",
         ]
         print("  network: " + ", ".join(p for p in parts if p))
+    if scenario.capture.on_client:
+        print("  capture: on the server and on the client (clock offset, one-way delays)")
     if scenario.faults:
         print(f"  faults: {', '.join(f.action for f in scenario.faults)}")
     return 0

@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 from lab.document import Claim, RunResult
-from lab.summary import METRICS, error_cell, fmt, ms, where_it_ran
+from lab.summary import METRICS, error_cell, fmt, ms, one_way_delays, where_it_ran
 from lab.summary import network_rows as summary_network_rows
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ def _run_facts(data: ReportData) -> list[tuple[str, str]]:
         facts.append(("docker", fmt(m.docker)))
     if m.host:
         facts.append(("host", fmt(m.host)))
-    facts += where_it_ran(m)
+    facts += where_it_ran(m) + one_way_delays(data.analysis)
     return [(k, str(v)) for k, v in facts if v]
 
 

@@ -17,7 +17,7 @@ from lab import docker_util, hosts, runner
 from lab import scenario as sc
 from lab.engine import Engine
 from lab.placement import Placement
-from lab.results import plans
+from lab.results import analyze_mode_folder, plans
 
 pytestmark = pytest.mark.integration
 
@@ -95,6 +95,7 @@ def test_every_container_runs_with_least_privilege(image_refs, docker_client, tm
     scenario = sc.parse_scenario(
         "name: priv\nprotocol: echo\nworkload: {messages: [a, b]}\n"
         "modes: [{name: np, persistent: false}]\nnetwork: {rtt: 2}\n"
+        "capture: [server, client]\n"
     )
     (plan,) = plans(scenario, scenario.modes, tmp_path)
     placement = Placement.single(Engine(docker_client))
@@ -115,12 +116,22 @@ def test_every_container_runs_with_least_privilege(image_refs, docker_client, tm
         assert not host.get("PortBindings"), role
         assert not host.get("PublishAllPorts"), role
         assert host["Memory"] > 0 and host["PidsLimit"] > 0, role
-    assert set(roles) == {"server", "capture", "netns", "client", "shaper-server", "shaper-client"}
+    assert set(roles) == {
+        "server", "capture", "netns", "client", "shaper-server", "shaper-client", "capture-client",
+    }  # fmt: skip
     for role in ("server", "client", "netns"):
         assert roles[role]["Config"]["User"] == hosts.LAB_UID
         assert roles[role]["HostConfig"]["ReadonlyRootfs"] is True
         assert not roles[role]["HostConfig"]["CapAdd"]
-    assert sorted(roles["capture"]["HostConfig"]["CapAdd"]) == ["NET_RAW", "SETGID", "SETUID"]
+    for capture in ("capture", "capture-client"):
+        assert sorted(roles[capture]["HostConfig"]["CapAdd"]) == ["NET_RAW", "SETGID", "SETUID"]
+    # The client's capture sits in the client's namespace and saw the same connections: on one
+    # engine the two clocks are one, so the offset is 0 within the estimate's bound.
+    ns = roles["netns"]["Id"]
+    assert roles["capture-client"]["HostConfig"]["NetworkMode"] == f"container:{ns}"
+    row = analyze_mode_folder(plan.folder, (scenario.port_of(scenario.modes[0]),))
+    assert row.clock is not None and row.clock.matched >= 2 * 2 * 3  # 2 connections, 3+ each way
+    assert abs(row.clock.offset_ms) <= row.clock.bound_ms < 1.0
     for side in ("shaper-server", "shaper-client"):
         assert roles[side]["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
     assert leftovers(docker_client, run_id) == []

@@ -251,6 +251,9 @@ def test_each_side_gets_the_images_its_containers_start():
     assert images_for_side(Side.SERVER, shaped=True) == ("capture", "server", "shaper")
     assert images_for_side(Side.CLIENT, shaped=False) == ("client",)
     assert images_for_side(Side.CLIENT, shaped=True) == ("client", "shaper")
+    # captured on both ends: tcpdump's image goes to the client's engine too
+    assert images_for_side(Side.CLIENT, False, client_capture=True) == ("capture", "client")
+    assert images_for_side(Side.SERVER, False, client_capture=True) == ("capture", "server")
 
 
 def test_sync_plan_pushes_only_what_an_engine_lacks():

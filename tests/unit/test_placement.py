@@ -32,6 +32,7 @@ def every_spec(run_id: str = "r1", mode: str = "m") -> list[dict]:
         hosts.shaper_spec(**common, side="server", target_id="s", command=[]),
         hosts.netns_spec(**common, network="n"),
         hosts.shaper_spec(**common, side="client", target_id="h", command=[]),
+        hosts.capture_spec(**common, server_id="h", snaplen=0, role="capture-client"),
         hosts.client_spec(**common, command=[], netns_of="h"),
     ]
 
@@ -44,6 +45,7 @@ def test_each_role_belongs_to_its_side():
         "shaper-server": Side.SERVER,
         "netns": Side.CLIENT,
         "shaper-client": Side.CLIENT,
+        "capture-client": Side.CLIENT,
         "client": Side.CLIENT,
     }
 
@@ -77,6 +79,7 @@ def test_two_engines_each_side_on_its_own():
         "shaper-server": "server-host",
         "netns": "client-host",
         "shaper-client": "client-host",
+        "capture-client": "client-host",
         "client": "client-host",
     }
     assert placement.split

@@ -430,3 +430,40 @@ def test_lab_report_and_compare_commands(built, capsys):
     assert main(["compare", str(run), str(run / "analysis.json")]) == 0
     assert "Every claim has the same verdict" in capsys.readouterr().out
     assert main(["report", str(run / "nope")]) == 2
+
+
+def test_compare_says_where_each_run_ran(tmp_path, capsys, monkeypatch):
+    """A one-engine run against a two-engine run of the same scenario: the comparison puts
+    the engines and the path (bridge, or overlay with its MTU, MSS, base RTT and clocks) side
+    by side before the figures."""
+    from lab.cli import main
+    from lab.document import EngineRecord, Manifest, PathRecord
+    from lab.results import write_json_atomic
+
+    one = make_run(tmp_path / "one")
+    two = make_run(tmp_path / "two")
+    local = EngineRecord(url="local", engine="28.2.2", kernel="6.1.0")
+    write_json_atomic(
+        one / "manifest.json", Manifest(engines={"server": local, "client": local}).to_dict()
+    )
+    manifest = Manifest(
+        engines={
+            "server": EngineRecord(url="tcp://10.0.0.11:2375", engine="28.2.2", manager=True),
+            "client": EngineRecord(url="tcp://10.0.0.12:2375", engine="28.2.2"),
+        },
+        path=PathRecord(
+            network_driver="overlay",
+            mtu=1450,
+            syn_mss=1410,
+            base_rtt_ms=0.42,
+            clock_offset_ms=0.003,
+            clock_bound_ms=0.09,
+        ),
+    )
+    write_json_atomic(two / "manifest.json", manifest.to_dict())
+    monkeypatch.setenv("COLUMNS", "200")  # no folding inside the cells
+    assert main(["compare", str(one), str(two)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Where each ran" in out
+    assert "bridge (one engine)" in out and "overlay, MTU 1450, MSS 1410 announced" in out
+    assert "tcp://10.0.0.12:2375" in out and "+0.003 ms" in out

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from lab import cli, schema
 from lab.argv import client_argv, server_argv
 from lab.errors import UsageError
+from lab.results import plans
 from lab.scenario import (
     MAX_FILE_BYTES,
     Mode,
@@ -413,3 +414,25 @@ def test_schema_rejects_what_the_loader_rejects(name: str) -> None:
     data = yaml.safe_load((ROOT / "tests" / "data" / "bad_scenarios" / f"{name}.yaml").read_text())
     validator = jsonschema.Draft202012Validator(schema.scenario_schema())
     assert list(validator.iter_errors(data)), f"schema accepted {name}"
+
+
+def test_capture_on_both_ends_has_a_short_form(tmp_path: Path, capsys) -> None:
+    """`capture: [server, client]` is `capture: {sides: [server, client]}`; the default is the
+    server alone, and the JSON Schema accepts both forms."""
+    short = parse_scenario(MINIMAL + "capture: [server, client]\n")
+    long = parse_scenario(MINIMAL + "capture: {sides: [server, client], snaplen: 262144}\n")
+    assert short == long and short.capture.on_client
+    assert parse_scenario(dump_yaml(short)) == short
+    path = tmp_path / "both.yaml"
+    path.write_text(MINIMAL + "capture: [server, client]\n")
+    assert cli.main(["validate", str(path)]) == 0
+    assert "capture: on the server and on the client" in capsys.readouterr().out
+    assert not parse_scenario(MINIMAL).capture.on_client
+    (plan,) = plans(short, short.modes, Path("/tmp/never-made"))
+    assert plan.capture_client
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(schema.scenario_schema())
+    for text in ("capture: [server, client]\n", "capture: {sides: [server], drain: 1}\n"):
+        validator.validate(yaml.safe_load(MINIMAL + text))
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(yaml.safe_load(MINIMAL + "capture: [server, elsewhere]\n"))

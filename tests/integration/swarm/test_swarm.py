@@ -20,6 +20,7 @@ from lab import hosts, image_sync, runner
 from lab import scenario as sc
 from lab.engine import Engine, open_placement
 from lab.results import plans
+from tests.integration import test_faults
 
 pytestmark = pytest.mark.integration
 
@@ -55,10 +56,15 @@ def leftovers(nodes, settle_s: float = 0.0) -> list[str]:
 
 
 def test_page10_across_two_engines(swarm_nodes, tmp_path):
+    """page10 as it is, but captured on both ends: the clocks' offset and one-way delays."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
-    done = subprocess.run(
-        lab_argv(swarm_nodes), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
+    scenario = tmp_path / "page10-both-ends.yaml"
+    text = PAGE10.read_text()
+    assert "\ncapture: {" in text
+    scenario.write_text(text.replace("\ncapture: {", "\ncapture: {sides: [server, client], "))
+    argv = lab_argv(swarm_nodes)
+    argv[argv.index(str(PAGE10))] = str(scenario)
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (run_dir,) = (tmp_path / "runs").iterdir()
     analysis = json.loads((run_dir / "analysis.json").read_text())
@@ -85,6 +91,17 @@ def test_page10_across_two_engines(swarm_nodes, tmp_path):
     assert set(pushed) == {server.url, client.url}
     assert all(t["bytes"] > 10_000_000 for t in pushed.values())
     assert any(r.startswith("tcplab/client:") for r in pushed[client.url]["images"])
+    assert any(r.startswith("tcplab/capture:") for r in pushed[client.url]["images"])
+    # Two captures: the nodes share this machine's kernel clock, so the true offset is 0 and
+    # must lie within the estimate's bound; the bound is a fraction of the base RTT.
+    for name, mode in modes.items():
+        c = mode["clock"]
+        print(f"{name}: offset {c['offset_ms']} ms +- {c['bound_ms']} ({c['matched']} packets)")
+        assert abs(c["offset_ms"]) <= c["bound_ms"] <= path["base_rtt_ms"], name
+        for way in c["one_way"].values():
+            assert 0 <= way["min_ms"] <= way["median_ms"] < 20, name
+    assert abs(path["clock_offset_ms"]) <= path["clock_bound_ms"]
+    assert "clocks:" in done.stdout and "one-way delays, keepalive:" in done.stdout
     assert leftovers(swarm_nodes) == []
 
 
@@ -244,3 +261,24 @@ def test_an_engine_that_does_not_answer_is_named(needs_docker, tmp_path):
     assert f"the server's Docker engine {url} did not answer" in done.stderr
     assert time.monotonic() - started < 30
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("action", "mode", "failure_kinds", "seen", "cut_short"),
+    [c for c in test_faults.CASES if c.id in ("kill_server", "pause_server", "disconnect_client")],
+)
+def test_faults_act_on_the_engine_of_their_side(
+    swarm_nodes, tmp_path, action, mode, failure_kinds, seen, cut_short
+):
+    """The fault scenarios across two engines: the server is killed or paused on its engine,
+    the client's namespace leaves the overlay from its own, the trigger follows the client's
+    log on the other engine; the run's account is the same as on one engine."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    argv = lab_argv(swarm_nodes)
+    argv[argv.index(str(PAGE10))] = str(test_faults.fault_scenario(action))
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    test_faults.check_fault_run(done, run_dir, action, mode, failure_kinds, seen, cut_short)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["path"]["network_driver"] == "overlay"
+    assert leftovers(swarm_nodes, settle_s=5.0) == []
