@@ -115,7 +115,7 @@ def resource_panels(modes: Sequence[ModeResult]):
         if m.client == "browser":
             account = m.browser or {}
             rows = [ResourceRow(**r) for r in account.get("resources") or []]
-            bars = [ResourceBars(f"{r.name} ({_on(r.stream, r.reused)})", r.phases()) for r in rows]
+            bars = [ResourceBars(f"{r.name} ({_where(r)})", r.phases()) for r in rows]
             note = (
                 f"Chromium, {account.get('connections')} connections, "
                 f"{account.get('reused')} requests reused one"
@@ -145,6 +145,10 @@ def resource_panels(modes: Sequence[ModeResult]):
         note = f"the lab's client, {m.connections} connections, {reused} requests reused one"
         panels.append(ResourcePanel(m.name, bars, note))
     return panels
+
+
+def _where(row) -> str:
+    return _on(row.stream, row.reused) if row.sent is not None else "not sent"
 
 
 def _on(stream: int | None, reused: bool) -> str:

@@ -1,10 +1,11 @@
 """The browser client: Chromium's net-log joined to the capture (lab.browser), its claims, the
 scenario key, the container spec, the image role, the driver and the report's parts.
 
-tests/data/browser/ holds two loads of one small page (an HTML document, 2 CSS, 1 JS, 5
-images; 1.2-1.5 KB each) by headless Chromium through `python -m client.browser`, with tcpdump
-on the loopback: `http10` from a server that closes after every response, `keepalive` from one
-that keeps connections open. The net-logs are trimmed with tests/support/netlog_trim.py.
+tests/data/browser/ holds a lab run of tests/data/browser/tiny-browser.yaml (a page of 9
+resources of 1-2 KiB: HTML, 2 CSS, 2 JS, 3 PNG, a WOFF2 font; 20 ms; tcpdump -s 96): headless
+Chromium in tcplab/browser, `http10` from the listener that closes after every response,
+`keepalive` from the keep-alive one: the capture, the server's log, the driver's summary line and
+the net-log trimmed with tests/support/netlog_trim.py.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ from lab.document import ModeResult, RunResult
 from lab.scenario import load_scenario, parse_scenario
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "browser"
-ORIGINS = {"http10": "127.0.0.1:8770", "keepalive": "127.0.0.1:8771"}
-PAGE = ["index.html", "a.css", "b.css", "c.js", "d.png", "e.png", "f.png", "g.png", "h.png"]
+ORIGINS = {"http10": "server:3000", "keepalive": "server:3001"}
+PAGE = [
+    "index.html", "style.css", "theme.css", "app.js", "vendor.js", "hero.png", "photo.png",
+    "logo.png", "text.woff2",
+]  # fmt: skip
+TITLE = "TCP Connection Lab: a page of 9 resources"
 
 
 def recorded(name: str) -> browser.BrowserAccount:
@@ -41,16 +46,29 @@ def recorded(name: str) -> browser.BrowserAccount:
 
 def test_netlog_sockets_have_their_local_ports_and_requests():
     log = browser.parse_netlog((DATA / "keepalive.netlog.json").read_text())
-    assert len(log.sockets) == 6
-    assert all(s.local_port and s.remote == "127.0.0.1:8771" for s in log.sockets)
+    assert len(log.sockets) == 5
+    assert all(s.local_port and s.remote.endswith(":3001") for s in log.sockets)
     assert all(s.t_connect <= s.t_connected for s in log.sockets)
     carried = sorted(len(s.requests) for s in log.sockets)
-    assert carried == [1, 1, 1, 2, 2, 3]  # 10 requests, 4 of them on a connection already used
-    page = [f for f in log.fetches if f.url.startswith("http://127.0.0.1:8771/")]
-    assert [f.name for f in page][:1] == ["index.html"]
+    assert carried == [1, 1, 2, 3, 3]  # 10 requests, 5 on a connection already used
+    page = [f for f in log.fetches if f.url.startswith("http://server:3001/")]
+    assert page[0].name == "index.html"
     assert {f.name for f in page} == {*PAGE, "favicon.ico"}
-    assert all(f.socket is not None and f.t_start <= f.t_sent <= f.t_headers for f in page)
-    assert {f.name: f.status for f in page}["favicon.ico"] == 404
+    sent = [f for f in page if f.t_sent is not None]
+    assert all(f.socket is not None and f.t_start <= f.t_sent <= f.t_headers for f in sent)
+    assert {f.name: f.status for f in sent}["favicon.ico"] == 404
+    # Chromium asked for the font twice: the first request never reached a connection
+    assert [f.t_sent is None for f in page if f.name == "text.woff2"] == [True, False]
+
+
+def test_server_log_and_netlog_count_the_same_connections():
+    for name, origin in ORIGINS.items():
+        port = int(origin.rpartition(":")[2])
+        log = [json.loads(line) for line in (DATA / f"{name}.server.log").read_text().splitlines()]
+        accepted = [e for e in log if e["event"] == "accepted" and e["local_port"] == port]
+        netlog = browser.parse_netlog((DATA / f"{name}.netlog.json").read_text())
+        assert len(accepted) == len(netlog.sockets)
+        assert {e["peer_port"] for e in accepted} == {s.local_port for s in netlog.sockets}
 
 
 def test_a_netlog_cut_short_is_read_up_to_its_last_whole_event():
@@ -78,26 +96,26 @@ def test_driver_summary_is_the_last_json_line():
 
 def test_closing_server_a_connection_per_request_at_most_six_at_once():
     account = recorded("http10")
-    assert account.title == "tiny page" and account.exit == 0
-    assert (account.requests, account.loaded) == (10, 9)  # the favicon is a 404
-    assert account.connections == account.sockets == account.used_connections == 10
-    assert account.reused == 0 and account.unused_connections == 0
-    assert account.complete_handshakes_used == 10
-    assert account.max_parallel == 6 and account.max_parallel_per_host == {ORIGINS["http10"]: 6}
+    assert account.title == TITLE and account.exit == 0
+    assert (account.requests, account.loaded) == (9, 9)
+    assert account.connections == account.sockets == 10
+    # Chromium opened one connection more than it used (a spare for the favicon it never sent)
+    assert (account.used_connections, account.unused_connections) == (9, 1)
+    assert account.reused == 0 and account.complete_handshakes_used == 9
+    assert account.max_parallel == 5 and list(account.max_parallel_per_host.values()) == [5]
     assert account.unmatched_ports == []
-    streams = [r.stream for r in account.resources]
-    assert sorted(streams) == list(range(10))  # each resource on its own tcp.stream
+    streams = [r.stream for r in account.resources if r.sent is not None]
+    assert len(set(streams)) == 9  # each resource on its own tcp.stream
 
 
 def test_keepalive_server_reused_connections_and_their_streams():
     account = recorded("keepalive")
-    assert (account.requests, account.connections, account.reused) == (10, 6, 4)
-    assert account.complete_handshakes_used == 6 == account.requests - account.reused
-    by_name = {r.name: r for r in account.resources}
-    first = by_name["index.html"]
-    assert first.start == 0.0 and not first.reused and first.stream is not None
+    assert (account.requests, account.connections, account.reused) == (10, 5, 5)
+    assert account.complete_handshakes_used == 5 == account.requests - account.reused
+    first = account.resources[0]
+    assert first.name == "index.html" and first.start == 0.0 and not first.reused
     reused = [r for r in account.resources if r.reused]
-    assert len(reused) == 4
+    assert len(reused) == 5
     # a reused connection's stream carried an earlier request, and the row shows no handshake
     for r in reused:
         earlier = [o for o in account.resources if o.stream == r.stream and o.sent < r.sent]
@@ -107,7 +125,7 @@ def test_keepalive_server_reused_connections_and_their_streams():
 
 def test_origin_leaves_out_chromium_own_hosts():
     netlog = browser.parse_netlog((DATA / "http10.netlog.json").read_text())
-    others = [f for f in netlog.fetches if not f.url.startswith("http://127.0.0.1:8770/")]
+    others = [f for f in netlog.fetches if not f.url.startswith("http://server:3000/")]
     assert others, "the recording has Chromium's own (unresolved) requests"
     conns = lab.analyze_pcap(DATA / "http10.pcap").connections
     with_all = browser.join(netlog, conns, {})
@@ -171,10 +189,10 @@ def test_browser_claims_hold_on_the_recordings():
     keeping = _browser_mode("bka", True, recorded("keepalive").as_dict())
     got = _by_id(_run(closing, keeping))
     assert got[("browser-parallel", "b10")].holds is True
-    assert got[("browser-parallel", "bka")].observed == 6
+    assert got[("browser-parallel", "bka")].observed == 5
     reuse = got[("browser-reuse", "bka")]
     assert reuse.holds is True, reuse.why
-    assert reuse.observed == "4 handshake(s) saved (12 packets)"
+    assert reuse.observed == "5 handshake(s) saved (15 packets)"
     # the lab client's per-request claims leave browser modes alone
     assert {cid for cid, _ in got} == {"browser-parallel", "browser-reuse"}
 
@@ -359,14 +377,14 @@ def test_browser_row_from_a_mode_folder(tmp_path):
     from lab.results import analyze_mode_folder, browser_row
 
     folder = _mode_folder(tmp_path, "keepalive")
-    row = analyze_mode_folder(folder, (8771,))
+    row = analyze_mode_folder(folder, (3001,))
     browser_row(row, folder, ORIGINS["keepalive"])
     assert row.client == "browser" and row.requests == 10 and row.client_ok == 9
-    assert row.browser["reused"] == 4 and row.connections == 6
+    assert row.browser["reused"] == 5 and row.connections == 5
     again = ModeResult.from_dict(json.loads(json.dumps(row.to_dict())))
     assert again.browser == row.browser  # analysis.json keeps it
     (folder / browser.NETLOG_FILE).write_text("not json")
-    broken = analyze_mode_folder(folder, (8771,))
+    broken = analyze_mode_folder(folder, (3001,))
     browser_row(broken, folder, ORIGINS["keepalive"])
     assert broken.browser["error"].startswith("browser.netlog.json: not a Chromium net-log")
 
@@ -387,12 +405,14 @@ def test_report_parts_for_browser_modes(tmp_path):
     headers, rows = browser_rows(_run(*modes))
     assert headers == ["", "http10", "keepalive"]
     table = {r[0]: r[1:] for r in rows}
-    assert table["requests on a reused connection"] == ["0", "4"]
-    assert table["most connections open at once, per host"] == ["6", "6"]
-    assert table["page title (from the DOM)"] == ["tiny page", "tiny page"]
+    assert table["requests on a reused connection"] == ["0", "5"]
+    assert table["most connections open at once, per host"] == ["5", "5"]
+    assert table["connections that carried no request"] == ["1", "0"]
+    assert table["page title (from the DOM)"] == [TITLE, TITLE]
     panels = resource_panels(modes)
-    assert [len(p.rows) for p in panels] == [10, 10]
-    assert panels[1].rows[1].label == "a.css (stream 0, reused)"
+    assert [len(p.rows) for p in panels] == [11, 11]  # with the unsent font and favicon rows
+    labels = [r.label for r in panels[1].rows]
+    assert "style.css (stream 0, reused)" in labels and "text.woff2 (not sent)" in labels
     assert browser_rows(_run(ModeResult(name="lab"))) is None
 
 
