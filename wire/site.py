@@ -1,0 +1,453 @@
+"""A scenario's page as a small web site: bodies a browser accepts, of exactly the stated sizes.
+
+A page is the list of a scenario's resources (name, size, kind). Its first `html` resource is
+the document: it references every other resource with real markup (`<link rel=stylesheet>`,
+`<script src>`, `<img src>`, `@font-face`, `<iframe>` for further documents, a preload for the
+rest), at the URLs the lab's client asks for (`/name?size=N`), so a browser fetches the same
+resources the lab's client does. Each body is a valid file of its type padded to its size where
+the format allows filler nobody reads: a comment (HTML, CSS, JS), a tEXt chunk (PNG), COM
+segments (JPEG). Fonts are the exception: a valid WOFF2 needs a Brotli-compressed sfnt, so a
+font keeps the hex pattern and its font type; the browser rejects it (OTS) and falls back to
+the next family of the stack, which the page names. A body too small for its format, and any
+(name, size) outside the page, is `wire.payload`'s hex pattern as `application/octet-stream`.
+
+Deterministic (the client checks every byte) and streamed: `chunks` yields the same 64 KiB
+pieces as `wire.payload.chunks`, so a 64 MiB image is never built at once and the server's
+writes (and so the packets) are those of the hex pattern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from wire import payload
+
+KINDS = ("html", "css", "js", "image", "font", "other")  # a scenario's resource kinds
+OCTET_STREAM = "application/octet-stream"
+
+_EXTENSION_KINDS = {
+    "html": "html", "htm": "html",
+    "css": "css",
+    "js": "js", "mjs": "js",
+    "png": "image", "jpg": "image", "jpeg": "image", "gif": "image", "webp": "image",
+    "avif": "image", "svg": "image", "ico": "image", "bmp": "image",
+    "woff2": "font", "woff": "font", "ttf": "font", "otf": "font",
+}  # fmt: skip
+_FONT_TYPES = {"woff2": "font/woff2", "woff": "font/woff", "ttf": "font/ttf", "otf": "font/otf"}
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")  # as wire.http routes them: safe in markup
+
+
+def kind_of(name: str) -> str:
+    """The kind a resource's file extension implies (`other` when it implies none)."""
+    return _EXTENSION_KINDS.get(_extension(name), "other")
+
+
+def _extension(name: str) -> str:
+    return name.rpartition(".")[2].lower() if "." in name else ""
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    size: int
+    kind: str
+
+    @property
+    def url(self) -> str:
+        """The lab client's request target (wire.http.request_bytes): the page links to it."""
+        return f"/{self.name}?size={self.size}"
+
+
+@dataclass(frozen=True)
+class Page:
+    """A scenario's resources; `chunks`/`content_type` answer for any (name, size)."""
+
+    resources: tuple[Resource, ...] = ()
+    _index: dict[str, Resource] = field(init=False, repr=False, compare=False, hash=False)
+    # (name, size) -> its body's plan, for the page's resources only (so at most one each).
+    _bodies: dict[tuple[str, int], _Body] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {r.name: r for r in self.resources})
+        object.__setattr__(self, "_bodies", {})
+
+    @property
+    def document(self) -> Resource | None:
+        """The page's HTML document: its first resource of kind html."""
+        return next((r for r in self.resources if r.kind == "html"), None)
+
+    def sizes(self) -> dict[str, int]:
+        """name -> size: what `GET /name` (no ?size=) serves."""
+        return {r.name: r.size for r in self.resources}
+
+    def find(self, name: str, size: int) -> Resource | None:
+        """The page's resource at exactly this name and size (another size is not the page's)."""
+        r = self._index.get(name)
+        return r if r is not None and r.size == size else None
+
+    def content_type(self, name: str, size: int) -> str:
+        return self._body(name, size)[0]
+
+    def chunks(self, name: str, size: int) -> Iterator[bytes]:
+        """The body in pieces of `payload.CHUNK_SIZE` (the last one shorter)."""
+        parts = self._body(name, size)[1]
+        if parts is None:
+            return payload.chunks(name, size)
+        return _rechunk(_expand(name, parts), payload.CHUNK_SIZE)
+
+    def _body(self, name: str, size: int) -> _Body:
+        resource = self.find(name, size)
+        if resource is None:
+            return _PATTERN
+        body = self._bodies.get((name, size))
+        if body is None:  # a race between threads only builds it twice
+            body = self._bodies[name, size] = _build_body(self, resource)
+        return body
+
+    def body(self, name: str, size: int) -> bytes:
+        return b"".join(self.chunks(name, size))
+
+
+NO_PAGE = Page()
+
+
+def parse_page(text: str) -> Page:
+    """`name:size[:kind],...` (kind defaults to the extension's), as `page_arg` writes it."""
+    resources = []
+    for part in (p for p in text.split(",") if p):
+        fields = part.split(":")
+        if len(fields) not in (2, 3) or not fields[1].isascii() or not fields[1].isdigit():
+            raise ValueError(f"expected name:size or name:size:kind, got {part!r}")
+        name, size = fields[0], int(fields[1])
+        if not _NAME.match(name):
+            raise ValueError(f"bad resource name {name!r} (letters, digits, . _ -)")
+        kind = fields[2] if len(fields) == 3 else kind_of(name)
+        if kind not in KINDS:
+            raise ValueError(f"{name}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        resources.append(Resource(name, size, kind))
+    names = [r.name for r in resources]
+    if len(names) != len(set(names)):
+        raise ValueError("the same resource name given twice")
+    return Page(tuple(resources))
+
+
+def page_arg(resources: Iterable[tuple[str, int, str]]) -> str:
+    """The `parse_page` text of (name, size, kind) triples: the kind only where the extension
+    does not imply it, so page10's list reads as it always has (`index.html:14336,...`)."""
+    return ",".join(
+        f"{name}:{size}" if kind == kind_of(name) else f"{name}:{size}:{kind}"
+        for name, size, kind in resources
+    )
+
+
+# --- Bodies: (content type, parts), parts None for the hex pattern ------------------------------
+#
+# Parts are bytes, or _Fill(n): n bytes of the name's hex pattern, or _Crc(): the PNG chunk CRC
+# of everything since the last _CrcStart(). A body is planned once per resource of a page: the
+# parts are small (the filler is generated while sending).
+
+
+@dataclass(frozen=True)
+class _Fill:
+    n: int
+
+
+@dataclass(frozen=True)
+class _CrcStart:
+    pass
+
+
+@dataclass(frozen=True)
+class _Crc:
+    pass
+
+
+_Part = bytes | _Fill | _CrcStart | _Crc
+_Body = tuple[str, tuple[_Part, ...] | None]
+_PATTERN: _Body = (OCTET_STREAM, None)
+
+
+def _build_body(page: Page, r: Resource) -> _Body:
+    built = _build(page, r)
+    if built is None:  # too small to be a valid file of its kind, or of kind other
+        return _PATTERN
+    assert sum(_length(p) for p in built[1]) == r.size, r
+    return built
+
+
+def _length(part: _Part) -> int:
+    if isinstance(part, bytes):
+        return len(part)
+    if isinstance(part, _Fill):
+        return part.n
+    return 4 if isinstance(part, _Crc) else 0
+
+
+def _build(page: Page, r: Resource) -> tuple[str, tuple[_Part, ...]] | None:
+    if r.kind == "html":
+        if r is page.document:
+            return _text("text/html; charset=utf-8", _html_forms(page, r), r.size)
+        return _text("text/html; charset=utf-8", _subdocument_forms(r), r.size)
+    if r.kind == "css":
+        return _text("text/css; charset=utf-8", _css_forms(r), r.size)
+    if r.kind == "js":
+        return _text("text/javascript; charset=utf-8", _js_forms(r), r.size)
+    if r.kind == "image":
+        if _extension(r.name) in ("jpg", "jpeg"):
+            return _jpeg(r)
+        return _png(r)
+    if r.kind == "font":
+        return _FONT_TYPES.get(_extension(r.name), "font/woff2"), (_Fill(r.size),)
+    return None  # other: the hex pattern, as today
+
+
+def _text(
+    content_type: str, forms: list[tuple[bytes, bytes]], size: int
+) -> tuple[str, tuple[_Part, ...]]:
+    """The first form (before, after) that fits, the filler between them; else spaces, which
+    HTML, CSS and JS all read as an empty document."""
+    for before, after in forms:
+        fill = size - len(before) - len(after)
+        if fill >= 0:
+            return content_type, (before, _Fill(fill), after)
+    return content_type, (b" " * size,)
+
+
+# --- HTML -------------------------------------------------------------------------------------
+
+# Runs at the load event: what the browser made of the page, into <body data-*> so that
+# `chromium --dump-dom` (or any DOM reader) shows it: each image's decoded size, which scripts
+# ran, each stylesheet's rule count, each font's status, and every resource's Resource Timing.
+_REPORT_SCRIPT = b"""<script>
+addEventListener("load", () => {
+  const d = document.body.dataset, base = (u) => u.split("/").pop().split("?")[0];
+  d.images = [...document.images].map((i) => `${i.alt}:${i.naturalWidth}x${i.naturalHeight}`).join(" ");
+  d.scripts = (self.tcplab || []).join(" ");
+  d.stylesheets = [...document.styleSheets].filter((s) => s.href).map((s) => `${base(s.href)}:${s.cssRules.length}`).join(" ");
+  d.fonts = [...document.fonts].map((f) => `${f.family}:${f.status}`).join(" ");
+  d.resources = performance.getEntriesByType("resource").map((e) => `${base(e.name)}:${e.decodedBodySize}`).join(" ");
+  d.loaded = "yes";
+});
+</script>
+"""  # noqa: E501 (one statement a line reads best)
+
+
+def _font_family(r: Resource) -> str:
+    return f"tcplab {r.name}"
+
+
+def _html_forms(page: Page, doc: Resource) -> list[tuple[bytes, bytes]]:
+    others = [r for r in page.resources if r is not doc]
+    by_kind = {k: [r for r in others if r.kind == k] for k in KINDS}
+    title = f"TCP Connection Lab: a page of {len(page.resources)} resources"
+    head = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{title}</title>",
+        *(f'<link rel="stylesheet" href="{r.url}">' for r in by_kind["css"]),
+        *(f'<link rel="preload" href="{r.url}" as="fetch" crossorigin>' for r in by_kind["other"]),
+    ]
+    if by_kind["font"]:
+        head.append("<style>")
+        for r in by_kind["font"]:
+            head.append(f'@font-face {{ font-family: "{_font_family(r)}"; src: url("{r.url}"); }}')
+        head.append("</style>")
+    body = [
+        "</head>",
+        "<body>",
+        "<h1>TCP Connection Lab</h1>",
+        f"<p>This document is {doc.name}, {doc.size} bytes; it loads "
+        f"{len(others)} more resources at the sizes of the scenario.</p>",
+        # A font is fetched only when some text uses it: a line per font, falling back to
+        # the system's sans-serif if the font does not load.
+        *(
+            f'<p style="font-family: &quot;{_font_family(r)}&quot;, sans-serif">'
+            f"Set in {r.name}.</p>"
+            for r in by_kind["font"]
+        ),
+        *(f'<img src="{r.url}" alt="{r.name}">' for r in by_kind["image"]),
+        *(f'<iframe src="{r.url}" title="{r.name}"></iframe>' for r in by_kind["html"]),
+        *(f'<script src="{r.url}"></script>' for r in by_kind["js"]),
+    ]
+    full = "\n".join(head + body) + "\n"
+    end = b"-->\n</body>\n</html>\n"
+    minimal = f'<!DOCTYPE html>\n<html lang="en">\n<title>{title}</title>\n<body>\n'
+    return [
+        (full.encode() + _REPORT_SCRIPT + b"<!--", end),
+        (full.encode() + b"<!--", end),  # no room for the report: the page still loads
+        (minimal.encode() + b"<!--", end),  # no room for the references: a valid document
+        (b"<!DOCTYPE html><!--", b"-->"),
+    ]
+
+
+def _subdocument_forms(r: Resource) -> list[tuple[bytes, bytes]]:
+    text = (
+        f'<!DOCTYPE html>\n<html lang="en">\n<meta charset="utf-8">\n<title>{r.name}</title>\n'
+        f"<body>\n<p>{r.name}: {r.size} bytes.</p>\n<!--"
+    )
+    return [(text.encode(), b"-->\n</body>\n</html>\n"), (b"<!DOCTYPE html><!--", b"-->")]
+
+
+# --- CSS and JS ---------------------------------------------------------------------------------
+
+
+def _color(name: str, salt: str) -> str:
+    return "#" + hashlib.sha256(f"{salt}/{name}".encode()).hexdigest()[:6]
+
+
+def _css_forms(r: Resource) -> list[tuple[bytes, bytes]]:
+    slug = re.sub(r"[^A-Za-z0-9_-]", "-", r.name)
+    text = (
+        f"/* {r.name}: {r.size} bytes of CSS for the TCP Connection Lab's page */\n"
+        f":root {{ --tcplab-{slug}: 1; }}\n"
+        f"body {{ margin: 2em; line-height: 1.5; }}\n"
+        f"h1 {{ color: {_color(r.name, 'h1')}; }}\n"
+        f"img {{ margin: 0.5em; border: 2px solid {_color(r.name, 'border')}; }}\n"
+    )
+    return [(text.encode() + b"/*", b"*/\n"), (b"/*", b"*/")]
+
+
+def _js_forms(r: Resource) -> list[tuple[bytes, bytes]]:
+    # Sets a global a page (or a test) can read to see that it ran.
+    text = (
+        f"/* {r.name}: {r.size} bytes of JavaScript for the TCP Connection Lab's page */\n"
+        f'(self.tcplab = self.tcplab || []).push("{r.name}");\n'
+    )
+    return [(text.encode() + b"/*", b"*/\n"), (b"/*", b"*/")]
+
+
+# --- Images -------------------------------------------------------------------------------------
+
+IMAGE_SIDE = 32  # pixels: every image is 32x32, whatever its byte size
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _stored_zlib(data: bytes) -> bytes:
+    """A zlib stream of one stored (uncompressed) deflate block: the same bytes whatever the
+    zlib version of the host (zlib.compress's output is not promised to be)."""
+    assert len(data) < 65536
+    block = b"\x01" + struct.pack("<HH", len(data), len(data) ^ 0xFFFF) + data
+    return b"\x78\x01" + block + struct.pack(">I", zlib.adler32(data))
+
+
+@lru_cache(maxsize=256)
+def _png_head(name: str) -> bytes:
+    """Signature, IHDR, PLTE and IDAT of a 32x32 two-colour image with diagonal stripes."""
+    ihdr = struct.pack(">IIBBBBB", IMAGE_SIDE, IMAGE_SIDE, 1, 3, 0, 0, 0)  # 1 bit, palette
+    palette = bytes.fromhex(_color(name, "png0")[1:] + _color(name, "png1")[1:])
+    rows = []
+    for y in range(IMAGE_SIDE):
+        bits = "".join(str((x + y) // 4 % 2) for x in range(IMAGE_SIDE))
+        rows.append(b"\x00" + int(bits, 2).to_bytes(IMAGE_SIDE // 8, "big"))  # filter: none
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"PLTE", palette)
+        + _png_chunk(b"IDAT", _stored_zlib(b"".join(rows)))
+    )
+
+
+_PNG_END = _png_chunk(b"IEND", b"")
+_PNG_TEXT = b"tEXtComment\x00"  # a tEXt chunk's type and keyword: its text is the filler
+
+
+def _png(r: Resource) -> tuple[str, tuple[_Part, ...]] | None:
+    head = _png_head(r.name)
+    fill = r.size - len(head) - (4 + len(_PNG_TEXT) + 4) - len(_PNG_END)
+    if fill < 0:
+        return None
+    length = struct.pack(">I", len(_PNG_TEXT) - 4 + fill)
+    parts = (head, length, _CrcStart(), _PNG_TEXT, _Fill(fill), _Crc(), _PNG_END)
+    return "image/png", parts
+
+
+def _segment(marker: int, data: bytes) -> bytes:
+    return struct.pack(">BBH", 0xFF, marker, len(data) + 2) + data
+
+
+def _jpeg_parts() -> tuple[bytes, bytes]:
+    """A baseline greyscale JPEG of 32x32 mid-grey: every block's DC difference and AC run are
+    0, so with one-code Huffman tables (a 1-bit code each) a block is 2 bits, all zero."""
+    jfif = _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+    dqt = _segment(0xDB, b"\x00" + b"\x01" * 64)
+    sof0 = _segment(0xC0, struct.pack(">BHHB", 8, IMAGE_SIDE, IMAGE_SIDE, 1) + b"\x01\x11\x00")
+    one_code = b"\x01" + b"\x00" * 15 + b"\x00"  # BITS: one code of length 1; its symbol: 0
+    dht = _segment(0xC4, b"\x00" + one_code) + _segment(0xC4, b"\x10" + one_code)
+    sos = _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
+    blocks = (IMAGE_SIDE // 8) ** 2
+    scan = b"\x00" * (blocks * 2 // 8)
+    return b"\xff\xd8" + jfif + dqt + sof0 + dht, sos + scan + b"\xff\xd9"
+
+
+_JPEG_BEFORE, _JPEG_AFTER = _jpeg_parts()
+_COM_MAX = 0xFFFF + 2  # a COM segment on the wire: marker, length and at most 65533 bytes
+
+
+def _jpeg(r: Resource) -> tuple[str, tuple[_Part, ...]] | None:
+    """The filler as COM (comment) segments between the tables and the scan."""
+    com = r.size - len(_JPEG_BEFORE) - len(_JPEG_AFTER)
+    if com < 4:  # an empty COM segment is 4 bytes
+        return None
+    count = -(-com // _COM_MAX)
+    parts: list[_Part] = [_JPEG_BEFORE]
+    for i in range(count):  # sizes as even as can be: each is 4 .. _COM_MAX
+        total = com // count + (1 if i < com % count else 0)
+        parts += [struct.pack(">BBH", 0xFF, 0xFE, total - 2), _Fill(total - 4)]
+    parts.append(_JPEG_AFTER)
+    return "image/jpeg", tuple(parts)
+
+
+# --- Streaming ------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _fill_crc(name: str, n: int, start: int) -> int:
+    """CRC-32 continued over n bytes of the name's pattern: computed once per (name, n)."""
+    crc = start
+    for chunk in payload.chunks(name, n):
+        crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _expand(name: str, parts: tuple[_Part, ...]) -> Iterator[bytes]:
+    crc = None  # an int from a _CrcStart to its _Crc
+    for part in parts:
+        if isinstance(part, bytes):
+            crc = None if crc is None else zlib.crc32(part, crc)
+            yield part
+        elif isinstance(part, _Fill):
+            crc = None if crc is None else _fill_crc(name, part.n, crc)
+            yield from payload.chunks(name, part.n)
+        elif isinstance(part, _CrcStart):
+            crc = 0
+        else:
+            assert crc is not None
+            yield struct.pack(">I", crc)
+            crc = None
+
+
+def _rechunk(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """The pieces regrouped into `size`-byte chunks (the last one shorter): the sender writes
+    the same chunks as for the hex pattern, whatever the small parts around the filler."""
+    buf = bytearray()
+    for piece in pieces:
+        if not buf and len(piece) == size:
+            yield piece
+            continue
+        buf += piece
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
