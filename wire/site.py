@@ -99,7 +99,7 @@ class Page:
         parts = self._body(name, size)[1]
         if parts is None:
             return payload.chunks(name, size)
-        return _rechunk(_expand(name, parts), payload.CHUNK_SIZE)
+        return _stream(name, parts, payload.CHUNK_SIZE)
 
     def _body(self, name: str, size: int) -> _Body:
         resource = self.find(name, size)
@@ -148,9 +148,8 @@ def page_arg(resources: Iterable[tuple[str, int, str]]) -> str:
 
 # --- Bodies: (content type, parts), parts None for the hex pattern ------------------------------
 #
-# Parts are bytes, or _Fill(n): n bytes of the name's hex pattern, or _Crc(): the PNG chunk CRC
-# of everything since the last _CrcStart(). A body is planned once per resource of a page: the
-# parts are small (the filler is generated while sending).
+# Parts are bytes, or _Fill(n): n bytes of the name's hex pattern. A body is planned once per
+# resource of a page: the parts are small (the filler is generated while sending).
 
 
 @dataclass(frozen=True)
@@ -158,17 +157,7 @@ class _Fill:
     n: int
 
 
-@dataclass(frozen=True)
-class _CrcStart:
-    pass
-
-
-@dataclass(frozen=True)
-class _Crc:
-    pass
-
-
-_Part = bytes | _Fill | _CrcStart | _Crc
+_Part = bytes | _Fill
 _Body = tuple[str, tuple[_Part, ...] | None]
 _PATTERN: _Body = (OCTET_STREAM, None)
 
@@ -182,11 +171,7 @@ def _build_body(page: Page, r: Resource) -> _Body:
 
 
 def _length(part: _Part) -> int:
-    if isinstance(part, bytes):
-        return len(part)
-    if isinstance(part, _Fill):
-        return part.n
-    return 4 if isinstance(part, _Crc) else 0
+    return len(part) if isinstance(part, bytes) else part.n
 
 
 def _build(page: Page, r: Resource) -> tuple[str, tuple[_Part, ...]] | None:
@@ -368,8 +353,8 @@ def _png(r: Resource) -> tuple[str, tuple[_Part, ...]] | None:
     if fill < 0:
         return None
     length = struct.pack(">I", len(_PNG_TEXT) - 4 + fill)
-    parts = (head, length, _CrcStart(), _PNG_TEXT, _Fill(fill), _Crc(), _PNG_END)
-    return "image/png", parts
+    crc = _fill_crc(r.name, fill, zlib.crc32(_PNG_TEXT))  # one pass, once per page resource
+    return "image/png", (head + length + _PNG_TEXT, _Fill(fill), struct.pack(">I", crc) + _PNG_END)
 
 
 def _segment(marker: int, data: bytes) -> bytes:
@@ -411,43 +396,35 @@ def _jpeg(r: Resource) -> tuple[str, tuple[_Part, ...]] | None:
 # --- Streaming ------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=256)
-def _fill_crc(name: str, n: int, start: int) -> int:
-    """CRC-32 continued over n bytes of the name's pattern: computed once per (name, n)."""
-    crc = start
+def _fill_crc(name: str, n: int, crc: int) -> int:
+    """CRC-32 continued over n bytes of the name's pattern."""
     for chunk in payload.chunks(name, n):
         crc = zlib.crc32(chunk, crc)
     return crc
 
 
-def _expand(name: str, parts: tuple[_Part, ...]) -> Iterator[bytes]:
-    crc = None  # an int from a _CrcStart to its _Crc
+def _stream(name: str, parts: tuple[_Part, ...], size: int) -> Iterator[bytes]:
+    """The parts regrouped into `size`-byte chunks (the last one shorter): the sender writes
+    the same chunks as for the hex pattern. A chunk that is all filler is one cached bytes
+    object, as in `payload.chunks`: only the chunks at the parts' edges are copied."""
+    buf: list[bytes] = []
+    room = size
     for part in parts:
-        if isinstance(part, bytes):
-            crc = None if crc is None else zlib.crc32(part, crc)
-            yield part
-        elif isinstance(part, _Fill):
-            crc = None if crc is None else _fill_crc(name, part.n, crc)
-            yield from payload.chunks(name, part.n)
-        elif isinstance(part, _CrcStart):
-            crc = 0
-        else:
-            assert crc is not None
-            yield struct.pack(">I", crc)
-            crc = None
-
-
-def _rechunk(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
-    """The pieces regrouped into `size`-byte chunks (the last one shorter): the sender writes
-    the same chunks as for the hex pattern, whatever the small parts around the filler."""
-    buf = bytearray()
-    for piece in pieces:
-        if not buf and len(piece) == size:
-            yield piece
-            continue
-        buf += piece
-        while len(buf) >= size:
-            yield bytes(buf[:size])
-            del buf[:size]
+        n = _length(part)
+        pos = 0
+        while pos < n:
+            take = min(room, n - pos)
+            if isinstance(part, bytes):
+                piece = part[pos : pos + take] if take < n else part
+            else:
+                piece = payload.window(name, pos, size)
+                piece = piece if take == size else piece[:take]
+            pos += take
+            room -= take
+            if room:
+                buf.append(piece)
+                continue
+            yield b"".join((*buf, piece)) if buf else piece
+            buf, room = [], size
     if buf:
-        yield bytes(buf)
+        yield b"".join(buf)

@@ -331,6 +331,12 @@ def test_chunks_are_the_hex_patterns_writes_and_64_mib_streams_in_little_memory(
     assert head.startswith(b"\x89PNG") and crc == zlib.crc32(page.body("big.png", size))
 
 
+def test_a_window_is_a_slice_of_the_pattern() -> None:
+    for offset, size in [(0, 4096), (1, 65536), (4095, 10), (8192 + 7, 70000), (123, 0)]:
+        want = payload.pattern("w", offset + size)[offset:]
+        assert payload.window("w", offset, size) == want, (offset, size)
+
+
 # --- The page on the command lines --------------------------------------------------------------
 
 
