@@ -6,10 +6,10 @@ the document: it references every other resource with real markup (`<link rel=st
 rest), at the URLs the lab's client asks for (`/name?size=N`), so a browser fetches the same
 resources the lab's client does. Each body is a valid file of its type padded to its size where
 the format allows filler nobody reads: a comment (HTML, CSS, JS), a tEXt chunk (PNG), COM
-segments (JPEG). Fonts are the exception: a valid WOFF2 needs a Brotli-compressed sfnt, so a
-font keeps the hex pattern and its font type; the browser rejects it (OTS) and falls back to
-the next family of the stack, which the page names. A body too small for its format, and any
-(name, size) outside the page, is `wire.payload`'s hex pattern as `application/octet-stream`.
+segments (JPEG), the private data block (WOFF2). Images are PNG, or JPEG for .jpg/.jpeg; fonts
+are WOFF2 whatever the extension (browsers tell formats by their bytes). A body too small for
+its format, kind `other`, and any (name, size) off the page are `wire.payload`'s hex pattern
+as `application/octet-stream`, as before pages existed.
 
 Deterministic (the client checks every byte) and streamed: `chunks` yields the same 64 KiB
 pieces as `wire.payload.chunks`, so a 64 MiB image is never built at once and the server's
@@ -39,7 +39,6 @@ _EXTENSION_KINDS = {
     "avif": "image", "svg": "image", "ico": "image", "bmp": "image",
     "woff2": "font", "woff": "font", "ttf": "font", "otf": "font",
 }  # fmt: skip
-_FONT_TYPES = {"woff2": "font/woff2", "woff": "font/woff", "ttf": "font/ttf", "otf": "font/otf"}
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")  # as wire.http routes them: safe in markup
 
 
@@ -188,7 +187,7 @@ def _build(page: Page, r: Resource) -> tuple[str, tuple[_Part, ...]] | None:
             return _jpeg(r)
         return _png(r)
     if r.kind == "font":
-        return _FONT_TYPES.get(_extension(r.name), "font/woff2"), (_Fill(r.size),)
+        return _woff2(r)
     return None  # other: the hex pattern, as today
 
 
@@ -251,8 +250,8 @@ def _html_forms(page: Page, doc: Resource) -> list[tuple[bytes, bytes]]:
         "<h1>TCP Connection Lab</h1>",
         f"<p>This document is {doc.name}, {doc.size} bytes; it loads "
         f"{len(others)} more resources at the sizes of the scenario.</p>",
-        # A font is fetched only when some text uses it: a line per font, falling back to
-        # the system's sans-serif if the font does not load.
+        # A font is fetched only when some text uses it: a line per font. Its one glyph is
+        # the space, so the letters themselves fall back to the system's sans-serif.
         *(
             f'<p style="font-family: &quot;{_font_family(r)}&quot;, sans-serif">'
             f"Set in {r.name}.</p>"
@@ -307,6 +306,145 @@ def _js_forms(r: Resource) -> list[tuple[bytes, bytes]]:
         f'(self.tcplab = self.tcplab || []).push("{r.name}");\n'
     )
     return [(text.encode() + b"/*", b"*/\n"), (b"/*", b"*/")]
+
+
+# --- Fonts ----------------------------------------------------------------------------------------
+#
+# A TrueType font of two glyphs (.notdef, a box; space), wrapped in WOFF2: the tables go through
+# Brotli as one uncompressed meta-block (RFC 7932 allows it; no Brotli library needed) and the
+# filler is the WOFF2 private data block, which decoders skip.
+
+_UNITS = 1000
+_CREATED = 3_850_070_400  # 2026-01-01 in seconds since 1904, as the head table counts
+
+
+def _sfnt_checksum(data: bytes) -> int:
+    data += b"\0" * (-len(data) % 4)
+    return sum(struct.unpack(f">{len(data) // 4}I", data)) & 0xFFFFFFFF
+
+
+def _name_table(family: str) -> bytes:
+    names = {1: family, 2: "Regular", 3: f"{family} 1.0", 4: family, 5: "Version 1.0",
+             6: re.sub(r"[^A-Za-z0-9-]", "-", family)[:63]}  # fmt: skip
+    records, strings = b"", b""
+    for name_id, text in names.items():
+        data = text.encode("utf-16-be")
+        records += struct.pack(">6H", 3, 1, 0x409, name_id, len(data), len(strings))
+        strings += data
+    return struct.pack(">3H", 0, len(names), 6 + len(records)) + records + strings
+
+
+@lru_cache(maxsize=16)
+def sfnt(family: str) -> bytes:
+    """The TrueType font (its tables sorted by tag, checksums and checkSumAdjustment set)."""
+    box = struct.pack(">hhhhh", 1, 50, 0, 450, 700) + struct.pack(">HH", 3, 0)  # 1 contour
+    box += b"\x01" * 4  # four on-curve points, coordinates as int16 deltas
+    box += struct.pack(">4h", 50, 0, 400, 0) + struct.pack(">4h", 0, 700, 0, -700)  # clockwise
+    glyf = box + b"\0" * (len(box) % 2)
+    os2 = struct.pack(
+        ">HhHHH10hh10s4I4sHHHhhhHHII5H",
+        4, 500, 400, 5, 0, *([100] * 10), 0, b"\0" * 10, 1, 0, 0, 0, b"TCPL", 0x40,
+        0x20, 0x20, 800, -200, 0, 800, 200, 1, 0, 500, 700, 0, 0x20, 1,
+    )  # fmt: skip
+    cmap = struct.pack(">3HHI", 0, 1, 3, 1, 12) + struct.pack(
+        ">7H2HH2H2h2H", 4, 32, 0, 4, 4, 1, 0, 0x20, 0xFFFF, 0, 0x20, 0xFFFF, 1 - 0x20, 1, 0, 0
+    )  # format 4: U+0020 -> glyph 1, and the closing 0xFFFF segment
+    head = struct.pack(
+        ">IIIIHHQQhhhhHHhhh", 0x00010000, 0x00010000, 0, 0x5F0F3CF5, 0x000B, _UNITS,
+        _CREATED, _CREATED, 50, 0, 450, 700, 0, 8, 2, 0, 0,
+    )  # fmt: skip
+    hhea = struct.pack(
+        ">IhhhHhhhhhh4hhH", 0x00010000, 800, -200, 0, 500, 50, 50, 450, 1, 0, 0,
+        0, 0, 0, 0, 0, 2,
+    )  # fmt: skip
+    tables = {  # sorted by tag, as an sfnt's directory must be
+        b"OS/2": os2,
+        b"cmap": cmap,
+        b"glyf": glyf,
+        b"head": head,
+        b"hhea": hhea,
+        b"hmtx": struct.pack(">4H", 500, 50, 250, 0),  # the box, then the space
+        b"loca": struct.pack(">3H", 0, len(glyf) // 2, len(glyf) // 2),
+        b"maxp": struct.pack(">IH13H", 0x00010000, 2, 4, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0),
+        b"name": _name_table(family),
+        b"post": struct.pack(">IIhhIIIII", 0x00030000, 0, -100, 50, 0, 0, 0, 0, 0),
+    }
+    count = len(tables)
+    power = 1 << (count.bit_length() - 1)
+    header = struct.pack(">IHHHH", 0x00010000, count, power * 16, power.bit_length() - 1,
+                         count * 16 - power * 16)  # fmt: skip
+    directory, body = b"", b""
+    offset = 12 + 16 * count
+    for tag, data in tables.items():
+        directory += struct.pack(">4sIII", tag, _sfnt_checksum(data), offset + len(body), len(data))
+        body += data + b"\0" * (-len(data) % 4)
+    font = bytearray(header + directory + body)
+    head_offset = (
+        12 + 16 * count + sum(len(d) + -len(d) % 4 for t, d in tables.items() if t < b"head")
+    )
+    adjustment = (0xB1B0AFBA - _sfnt_checksum(bytes(font))) & 0xFFFFFFFF
+    font[head_offset + 8 : head_offset + 12] = struct.pack(">I", adjustment)
+    return bytes(font)
+
+
+def _base128(n: int) -> bytes:
+    """WOFF2's UIntBase128: 7 bits a byte, most significant first."""
+    out = [n & 0x7F]
+    while n > 0x7F:
+        n >>= 7
+        out.append(0x80 | (n & 0x7F))
+    return bytes(reversed(out))
+
+
+def _brotli_stored(data: bytes) -> bytes:
+    """A Brotli stream of one uncompressed meta-block, then an empty last one (RFC 7932 9.2):
+    WBITS=16 (bit 0), ISLAST=0, MNIBBLES=4, MLEN-1 in 16 bits, ISUNCOMPRESSED=1; pad to a byte."""
+    assert 0 < len(data) <= 1 << 16
+    bits = 0 | 0 << 1 | 0 << 2 | (len(data) - 1) << 4 | 1 << 20
+    return bits.to_bytes(3, "little") + data + b"\x03"  # ISLAST=1, ISLASTEMPTY=1
+
+
+_WOFF2_TAGS = {b"cmap": 0, b"head": 1, b"hhea": 2, b"hmtx": 3, b"maxp": 4, b"name": 5,
+               b"OS/2": 6, b"post": 7, b"glyf": 10, b"loca": 11}  # fmt: skip
+
+
+@lru_cache(maxsize=16)
+def _woff2_head(family: str) -> tuple[bytes, bytes]:
+    """The WOFF2 file before its private data block: its header's first 40 bytes (its last 8,
+    privOffset and privLength, and the length at 8 depend on the size) and the rest."""
+    font = sfnt(family)
+    (count,) = struct.unpack(">H", font[4:6])
+    directory, stream = b"", b""
+    for i in range(count):
+        tag, _, offset, length = struct.unpack(">4sIII", font[12 + 16 * i : 28 + 16 * i])
+        # glyf and loca stored as they are: transform version 3 (null); the others' 0 is null.
+        version = 3 if tag in (b"glyf", b"loca") else 0
+        directory += bytes([version << 6 | _WOFF2_TAGS[tag]]) + _base128(length)
+        stream += font[offset : offset + length]
+    compressed = _brotli_stored(stream)
+    rest = directory + compressed
+    rest += b"\0" * (-(48 + len(rest)) % 4)  # the private block starts on a 4-byte boundary
+    header = struct.pack(
+        ">4sIIHHIIHHIII", b"wOF2", 0x00010000, 0, count, 0, len(font), len(compressed),
+        1, 0, 0, 0, 0,
+    )  # fmt: skip
+    return header, rest
+
+
+def _woff2(r: Resource) -> tuple[str, tuple[_Part, ...]] | None:
+    header, rest = _woff2_head(_font_family(r))
+    private = 48 + len(rest)
+    fill = r.size - private
+    if fill < 1:  # the filler is the private block: at least a byte
+        return None
+    # totalSfntSize (at 16) sizes a decoder's output buffer: OTS (Chromium, Firefox) refuses a
+    # file larger than it, so it is at least the file's size, filler included.
+    sfnt_size = max(struct.unpack(">I", header[16:20])[0], r.size)
+    header = (
+        header[:8] + struct.pack(">I", r.size) + header[12:16] + struct.pack(">I", sfnt_size)
+        + header[20:] + struct.pack(">II", private, fill)
+    )  # fmt: skip
+    return "font/woff2", (header + rest, _Fill(fill))
 
 
 # --- Images -------------------------------------------------------------------------------------

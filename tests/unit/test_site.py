@@ -133,6 +133,49 @@ def check_jpeg(data: bytes) -> tuple[int, int]:
     return width, height
 
 
+def brotli_stored(data: bytes) -> bytes:
+    """RFC 7932, the one form a Brotli stream of uncompressed meta-blocks takes here: WBITS 16,
+    a meta-block (ISLAST 0, 4 nibbles of MLEN-1, ISUNCOMPRESSED 1), then an empty last one."""
+    bits = int.from_bytes(data[:3], "little")
+    assert bits & 0b1111 == 0, "WBITS=16, ISLAST=0, MNIBBLES=4"
+    length = (bits >> 4 & 0xFFFF) + 1
+    assert bits >> 20 == 1, "ISUNCOMPRESSED=1, then zero bits to the byte"
+    assert data[3 + length :] == b"\x03", "ISLAST=1, ISLASTEMPTY=1"
+    return data[3 : 3 + length]
+
+
+def woff2_tables(data: bytes) -> dict[bytes, bytes]:
+    """W3C WOFF2 section 5 (no transforms, no metadata): the header's lengths and offsets, the
+    table directory, the tables out of the Brotli stream, the private block to the end."""
+    (signature, flavor, length, count, _, sfnt_size, compressed, *_, priv_offset, priv_length) = (
+        struct.unpack(">4sIIHHIIHHIIIII", data[:48])
+    )
+    assert (signature, flavor, length) == (b"wOF2", 0x00010000, len(data))
+    assert sfnt_size >= len(data)  # OTS refuses a file larger than its output
+    tags = [b"cmap", b"head", b"hhea", b"hmtx", b"maxp", b"name", b"OS/2", b"post", b"cvt ",
+            b"fpgm", b"glyf", b"loca"]  # fmt: skip
+    pos, entries = 48, []
+    for _ in range(count):
+        flags = data[pos]
+        tag, version = tags[flags & 0x3F], flags >> 6
+        assert version == (3 if tag in (b"glyf", b"loca") else 0)  # the null transforms
+        pos, n = pos + 1, 0
+        while True:  # UIntBase128
+            n, more = n << 7 | data[pos] & 0x7F, data[pos] & 0x80
+            pos += 1
+            if not more:
+                break
+        entries.append((tag, n))
+    stream = brotli_stored(data[pos : pos + compressed])
+    assert priv_offset == pos + compressed + (-(pos + compressed) % 4)
+    assert priv_offset + priv_length == len(data) and priv_length > 0
+    tables, offset = {}, 0
+    for tag, n in entries:
+        tables[tag], offset = stream[offset : offset + n], offset + n
+    assert offset == len(stream)
+    return tables
+
+
 class Links(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
@@ -181,6 +224,34 @@ def test_page10_bodies_have_their_exact_sizes_and_types() -> None:
         assert len(PAGE.body(r.name, r.size)) == r.size, r.name
     assert check_png(PAGE.body("logo.png", 6 * 1024)) == (32, 32)
     assert check_jpeg(PAGE.body("hero.jpg", 180 * 1024)) == (32, 32)
+    assert set(woff2_tables(PAGE.body("text.woff2", 40 * 1024))) == {
+        b"OS/2",
+        b"cmap",
+        b"glyf",
+        b"head",
+        b"hhea",
+        b"hmtx",
+        b"loca",
+        b"maxp",
+        b"name",
+        b"post",
+    }
+
+
+def test_the_font_is_the_truetype_font_fonttools_reads() -> None:
+    ttlib = pytest.importorskip("fontTools.ttLib")
+    font = site.sfnt("tcplab text.woff2")
+    tt = ttlib.TTFont(io.BytesIO(font), checkChecksums=2)  # raises on a wrong checksum
+    assert tt["maxp"].numGlyphs == 2 and tt["cmap"].getBestCmap() == {0x20: "space"}
+    assert tt["name"].getDebugName(1) == "tcplab text.woff2"
+    glyph = tt["glyf"][tt.getGlyphOrder()[0]]
+    assert (glyph.numberOfContours, glyph.xMin, glyph.yMax) == (1, 50, 700)
+    assert tt["OS/2"].version == 4 and tt["post"].formatType == 3.0
+    tables = woff2_tables(PAGE.body("text.woff2", 40 * 1024))
+    assert tables[b"head"][12:] == tt.reader["head"][12:]  # all but checkSumAdjustment
+    assert {t: d for t, d in tables.items() if t != b"head"} == {
+        t: tt.reader[t.decode()] for t in tables if t != b"head"
+    }
 
 
 def test_the_document_links_every_other_resource_at_the_clients_urls() -> None:
@@ -257,7 +328,9 @@ def test_images_decode_with_pillow() -> None:
             assert (im.format, im.size) == (fmt, (32, 32))
 
 
-@pytest.mark.parametrize("name", ["index.html", "more.html", "a.css", "a.js", "a.png", "a.jpg"])
+@pytest.mark.parametrize(
+    "name", ["index.html", "more.html", "a.css", "a.js", "a.png", "a.jpg", "a.woff2"]
+)
 def test_every_size_is_exact_and_small_ones_degrade_validly(name: str) -> None:
     """From 0 bytes up: exact sizes; a format that does not fit falls back to a smaller valid
     form (text kinds), or to the hex pattern as application/octet-stream (images)."""
@@ -280,10 +353,13 @@ def test_every_size_is_exact_and_small_ones_degrade_validly(name: str) -> None:
             check_png(body)
         elif kind == "image/jpeg":
             check_jpeg(body)
+        elif kind == "font/woff2":
+            woff2_tables(body)
         elif kind.startswith("text/css"):
             css_is_sane(body.decode())
         elif kind == site.OCTET_STREAM:
-            assert name.endswith((".png", ".jpg")) and body == payload.pattern(name, size)
+            assert name.endswith((".png", ".jpg", ".woff2"))
+            assert body == payload.pattern(name, size)
     assert site.parse_page(f"{name}:0").body(name, 0) == b""
 
 
@@ -444,7 +520,7 @@ def test_chromium_renders_the_page(mode: str, tmp_path: Path) -> None:
     assert data["images"] == "hero.jpg:32x32 photo.jpg:32x32 logo.png:32x32"  # all decoded
     assert data["scripts"] == "vendor.js app.js analytics.js"  # all ran
     assert data["stylesheets"] == "style.css:4 theme.css:4"  # every rule parsed
-    assert data["fonts"] == "tcplab text.woff2:error"  # not a font: the fallback draws
+    assert data["fonts"] == "tcplab text.woff2:loaded"  # OTS took the WOFF2
     fetched = dict(pair.split(":") for pair in data["resources"].split())
     assert fetched == {r.name: str(r.size) for r in PAGE.resources if r.name != "index.html"}
     served = sorted(e["request"] for e in log.events("response") if e["status"] == 200)
