@@ -525,3 +525,8 @@ def test_chromium_renders_the_page(mode: str, tmp_path: Path) -> None:
     assert fetched == {r.name: str(r.size) for r in PAGE.resources if r.name != "index.html"}
     served = sorted(e["request"] for e in log.events("response") if e["status"] == 200)
     assert served == sorted(resources)  # every resource once (a missing favicon: a 404)
+    connections = len(log.events("accepted"))
+    if mode == "non-persistent":  # HTTP/1.0 as the server speaks it: one response each
+        assert connections == len(log.events("response"))
+    else:  # keep-alive: at most six connections to one host, each reused
+        assert 1 <= connections <= 6 < len(served)
