@@ -73,13 +73,18 @@ class Page:
     _bodies: dict[tuple[str, int], _Body] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", {r.name: r for r in self.resources})
+        # A name listed twice (a client may ask twice) is the page's at its first entry only.
+        object.__setattr__(self, "_index", {r.name: r for r in reversed(self.resources)})
         object.__setattr__(self, "_bodies", {})
 
     @property
     def document(self) -> Resource | None:
         """The page's HTML document: its first resource of kind html."""
         return next((r for r in self.resources if r.kind == "html"), None)
+
+    def linked(self) -> list[Resource]:
+        """What the document links to: every other resource, each name once."""
+        return [r for r in self.resources if self._index[r.name] is r and r is not self.document]
 
     def sizes(self) -> dict[str, int]:
         """name -> size: what `GET /name` (no ?size=) serves."""
@@ -130,9 +135,6 @@ def parse_page(text: str) -> Page:
         if kind not in KINDS:
             raise ValueError(f"{name}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
         resources.append(Resource(name, size, kind))
-    names = [r.name for r in resources]
-    if len(names) != len(set(names)):
-        raise ValueError("the same resource name given twice")
     return Page(tuple(resources))
 
 
@@ -227,7 +229,7 @@ def _font_family(r: Resource) -> str:
 
 
 def _html_forms(page: Page, doc: Resource) -> list[tuple[bytes, bytes]]:
-    others = [r for r in page.resources if r is not doc]
+    others = page.linked()
     by_kind = {k: [r for r in others if r.kind == k] for k in KINDS}
     title = f"TCP Connection Lab: a page of {len(page.resources)} resources"
     head = [

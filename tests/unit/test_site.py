@@ -421,9 +421,17 @@ def test_page_arg_round_trips_with_kinds_only_where_the_extension_does_not_say()
     text = site.page_arg(triples)
     assert text == "index.html:14,a:5:js,x.bin:1"
     assert [(r.name, r.size, r.kind) for r in site.parse_page(text).resources] == triples
-    for bad in ["a", "a:b", "a:1:video", "a:1:js:x", "../x:1", "a:1,a:2", "a:²"]:
+    for bad in ["a", "a:b", "a:1:video", "a:1:js:x", "../x:1", "a:²"]:
         with pytest.raises(ValueError):
             site.parse_page(bad)
+
+
+def test_a_name_given_twice_is_the_pages_at_its_first_entry() -> None:
+    page = site.parse_page("index.html:3000,a.css:100,a.css:200,index.html:3000")
+    links = Links()
+    links.feed(page.body("index.html", 3000).decode())
+    assert links.urls == [("link stylesheet", "/a.css?size=100")]  # no link to itself
+    assert page.content_type("a.css", 200) == site.OCTET_STREAM
 
 
 def test_lab_kinds_are_site_kinds() -> None:
