@@ -189,7 +189,7 @@ class HttpPlan(Plan):
             got = response.headers.get("content-type")
             return f"{item.name}: Content-Type {got}, expected {content_type}"
         if response.body != item.page.body(item.name, item.size):
-            return f"{item.name}: body differs from wire.site's ({item.name!r}, {item.size})"
+            return f"{item.name}: body differs from the page's ({content_type}, {item.size} bytes)"
         return None
 
     def body(self, response: http.Response) -> bytes:
