@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from wire import framing, http, payload, protocols
+from wire import framing, http, payload, protocols, site
 from wire.payload import preview
 
 
@@ -17,6 +17,7 @@ class Item:
     payload: bytes = b""  # echo: the message
     size: int = 0  # http: the body size
     request_id: int = 0  # 1-based position in the whole run (unique even when repeated)
+    page: site.Page = site.NO_PAGE  # http: the page it belongs to, which decides its body
 
 
 def items_from_messages(text: str) -> list[Item]:
@@ -31,16 +32,15 @@ def items_from_sizes(text: str, protocol: str) -> list[Item]:
 
 
 def items_from_resources(text: str, protocol: str) -> list[Item]:
+    """`name:size[:kind],...`: http serves them as a page (`wire.site`), echo as payloads."""
     cls = plan_class(protocol)
-    items = []
-    for part in (p for p in text.split(",") if p):
-        name, sep, size = part.partition(":")
-        if not sep or not name or not size.isdigit():
-            raise ValueError(f"--resources: expected name:size, got {part!r}")
-        items.append(cls.item(name, int(size)))
-    if not items:
+    try:
+        page = site.parse_page(text)
+    except ValueError as exc:
+        raise ValueError(f"--resources: {exc}") from None
+    if not page.resources:
         raise ValueError("--resources needs at least one name:size")
-    return items
+    return [cls.item(r.name, r.size, page) for r in page.resources]
 
 
 def _ints(text: str, flag: str) -> list[int]:
@@ -88,8 +88,8 @@ class Plan:
         raise NotImplementedError
 
     @staticmethod
-    def item(name: str, size: int) -> Item:
-        """The request for a named resource of `size` bytes (`--resources`)."""
+    def item(name: str, size: int, page: site.Page = site.NO_PAGE) -> Item:
+        """The request for a named resource of `size` bytes of a page (`--resources`)."""
         raise NotImplementedError
 
     def request(self, item: Item) -> bytes:
@@ -129,7 +129,7 @@ class EchoPlan(Plan):
         return [Item(name=n, payload=p) for n, p in payload.sized_messages(sizes)]
 
     @staticmethod
-    def item(name: str, size: int) -> Item:
+    def item(name: str, size: int, page: site.Page = site.NO_PAGE) -> Item:
         return Item(name=name, payload=payload.pattern(name, size))
 
     def request(self, item: Item) -> bytes:
@@ -165,8 +165,8 @@ class HttpPlan(Plan):
         return [Item(name=f"r{i + 1}", size=s) for i, s in enumerate(sizes)]
 
     @staticmethod
-    def item(name: str, size: int) -> Item:
-        return Item(name=name, size=size)
+    def item(name: str, size: int, page: site.Page = site.NO_PAGE) -> Item:
+        return Item(name=name, size=size, page=page)
 
     def request(self, item: Item) -> bytes:
         version = "HTTP/1.1" if self.persistent else "HTTP/1.0"
@@ -183,8 +183,13 @@ class HttpPlan(Plan):
         if response.headers.get("content-length") != str(item.size):
             got = response.headers.get("content-length")
             return f"{item.name}: Content-Length {got}, expected {item.size}"
-        if response.body != http.body(item.name, item.size):
-            return f"{item.name}: body differs from wire.http.body({item.name!r}, {item.size})"
+        # The server's own function: the page's typed body, or the hex pattern off the page.
+        content_type = item.page.content_type(item.name, item.size)
+        if response.headers.get("content-type") != content_type:
+            got = response.headers.get("content-type")
+            return f"{item.name}: Content-Type {got}, expected {content_type}"
+        if response.body != item.page.body(item.name, item.size):
+            return f"{item.name}: body differs from the page's ({content_type}, {item.size} bytes)"
         return None
 
     def body(self, response: http.Response) -> bytes:

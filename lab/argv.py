@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from wire import site
+
 if TYPE_CHECKING:  # lab.scenario imports this module
     from lab.scenario import Mode, Scenario, Workload
 
@@ -17,12 +19,19 @@ MAX_ARG_CHARS = 100_000  # one argv string; Linux refuses more than 128 KiB (MAX
 
 
 def workload_arg(wl: Workload) -> str:
-    """The client's workload option: `--resources=a:1,b:2`, `--sizes=...` or `--messages=...`."""
+    """The client's workload option: `--resources=a:1,b:2`, `--sizes=...` or `--messages=...`.
+
+    A resource's kind goes along (`name:size:kind`) only where its extension does not say it.
+    """
     if wl.resources is not None:
-        return "--resources=" + ",".join(f"{r.name}:{r.size}" for r in wl.resources)
+        return "--resources=" + _page_list(wl)
     if wl.sizes is not None:
         return "--sizes=" + ",".join(str(n) for n in wl.sizes)
     return "--messages=" + ",".join(wl.messages or ())
+
+
+def _page_list(wl: Workload) -> str:
+    return site.page_arg((r.name, r.size, r.kind) for r in wl.resources or ())
 
 
 def _secs(x: float) -> str:
@@ -35,7 +44,8 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
     `modes` is one mode, several, or None for all. The server takes one framing, so the modes
     given must share it and the server options (pass one mode at a time when a mode overrides
     either).
-    Logs are JSON lines.
+    An http workload of resources is the server's page too (`--page`, the client's list), so
+    the modes given must share it. Logs are JSON lines.
     """
     if modes is None:
         modes = scenario.modes
@@ -51,6 +61,9 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
     if len(servers) > 1:
         raise ValueError("modes with different server options need a server each")
     server = servers.pop()
+    pages = {_page_list(scenario.workload_of(m)) for m in modes}
+    if len(pages) > 1 and scenario.protocol == "http":
+        raise ValueError("modes with different http workloads need a server each")
     largest = max(max(scenario.workload_of(m).byte_sizes()) for m in modes)
     argv = [
         "--host",
@@ -78,6 +91,9 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
         argv += ["--loops", str(server.loops)]
     for m in modes:
         argv += ["--listen", f"{scenario.port_of(m)}:{m.server_mode}"]
+    page = pages.pop()
+    if scenario.protocol == "http" and page:  # one argv string, as the client's list
+        argv.append(f"--page={page}")
     return argv
 
 

@@ -19,7 +19,7 @@ from server import handlers
 from server.core import CONCURRENCY, MODES, Listener, Server, ServerConfig
 from server.handlers import ProtocolOptions
 from server.log import LOG_FORMATS, Log
-from wire import framing, http, protocols
+from wire import framing, http, protocols, site
 from wire.args import positive
 
 
@@ -30,6 +30,13 @@ def _listen(text: str) -> Listener:
             f"expected PORT:MODE with MODE one of {', '.join(MODES)}, got {text!r}"
         )
     return Listener(int(port), mode)
+
+
+def _page(text: str) -> site.Page:
+    try:
+        return site.parse_page(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,6 +153,15 @@ def _add_behaviour(p: argparse.ArgumentParser) -> None:
         '{"name": size}; GET /name then needs no ?size=',
     )
     p.add_argument(
+        "--page",
+        type=_page,
+        default=site.NO_PAGE,
+        metavar="NAME:SIZE[:KIND],...",
+        help="http: serve these resources as a small web site (the first html one links to "
+        "the others; each body a valid file of its kind, of exactly SIZE bytes); KIND defaults "
+        "to the extension's. GET /NAME then needs no ?size=. Others keep the hex pattern",
+    )
+    p.add_argument(
         "--wait-peer-fin",
         action="store_true",
         help="echo, persistent listeners: before the first read, wait until the peer has "
@@ -175,6 +191,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
                 resources = http.load_resources(fh.read())
         except (OSError, ValueError) as exc:
             raise SystemExit(f"error: --resources {args.resources}: {exc}") from None
+    if args.page.resources:  # the page's names need no ?size= either (a file's sizes win)
+        resources = {**args.page.sizes(), **(resources or {})}
     listeners = args.listen or [Listener(args.port, args.mode)]
     ports = [spec.port for spec in listeners if spec.port]
     if len(ports) != len(set(ports)):
@@ -188,6 +206,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             max_message=args.max_message,
             max_requests=args.max_requests,
             resources=resources,
+            page=args.page,
             wait_peer_fin=args.wait_peer_fin,
             head_timeout=args.head_timeout,
             message_timeout=args.message_timeout,

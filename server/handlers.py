@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.connection import Connection, MessageClock, PeerError, Waits
-from wire import framing, http, protocols
+from wire import framing, http, protocols, site
 from wire.framing import DEFAULT_MAX_MESSAGE
 from wire.payload import preview
 
@@ -28,6 +28,7 @@ class ProtocolOptions:
     max_message: int = DEFAULT_MAX_MESSAGE
     max_requests: int | None = None
     resources: dict[str, int] | None = None
+    page: site.Page = site.NO_PAGE  # http: the scenario's page, served as a small web site
     max_body: int = http.MAX_BODY
     wait_peer_fin: bool = False
     # Deadlines for a whole request head (http) and a whole echo message, from the moment the
@@ -112,8 +113,8 @@ def serve_http(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
             last = bool(opts.max_requests and served >= opts.max_requests)
             wanted = conn.persistent and http.wants_keep_alive(request)
             keep_alive = wanted and not last and not conn.stopping
-            chunks = http.body_chunks(name, size)
-            head = http.response_head(200, size, keep_alive, version)
+            chunks, content_type = opts.page.chunks(name, size), opts.page.content_type(name, size)
+            head = http.response_head(200, size, keep_alive, version, content_type)
             yield from conn.send(head + next(chunks, b""))
             for chunk in chunks:
                 yield from conn.send(chunk)

@@ -36,6 +36,19 @@ def chunks(name: str, size: int, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes
         yield full[:left]
 
 
+def window(name: str, offset: int, size: int = CHUNK_SIZE) -> bytes:
+    """`size` bytes of the name's endless pattern from `offset` on: `pattern(name, offset +
+    size)[offset:]`. Cached by offset modulo the block, so the chunks of a long filler that
+    start at the same place in the 4 KiB block are one bytes object."""
+    return _window(name, offset % BLOCK_SIZE, size)
+
+
+@lru_cache(maxsize=64)
+def _window(name: str, start: int, size: int) -> bytes:
+    block = _block(name)
+    return ((block[start:] + block[:start]) * (size // BLOCK_SIZE + 1))[:size]
+
+
 def pattern(name: str, size: int) -> bytes:
     return b"".join(chunks(name, size))
 
