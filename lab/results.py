@@ -352,7 +352,9 @@ def _network_check(
             measured_ms=measured,
             handshakes=len(rtts),
             modes=[
-                {"mode": m.name, "measured_ms": m.rtt_ms, "ok": ok(m.rtt_ms)} for m in modes_out
+                {"mode": m.name, "measured_ms": m.rtt_ms, "ok": ok(m.rtt_ms)}
+                | ({} if any(m is j for j in judged) else {"judged": False})
+                for m in modes_out
             ],
             ok=ok(measured),
         )

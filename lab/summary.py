@@ -176,7 +176,10 @@ def network_rows(net: NetworkCheck | None) -> list[tuple[str, str]]:
     check = net.rtt_check
     if check:
         verdicts = "; ".join(
-            f"{v['mode']} {fmt(v.get('measured_ms'), 2)} ms " + ("✓" if v.get("ok") else "✗")
+            f"{v['mode']} {fmt(v.get('measured_ms'), 2)} ms "
+            + ("✓" if v.get("ok") else "✗")
+            # a browser mode beside the lab's client is shown, not judged (lab.results)
+            + ("" if v.get("judged", True) else " (browser, not judged)")
             for v in check.modes
         )
         ok = "verified" if check.ok else "NOT verified"

@@ -425,3 +425,25 @@ def test_validate_says_which_modes_are_the_browser(capsys):
     assert "mode browser-keepalive: persistent, Chromium (browser)" in out
     assert "mode keepalive-6: persistent, 6 at a time" in out
     assert cli.build_parser().parse_args(["build", "--browser"]).browser is True
+
+
+def test_rtt_check_judges_the_lab_client_when_a_browser_is_beside_it():
+    from lab.document import ConnectionResult
+    from lab.results import _network_check
+    from lab.summary import network_rows
+
+    scenario = load_scenario(Path(__file__).resolve().parents[2] / "scenarios/page10-browser.yaml")
+
+    def mode(name, rtt, client=None):
+        conns = [ConnectionResult(stream=i, handshake_rtt_ms=rtt) for i in range(10)]
+        return ModeResult(name=name, rtt_ms=rtt, client=client, per_connection=conns)
+
+    # the browser's handshakes late (its start-up takes the client shaper's CPU), outnumbering
+    modes = [mode("http1.0", 50.5), mode("b1", 65.0, "browser"), mode("b2", 64.0, "browser")]
+    check = _network_check(scenario, modes, base_rtt_ms=0.5)
+    assert check.rtt_check.ok and check.rtt_check.handshakes == 10
+    assert [m.get("judged", True) for m in check.rtt_check.modes] == [True, False, False]
+    rows = dict(network_rows(check))
+    assert "b1 65.00 ms ✗ (browser, not judged)" in rows["handshake RTT check"]
+    only_browsers = _network_check(scenario, modes[1:], base_rtt_ms=0.5)
+    assert not only_browsers.rtt_check.ok  # no lab client: the browser's handshakes decide
