@@ -115,7 +115,7 @@ def make_authority(
         raise ValueError("a server certificate needs at least one name")
     if days < 1:
         raise ValueError("days >= 1 is required")
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     start, end = now - CLOCK_SLACK, now + dt.timedelta(days=days)
     ca_key = _new_key(key)
     ca_name = x509.Name(
