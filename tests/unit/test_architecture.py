@@ -22,7 +22,7 @@ CONTAINER_PACKAGES = {
 # Pure lab modules (files or packages): no Docker, no terminal, no charts, no YAML.
 PURE = [
     "document", "capture", "frames", "analysis", "tcp", "claims", "model", "costs",
-    "compose_demo", "placement", "hosts", "preflight", "netpath", "clock",
+    "compose_demo", "placement", "hosts", "preflight", "netpath", "clock", "tls",
 ]  # fmt: skip
 
 
