@@ -43,8 +43,10 @@ a resumption, each in its own record of one size), and the server's data starts 
 Time to first byte, from the client's SYN to the server's first application data byte, in
 three parts that add up: `tcp` (SYN to the client's ACK ending TCP's handshake), `tls` (that ACK
 to the client's first application data: the TLS handshake's round trips and both ends' work),
-`server` (the request to the first byte of the response). All times are the capture's: a
-capture on the server's side sees the client's packets half a round trip after they left.
+`server` (the request to the server's first record after it: its response, or for HTTP/2
+perhaps the acknowledgement of the client's SETTINGS that goes just before). All times are the
+capture's: a capture on the server's side sees the client's packets half a round trip after
+they left.
 """
 
 from __future__ import annotations
@@ -652,7 +654,10 @@ def _account(conn, client, server, last: TlsRecord, post_handshake: int) -> None
                 conn.handshake_bytes[key] += rec.size
                 continue
             conn.application_bytes[key] += rec.size
-            if conn.first_data_ts[key] is None:
+            # the server's first byte answers the request: HTTP/2's server speaks first (its
+            # SETTINGS), which is not a response
+            answered = rec.from_client or conn.first_data_ts["client"] is not None
+            if conn.first_data_ts[key] is None and answered:
                 conn.first_data_ts[key] = rec.ts
 
 

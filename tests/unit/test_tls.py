@@ -107,6 +107,14 @@ def test_the_response_is_application_data_and_the_close_notify_is_not():
     assert d.application_bytes["server"] == 5 + response + 1 + 16
 
 
+def test_http2_over_tls12_says_h2_in_clear_and_fetches_the_page_on_one_connection():
+    (c,) = read("tls12-h2")  # ten resources, 300 to 3,000 bytes: 16,500 bytes of bodies
+    assert (c.alpn, c.alpn_offered, c.handshake_round_trips) == ("h2", ["h2"], 2)
+    assert 16_500 < c.application_bytes["server"] < 18_000
+    t = c.ttfb()  # the server's SETTINGS go before the request: not its first byte
+    assert t["server_s"] > 0 and c.first_data_ts["server"] > c.first_data_ts["client"]
+
+
 def test_stream_numbers_are_the_analysis_ones():
     capture = read_capture(TLS_DATA / "tls12-resume.pcap")
     conns = tls.read_tls(TLS_DATA / "tls12-resume.pcap", capture=capture, server_ports=[PORT])
@@ -148,6 +156,16 @@ def test_tshark_measures_the_same_certificate():
     types, lengths = rows[0][0].split(","), rows[0][1].split(",")
     (c,) = read("tls12")
     assert c.certificate_bytes == 4 + int(lengths[types.index("11")])
+
+
+@needs_tshark
+def test_tshark_decrypts_ten_http2_requests_on_the_one_connection():
+    keys = f"tls.keylog_file:{TLS_DATA / 'tls12-h2.keys'}"
+    rows = tshark("tls12-h2", "-o", keys, "-Y", "http2.header.name == \":path\"", "-T", "fields",
+                  "-e", "tcp.stream", "-e", "http2.header.value")  # fmt: skip
+    paths = [v for row in rows for v in row[1].split(",") if v.startswith("/")]
+    assert {row[0] for row in rows} == {"0"}
+    assert paths == [f"/r{i}.bin" for i in range(1, 11)]
 
 
 @needs_tshark
