@@ -39,6 +39,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 CA_ENV = "LAB_TLS_CA"  # lab.tlsca writes it
+KEYLOG_EVENT = "tls_keylog"  # the client log's record of one key log line (lab.tls reads it)
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 SERVER_NAME = "server"  # the server's container name, in its certificate
 
@@ -126,6 +127,11 @@ class Sessions:
                 return False
             self._session = session
             return True
+
+
+def keylog_record(line: str) -> dict[str, str]:
+    """One key log line as the client's JSON log records it (lab.tls.keylog_text reads it)."""
+    return {"event": KEYLOG_EVENT, "line": line}
 
 
 def describe(tls: ssl.SSLSocket) -> dict[str, object]:

@@ -712,6 +712,7 @@ def summarize(conns: Sequence[TlsConnection]) -> dict[str, Any]:
         "round_trips_full": sorted({c.handshake_round_trips for c in full} - {None}),
         "round_trips_resumed": sorted({c.handshake_round_trips for c in resumed} - {None}),
         "certificates_in_clear": sum(1 for c in conns if c.certificate_in_clear),
+        "resumed_with_certificate": sum(1 for c in resumed if c.certificate_in_clear),
         "certificate_bytes": sum(c.certificate_bytes or 0 for c in conns),
         "handshake_bytes": {
             side: sum(c.handshake_bytes[side] for c in conns) for side in ("client", "server")
@@ -724,3 +725,83 @@ def summarize(conns: Sequence[TlsConnection]) -> dict[str, Any]:
         },
         "problems": sorted({c.problem for c in conns if c.problem}),
     }
+
+
+# Claims (issue 13): each returns (holds, observed, expected, why) for lab.claims to wrap -------
+
+
+def claim_tls13_saves_a_round_trip(tls12: dict, tls13: dict) -> tuple:
+    """ "TLS 1.3 needs one round trip less than TLS 1.2 per new connection", from two modes'
+    `summarize` (full handshakes only). holds is None when either mode made none."""
+    a, b = tls12.get("round_trips_full") or [], tls13.get("round_trips_full") or []
+    observed = f"full handshakes: TLS 1.2 {a or '-'} round trips, TLS 1.3 {b or '-'}"
+    expected = "TLS 1.2 2, TLS 1.3 1"
+    if not a or not b:
+        return None, observed, expected, "a mode made no full handshake the capture could read"
+    if len(a) == len(b) == 1 and a[0] - b[0] == 1:
+        why = "each new connection waited one round trip less for the server's Finished"
+        return True, observed, expected, why
+    return False, observed, expected, "the handshakes' flights do not differ by one round trip"
+
+
+def claim_resumption_skips_the_certificate(summary: dict) -> tuple:
+    """ "Resumption skips the certificate": every resumed handshake of a mode sent no
+    certificate (in clear: TLS 1.2) and a server flight under half a full one's (TLS 1.3,
+    where the certificate is encrypted)."""
+    resumed, full = summary.get("resumed", 0), summary.get("full_handshakes", 0)
+    bytes_full = summary.get("server_handshake_bytes_full")
+    bytes_resumed = summary.get("server_handshake_bytes_resumed")
+    observed = (
+        f"{resumed} resumed, {full} full; server handshake bytes (median): resumed "
+        f"{bytes_resumed if bytes_resumed is not None else '-'}, full "
+        f"{bytes_full if bytes_full is not None else '-'}"
+    )
+    expected = "resumed handshakes without the certificate"
+    if not resumed:
+        why = "no connection resumed (connections opened at once have no session to offer)"
+        return None, observed, expected, why
+    if summary.get("resumed_with_certificate"):
+        return False, observed, expected, "a resumed handshake sent a certificate"
+    if bytes_full is not None and bytes_resumed is not None and bytes_resumed * 2 > bytes_full:
+        return False, observed, expected, "the resumed flights are not much smaller than full ones"
+    return True, observed, expected, "the resumed handshakes sent no certificate chain"
+
+
+# The key log ------------------------------------------------------------------------------------
+
+KEYLOG_EVENT = "tls_keylog"  # client/tls.py's: a client log record holding one key log line
+_KEYLOG_LABELS = frozenset(
+    {
+        "CLIENT_RANDOM",
+        "CLIENT_EARLY_TRAFFIC_SECRET",
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+        "EXPORTER_SECRET",
+        "EARLY_EXPORTER_SECRET",
+    }
+)
+
+
+def keylog_text(records: Iterable[dict]) -> str:
+    """An SSLKEYLOGFILE (Wireshark's "(Pre)-Master-Secret log filename") from a client log's
+    records: each `{"event": "tls_keylog", "line": "LABEL <hex> <hex>"}`, in order; lines of
+    another shape are left out, so the file is only ever what Wireshark reads."""
+    out = []
+    for record in records:
+        if record.get("event") != KEYLOG_EVENT:
+            continue
+        parts = str(record.get("line", "")).split()
+        hexes = parts[1:]
+        if len(parts) == 3 and parts[0] in _KEYLOG_LABELS and all(_is_hex(h) for h in hexes):
+            out.append(" ".join(parts))
+    return "".join(line + "\n" for line in out)
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return len(text) % 2 == 0

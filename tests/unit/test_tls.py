@@ -135,6 +135,28 @@ def test_summary_counts_handshakes_round_trips_and_bytes():
     assert summary["server_handshake_bytes_resumed"] < summary["server_handshake_bytes_full"]
 
 
+def test_the_claims_hold_on_the_recordings():
+    s12, s13 = tls.summarize(read("tls12")), tls.summarize(read("tls13"))
+    holds, observed, _, _ = tls.claim_tls13_saves_a_round_trip(s12, s13)
+    assert holds and observed == "full handshakes: TLS 1.2 [2] round trips, TLS 1.3 [1]"
+    assert tls.claim_tls13_saves_a_round_trip(s13, s13)[0] is False
+    assert tls.claim_tls13_saves_a_round_trip(s12, tls.summarize([]))[0] is None
+    for name in ("tls12-resume", "tls12-session-id", "tls13-resume"):
+        assert tls.claim_resumption_skips_the_certificate(tls.summarize(read(name)))[0]
+    holds, _, _, why = tls.claim_resumption_skips_the_certificate(s13)
+    assert holds is None and "no connection resumed" in why
+
+
+def test_the_key_log_comes_back_from_the_clients_log_records(tmp_path):
+    lines = (TLS_DATA / "tls13.keys").read_text().splitlines()
+    records = [client_tls.keylog_record(line) for line in lines]
+    records.insert(1, {"event": "request", "line": "CLIENT_RANDOM aa bb"})  # another event
+    records.insert(2, client_tls.keylog_record("CLIENT_RANDOM zz\nEVIL"))  # not a key line
+    keys = [line for line in lines if not line.startswith("#")]  # Python's header is a comment
+    assert len(keys) == 5 and tls.keylog_text(records) == "".join(line + "\n" for line in keys)
+    assert client_tls.KEYLOG_EVENT == tls.KEYLOG_EVENT
+
+
 # Checked independently by tshark ------------------------------------------------------------------
 
 
