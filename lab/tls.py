@@ -63,7 +63,7 @@ import dpkt
 
 from lab.analysis.streams import split_streams
 from lab.capture import Capture, Packet, read_capture
-from lab.tcp import ACK, SYN, is_syn, seq_diff
+from lab.tcp import ACK, FIN, SYN, is_syn, seq_diff
 
 # Record content types (RFC 8446 5.1) and handshake message types (4)
 CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA, HEARTBEAT = 20, 21, 22, 23, 24
@@ -327,7 +327,12 @@ def _records(stream: _Stream, from_client: bool) -> tuple[list[TlsRecord], str |
             break
         ts, frame = stream.at(pos)
         end_ts, _ = stream.at(pos + RECORD_HEADER + length - 1)
-        body = bytes(data[pos + RECORD_HEADER : pos + RECORD_HEADER + length])
+        # bodies are read for the clear records only: application data stays in the stream
+        body = (
+            b""
+            if rtype == APPLICATION_DATA
+            else bytes(data[pos + RECORD_HEADER : pos + RECORD_HEADER + length])
+        )
         out.append(TlsRecord(from_client, ts, end_ts, frame, rtype, version, length, body))
         pos += RECORD_HEADER + length
     if stream.gap:
@@ -459,10 +464,18 @@ def read_connection(
     client = _client_side(packets)
     chunks: dict[tuple[str, int], list[tuple[int, bytes, float, int]]] = {}
     bases: dict[tuple[str, int], int] = {}
+    ends: dict[tuple[str, int], int] = {}  # how far each side's sequence numbers went
+    fins: dict[tuple[str, int], int] = {}
     for p in packets:
         side = (p.src, p.sport)
         if p.flags & SYN:
             bases.setdefault(side, (p.seq + 1) & 0xFFFFFFFF)
+            continue
+        end = seq_diff(p.seq, bases.setdefault(side, p.seq)) + p.payload_len
+        if end < 2**31:  # not bytes from before the capture's first
+            ends[side] = max(ends.get(side, 0), end)
+            if p.flags & FIN:  # the FIN's sequence number is no byte: later segments count it
+                fins[side] = end
         data = payloads.get(p.frame)
         if not data:
             continue
@@ -486,11 +499,19 @@ def read_connection(
         s = _Stream()
         s.add_all(chunks.get(side, []))
         records, problem = _records(s, from_client)
+        sent = min(ends.get(side, 0), fins.get(side, 2**32))
+        if problem is None and sent > len(s.data):
+            who = "client" if from_client else "server"
+            problem = f"the capture holds {len(s.data)} of the {who}'s {sent} bytes"
         streams[from_client] = records
         if problem:
             problems.append(problem)
+    try:
+        _interpret(conn, streams[True], streams[False])
+    except (IndexError, ValueError, struct.error, UnicodeDecodeError):
+        # a message shorter than its fields (a damaged or hostile capture): keep what was read
+        problems.append("a malformed handshake message: the reading stopped there")
     conn.problem = "; ".join(problems) or None
-    _interpret(conn, streams[True], streams[False])
     return conn
 
 

@@ -3,6 +3,7 @@ against tshark; the run's CA; the server's and client's contexts in real handsha
 
 from __future__ import annotations
 
+import random
 import select
 import shutil
 import socket
@@ -219,10 +220,36 @@ def test_reassembly_keeps_retransmitted_bytes_once_and_waits_for_a_hole():
 
 def test_the_record_walk_stops_at_bytes_that_are_not_tls():
     s = tls._Stream()
-    s.add_all([(0, bytes([23, 3, 3, 0, 2]) + b"hi" + b"GET / HTTP/1.1\r\n", 1.0, 1)])
+    s.add_all([(0, bytes([22, 3, 3, 0, 2]) + b"hi" + b"GET / HTTP/1.1\r\n", 1.0, 1)])
     records, problem = tls._records(s, from_client=True)
-    assert [(r.type, r.length, r.body) for r in records] == [(23, 2, b"hi")]
+    assert [(r.type, r.length, r.body) for r in records] == [(22, 2, b"hi")]
     assert problem is not None and "not a TLS record at byte 7" in problem
+
+
+def test_damaged_payloads_never_raise():
+    capture = read_capture(TLS_DATA / "tls12-resume.pcap")
+    (packets, *_) = tls.split_streams(capture.packets)
+    payloads = tls.read_payloads(TLS_DATA / "tls12-resume.pcap", [p.frame for p in packets])
+    rng = random.Random(13)
+    for _ in range(300):
+        damaged = dict(payloads)
+        frame = rng.choice(sorted(f for f, d in damaged.items() if d))
+        data = bytearray(damaged[frame])
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        damaged[frame] = bytes(data[: rng.randint(1, len(data))])
+        conn = tls.read_connection(0, packets, damaged)
+        assert conn is None or isinstance(conn.to_dict(), dict)
+
+
+def test_bytes_the_capture_missed_at_the_end_are_said():
+    capture = read_capture(TLS_DATA / "tls12.pcap")
+    (packets,) = tls.split_streams(capture.packets)
+    payloads = tls.read_payloads(TLS_DATA / "tls12.pcap", [p.frame for p in packets])
+    last = max(p.frame for p in packets if p.payload_len and p.sport == PORT)
+    del payloads[last]  # the server's last data segment: nothing of it after it, but its FIN
+    conn = tls.read_connection(0, packets, payloads)
+    assert conn.problem is not None and "the capture holds" in conn.problem
 
 
 def test_a_hello_retry_costs_a_round_trip():
