@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import subprocess
 import threading
 
 import pytest
@@ -86,6 +87,38 @@ def test_the_page_in_clear_with_prior_knowledge():
     server = Server(None)
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     check(page(sock, "http"), server)
+
+
+@pytest.mark.usefixtures("needs_curl")
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_curl_fetches_over_http2_and_tls(authority, tmp_path, version):
+    ctx = server_tls.server_context(
+        version, authority.server_cert_pem, authority.server_key_pem, alpn=["h2", "http/1.1"]
+    )
+    server = Server(ctx)
+    ca = authority.write_public(tmp_path)["ca"]
+    out = subprocess.run(
+        ["curl", "-sS", "--http2", f"--tlsv{version}", "--tls-max", version, "--cacert", str(ca),
+         "--resolve", f"server:{server.port}:127.0.0.1", "-o", "/dev/null",
+         "-w", "%{http_version} %{size_download}", f"https://server:{server.port}/r3.bin"],
+        capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    server.thread.join(10)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "2 3000" and server.alpn == ["h2"]
+
+
+@pytest.mark.usefixtures("needs_curl")
+def test_curl_fetches_over_h2c_with_prior_knowledge():
+    server = Server(None)
+    out = subprocess.run(
+        ["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null",
+         "-w", "%{http_version} %{size_download}", f"http://127.0.0.1:{server.port}/big.bin"],
+        capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    server.thread.join(10)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"2 {BIG}"
 
 
 def test_a_peer_that_does_not_speak_http2_is_one_line():

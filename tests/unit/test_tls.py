@@ -18,12 +18,13 @@ from client import tls as client_tls
 from lab import tls, tlsca
 from lab.capture import read_capture
 from server import tls as server_tls
+from tests.conftest import require
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TLS_DATA = DATA / "tls"
 PORT = 8443  # the recordings' server port
 TSHARK = shutil.which("tshark")
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+needs_tshark = pytest.mark.usefixtures("needs_tshark")  # tests/conftest.py: skip, or fail in CI
 
 
 def read(name: str) -> list[tls.TlsConnection]:
@@ -394,6 +395,25 @@ def test_bad_setup_is_one_line(authority):
     env = {**authority.server_environment(), **authority.client_environment()}
     assert server_tls.context_from_environment("1.2", env).maximum_version.name == "TLSv1_2"
     assert client_tls.context_from_environment("1.3", env).minimum_version.name == "TLSv1_3"
+
+
+def test_openssl_s_client_verifies_the_server_with_the_runs_ca(authority, tmp_path):
+    require(shutil.which("openssl") is not None, "openssl not installed")
+    ca = authority.write_public(tmp_path)["ca"]
+    for version in ("1.2", "1.3"):
+        server = server_tls.server_context(
+            version, authority.server_cert_pem, authority.server_key_pem
+        )
+        loop = Loopback(server, 1)
+        out = subprocess.run(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{loop.port}", "-CAfile", str(ca),
+             "-verify_hostname", "server", "-verify_return_error", f"-tls1_{version[-1]}",
+             "-ign_eof", "-quiet"],
+            input=b"hi\n", capture_output=True, timeout=20,
+        )  # fmt: skip
+        loop.thread.join(5)
+        assert out.returncode == 0, out.stderr[-300:]
+        assert out.stdout == b"ok" and loop.seen[0]["tls_version"] == f"TLSv{version}"
 
 
 def test_the_key_log_pipe_hands_over_every_line(authority):
