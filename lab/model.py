@@ -80,6 +80,28 @@ after another on each, or all at once after the handshake when pipelined.
 
 Hand checks: 10 small responses at 50 ms, sequential: non-persistent 10 x 2 rtt = 1.0 s;
 keep-alive rtt + 10 rtt = 0.55 s; pipelined 2 rtt = 0.1 s.
+
+TLS (`TlsCost`): a new connection's ClientHello leaves with TCP's final ACK; the server's first
+flight (ServerHello and, in a full handshake, the certificate chain: `flight_bytes`) goes
+through the link like data, so at a rate its bytes take their time; the client's request
+leaves once the handshake's remaining round trips are done:
+
+    TLS 1.2, full:     2 round trips (the client's Finished, then the server's, then data)
+    TLS 1.2, resumed:  1 (the server's Finished comes first; the client's goes with the request)
+    TLS 1.3, full:     1
+    TLS 1.3, resumed:  1 (a ticket saves the certificate, not a round trip: the standard
+                       library has no 0-RTT, see client/tls.py)
+
+So with no rate a new connection costs (1 + TLS's) x rtt before its request, as
+`handshake_rtts` = 1 + TLS's would say. With `resume`, a connection resumes when the client
+holds a session as it opens it: the client keeps the session of the first connection to read
+a whole response (client/tls.py), so the connections a mode opens at once make full
+handshakes and those opened later resume. The handshake's records do not use the data's
+congestion window (a flight of a few KB, acknowledged before the first response).
+
+HTTP/2 (`multiplexed`): one connection, every request sent at once after the handshake, the
+responses interleaved on one stream of bytes: for the page's time, pipelining on one
+connection (the responses' own order differs, not when the last byte is in).
 """
 
 from __future__ import annotations
@@ -120,6 +142,40 @@ class ProgramCosts:
 
 NO_COSTS = ProgramCosts()
 
+# Round trips of the TLS handshake before the request, by (version, resumed)
+TLS_ROUND_TRIPS = {("1.2", False): 2, ("1.2", True): 1, ("1.3", False): 1, ("1.3", True): 1}
+# The server's first flight in TCP payload bytes, as lab.tls measured it on the recordings in
+# tests/data/tls (an RSA 2048 leaf from lab.tlsca): TLS 1.2 ServerHello, Certificate,
+# ServerKeyExchange, ServerHelloDone; TLS 1.3 ServerHello, ChangeCipherSpec and the encrypted
+# EncryptedExtensions, Certificate, CertificateVerify, Finished; resumed: no certificate.
+TLS_FLIGHT_BYTES = {
+    ("1.2", False): 1298,
+    ("1.2", True): 156,
+    ("1.3", False): 1455,
+    ("1.3", True): 256,
+}
+
+
+@dataclass(frozen=True)
+class TlsCost:
+    """What TLS adds to each new connection (see the docstring). `flight_bytes` overrides the
+    server's first flight per (version, resumed), e.g. with what lab.tls measured on a run."""
+
+    version: str
+    resume: bool = False
+    flight_bytes: Mapping[tuple[str, bool], int] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.version, False) not in TLS_ROUND_TRIPS:
+            raise ValueError(f"unknown TLS version {self.version!r} (choose from 1.2, 1.3)")
+
+    def round_trips(self, resumed: bool) -> int:
+        return TLS_ROUND_TRIPS[(self.version, resumed)]
+
+    def flight(self, resumed: bool) -> int:
+        table = self.flight_bytes if self.flight_bytes is not None else TLS_FLIGHT_BYTES
+        return table.get((self.version, resumed), TLS_FLIGHT_BYTES[(self.version, resumed)])
+
 
 @dataclass(frozen=True)
 class RequestTiming:
@@ -144,9 +200,13 @@ class Prediction:
     rate_bps: float | None
     costs: ProgramCosts = NO_COSTS
     mss: int = MSS  # payload bytes per full segment the model sent
+    tls_full: int = 0  # TLS handshakes the model made in full
+    tls_resumed: int = 0  # and resumed
 
     def as_dict(self) -> dict[str, Any]:
+        extra = {"tls_full": self.tls_full, "tls_resumed": self.tls_resumed}
         return {
+            **(extra if self.tls_full or self.tls_resumed else {}),
             "total_s": self.total_s,
             "at_server_s": self.at_server_s,
             "connections": self.connections,
@@ -205,8 +265,11 @@ class _Path:
     init_cwnd: int
     rto: float
     bucket: _Bucket | None
-    handshake_rtts: int = 1  # TCP's, plus the protocol's own (TLS would add one)
+    handshake_rtts: int = 1  # TCP's, plus the protocol's own
     costs: ProgramCosts = NO_COSTS
+    tls: TlsCost | None = None
+    session_at: float | None = None  # when the client first held a TLS session to resume
+    tls_handshakes: dict[bool, int] = field(default_factory=lambda: {False: 0, True: 0})
     flights: set[tuple[int, int]] = field(default_factory=set)  # (conn, round) pairs
     # Segments waiting for the link, per connection, in round-robin order of the connections.
     backlog: dict[int, list[tuple[int, Callable[[float], None]]]] = field(default_factory=dict)
@@ -348,10 +411,33 @@ def _one_after_another(
     return first
 
 
-def _handshake_then(path: _Path, fn: Callable[[], None], setup: float) -> None:
+def _handshake_then(path: _Path, fn: Callable[[], None], setup: float, conn: int = -1) -> None:
     """A new connection: the handshake's round trips, then the client's setup, then `fn`."""
-    wait = 2 * path.one_way * path.handshake_rtts + setup
-    path.events.at(path.events.now + wait, fn)
+    events, rtt = path.events, 2 * path.one_way
+    if path.tls is None:
+        events.at(events.now + rtt * path.handshake_rtts + setup, fn)
+        return
+    tls = path.tls
+    resumed = tls.resume and path.session_at is not None and path.session_at <= events.now
+    path.tls_handshakes[resumed] += 1
+    rest = tls.round_trips(resumed) - 1  # round trips after the server's first flight
+    flight = tls.flight(resumed)
+    segments = max(1, -(-flight // path.mss))
+    left = [segments]
+
+    def flight_in(t: float) -> None:  # a segment of the server's flight left the server
+        left[0] -= 1
+        if not left[0]:
+            events.at(t + path.one_way + rest * rtt + setup, fn)
+
+    def server_answers() -> None:  # the ClientHello (with TCP's final ACK) reached the server
+        for i in range(segments):
+            size = min(path.mss, flight - i * path.mss) if flight else 0
+            path.send(conn, size, flight_in)
+
+    # the ClientHello leaves with TCP's final ACK, one round trip (and any other protocol
+    # handshake's) after the SYN, and reaches the server a one-way delay later
+    events.at(events.now + rtt * path.handshake_rtts + path.one_way, server_answers)
 
 
 def _check_inputs(persistent, parallel, pipeline, rtt_s, rate_bps, mss, init_cwnd) -> None:
@@ -376,6 +462,8 @@ def predict_page_time(
     handshake_rtts: int = 1,
     costs: ProgramCosts = NO_COSTS,
     server_hold_s: float = 0.0,
+    tls: TlsCost | None = None,
+    multiplexed: bool = False,
 ) -> Prediction:
     """Predicted time to fetch responses of `sizes` bytes (in request order) in one mode.
 
@@ -389,7 +477,12 @@ def predict_page_time(
     from the client to the server's interface late and the last byte one trip from there to
     the client early: a round trip less `server_hold_s`, the delay the server's end holds
     (half the configured delay on a shaped network; 25 ms on page10-wan; 0 on the bridge).
+
+    `tls`: each new connection's TLS handshake (see the docstring; `handshake_rtts` stays
+    TCP's). `multiplexed`: HTTP/2, every request on one connection at once.
     """
+    if multiplexed:
+        persistent, parallel, pipeline = True, 1, True
     _check_inputs(persistent, parallel, pipeline, rtt_s, rate_bps, mss, init_cwnd)
     if burst_bytes < 0 or handshake_rtts < 1:
         raise ValueError("burst_bytes >= 0 and handshake_rtts >= 1 are required")
@@ -399,7 +492,7 @@ def predict_page_time(
     frame = mss + FRAME_OVERHEAD
     bucket = None if rate_bps is None else _Bucket(rate_bps, max(burst_bytes, frame))
     path = _Path(
-        events, rtt_s / 2, mss, init_cwnd, rtt_s + RTO_MIN_S, bucket, handshake_rtts, costs
+        events, rtt_s / 2, mss, init_cwnd, rtt_s + RTO_MIN_S, bucket, handshake_rtts, costs, tls
     )
     timings: list[RequestTiming] = []
 
@@ -412,6 +505,8 @@ def predict_page_time(
 
         def on_bytes(received: int) -> None:
             while pending and received >= pending[0][2]:
+                if path.session_at is None:  # the client keeps the first session it can
+                    path.session_at = events.now
                 i, start, end = pending.pop(0)
                 rounds = [r for e, r in conn.rounds_of.items() if start < e <= end]
                 flights = max(rounds) - min(rounds) + 1 if rounds else 0
@@ -448,6 +543,8 @@ def predict_page_time(
         rate_bps=rate_bps,
         costs=costs,
         mss=mss,
+        tls_full=path.tls_handshakes[False],
+        tls_resumed=path.tls_handshakes[True],
     )
 
 
@@ -456,8 +553,8 @@ def _open_connections(
 ) -> None:
     """Schedule the mode's connections as the client opens them (see the module docstring)."""
 
-    def opening(fn: Callable[[], None]) -> None:  # one of the connections opened at once
-        _handshake_then(path, fn, path.costs.opening_s)
+    def opening(fn: Callable[[], None], conn: int) -> None:  # a connection opened at once
+        _handshake_then(path, fn, path.costs.opening_s, conn)
 
     if persistent:
         k = max(1, min(parallel, n))
@@ -467,7 +564,7 @@ def _open_connections(
                 continue
             groups = [items] if pipeline else [[i] for i in items]
             loop = _one_after_another(path, fetch, _Conn(path, c, _ignore), groups)
-            path.events.at(c * path.costs.stagger_s, lambda loop=loop: opening(loop))
+            path.events.at(c * path.costs.stagger_s, lambda loop=loop, c=c: opening(loop, c))
         return
     queue = list(range(n))
     conn_ids = itertools.count()
@@ -477,7 +574,10 @@ def _open_connections(
             conn = _Conn(path, next(conn_ids), _ignore)
             i = queue.pop(0)
             then = lambda: fetch(conn, [i], next_connection)  # noqa: E731
-            opening(then) if first else _handshake_then(path, then, path.costs.setup_s)
+            if first:
+                opening(then, conn.id)
+            else:
+                _handshake_then(path, then, path.costs.setup_s, conn.id)
 
     def next_connection() -> None:  # the worker's next SYN, once the client has reconnected
         path.events.at(path.events.now + path.costs.reconnect_s, worker)
@@ -529,8 +629,26 @@ def predict_scenario(
             costs=(costs or {}).get(mode.name, NO_COSTS),
             server_hold_s=server_hold_s(scenario),
             mss=mss or MSS,
+            tls=tls_cost(scenario, mode),
+            multiplexed=multiplexed(scenario, mode),
         )
     return out
+
+
+def tls_cost(scenario: Any, mode: Any) -> TlsCost | None:
+    """The mode's TLS (its `tls:` and `resume:`, else the scenario's), or None for plain TCP."""
+    version = getattr(mode, "tls", None) or getattr(scenario, "tls", None)
+    if not version:
+        return None
+    resume = getattr(mode, "resume", None)
+    if resume is None:
+        resume = getattr(scenario, "resume", False)
+    return TlsCost(str(version), bool(resume))
+
+
+def multiplexed(scenario: Any, mode: Any) -> bool:
+    """Whether the mode's requests share one connection at once (HTTP/2)."""
+    return (getattr(mode, "protocol", None) or getattr(scenario, "protocol", None)) == "h2"
 
 
 def pipelined(scenario: Any, mode: Any) -> bool:

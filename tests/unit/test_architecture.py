@@ -13,16 +13,17 @@ ROOT = Path(__file__).resolve().parents[2]
 STDLIB = set(sys.stdlib_module_names)
 HEAVY = {"docker", "rich", "matplotlib", "requests", "yaml", "testcontainers"}
 # Container packages: what each may import besides the standard library.
+# HTTP/2's server and client halves use `h2`, which the images get from Debian (python3-h2).
 CONTAINER_PACKAGES = {
     "wire": {"wire"},
-    "server": {"wire", "server"},
-    "client": {"wire", "client"},
+    "server": {"wire", "server", "h2"},
+    "client": {"wire", "client", "h2"},
     "shaper": {"wire", "shaper"},
 }
 # Pure lab modules (files or packages): no Docker, no terminal, no charts, no YAML.
 PURE = [
     "document", "capture", "frames", "analysis", "tcp", "claims", "model", "costs",
-    "compose_demo", "placement", "hosts", "preflight", "netpath", "clock", "browser",
+    "compose_demo", "placement", "hosts", "preflight", "netpath", "clock", "browser", "tls",
 ]  # fmt: skip
 
 

@@ -1,0 +1,153 @@
+"""The server's TLS: a context per scenario's `tls:` version, built from PEM text (stdlib `ssl`).
+
+The runner gives the server its certificate and key as PEM text in its environment (`CERT_ENV`,
+`KEY_ENV`: see lab/tlsca.py for why not files). `ssl` loads a certificate chain from a path
+only, and the container's root filesystem is read-only, so the PEM goes through an anonymous
+memory file (`os.memfd_create`) named by /proc/self/fd: no file anywhere, the key lives in this
+process's memory.
+
+`tls: "1.2"` or `"1.3"` pins both the minimum and the maximum version, so a mode measures
+exactly one. Session tickets are on (TLS 1.2: RFC 5077 tickets, the ticket key being the
+context's, made at startup; TLS 1.3: `num_tickets` tickets after each full handshake, 2 by
+default as in OpenSSL): a client that offers one resumes. Resumption by session id needs the
+server's session cache, which OpenSSL keeps per context, so it works too.
+
+What the server's accept path has to change for a TLS socket (the hooks, see the README):
+
+- wrap after accept: `context.wrap_socket(sock, server_side=True, do_handshake_on_connect=
+  False)`, then the handshake: blocking (`do_handshake()` under a Python-level timeout) or, on
+  the event loop, `handshake(sslsock, deadline)`, which yields what it waits for;
+- an SSLSocket takes no flags on send() (`MSG_DONTWAIT` raises ValueError);
+- an SSLSocket ignores SO_RCVTIMEO: when OpenSSL's read meets EAGAIN on a socket Python thinks
+  blocking, CPython's SSLSocket.read() retries it, so the kernel's timeout never reaches the
+  caller: use `settimeout()` (or the non-blocking loop) on TLS connections;
+- `SSLSocket.shutdown(SHUT_WR)` drops the TLS layer before the TCP shutdown, so send the
+  close_notify first (`send_close_notify`): the server closes first in the article's modes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import ssl
+from collections.abc import Generator, Iterator, Mapping, Sequence
+
+CERT_ENV, KEY_ENV = "LAB_TLS_CERT", "LAB_TLS_KEY"  # lab.tlsca writes them
+VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+TICKETS = 2  # TLS 1.3 tickets after a full handshake (OpenSSL's default)
+
+
+class TlsSetupError(ValueError):
+    """A one-line reason the server cannot serve TLS (bad version, missing or bad PEM)."""
+
+
+def version_of(text: str) -> ssl.TLSVersion:
+    try:
+        return VERSIONS[text]
+    except KeyError:
+        raise TlsSetupError(
+            f"unknown TLS version {text!r} (choose from {', '.join(VERSIONS)})"
+        ) from None
+
+
+@contextlib.contextmanager
+def _memory_file(data: bytes) -> Iterator[str]:
+    """A path that reads `data` and exists only in memory while the block runs."""
+    fd = os.memfd_create("lab-tls", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data)
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+def server_context(
+    version: str,
+    cert_pem: str | bytes,
+    key_pem: str | bytes,
+    keylog: str | None = None,
+    alpn: Sequence[str] = (),
+    tickets: int = TICKETS,
+) -> ssl.SSLContext:
+    """A server context that speaks exactly TLS `version` with this certificate and key.
+
+    `keylog`: a path the TLS secrets are appended to (SSLKEYLOGFILE format), for Wireshark.
+    `alpn`: the protocols the server picks from, in its order of preference ("h2", "http/1.1").
+    """
+    pinned = version_of(version)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ctx.maximum_version = pinned
+    ctx.options &= ~ssl.OP_NO_TICKET  # on by default; said here because resumption needs it
+    ctx.num_tickets = tickets
+    cert = cert_pem.encode() if isinstance(cert_pem, str) else cert_pem
+    key = key_pem.encode() if isinstance(key_pem, str) else key_pem
+    if b"CERTIFICATE" not in cert or b"PRIVATE KEY" not in key:
+        raise TlsSetupError("the server's TLS certificate or key is not PEM text")
+    try:
+        with _memory_file(cert) as cert_path, _memory_file(key) as key_path:
+            ctx.load_cert_chain(cert_path, key_path)
+    except ssl.SSLError as exc:
+        raise TlsSetupError(f"cannot load the server's TLS certificate and key: {exc}") from None
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    if keylog:
+        ctx.keylog_filename = keylog
+    return ctx
+
+
+def context_from_environment(
+    version: str,
+    environ: Mapping[str, str] = os.environ,
+    keylog: str | None = None,
+    alpn: Sequence[str] = (),
+) -> ssl.SSLContext:
+    """`server_context` with the PEM text the runner put in the environment."""
+    missing = [name for name in (CERT_ENV, KEY_ENV) if not environ.get(name)]
+    if missing:
+        raise TlsSetupError(f"TLS needs the certificate and key: {' and '.join(missing)} unset")
+    return server_context(version, environ[CERT_ENV], environ[KEY_ENV], keylog, alpn)
+
+
+def handshake(sslsock: ssl.SSLSocket, deadline: float) -> Generator[tuple[int, float], bool, None]:
+    """The server's handshake on a non-blocking SSLSocket, for the event loop: yields
+    (epoll events, deadline) whenever OpenSSL waits for the peer, is sent True (ready) or False
+    (the deadline passed: TimeoutError). A blocking socket finishes without yielding."""
+    while True:
+        try:
+            sslsock.do_handshake()
+            return
+        except ssl.SSLWantReadError:
+            events = select.EPOLLIN
+        except ssl.SSLWantWriteError:
+            events = select.EPOLLOUT
+        if not (yield events, deadline):
+            raise TimeoutError("TLS handshake not complete in time")
+
+
+def send_close_notify(sslsock: ssl.SSLSocket) -> bool:
+    """Send our close_notify alert without waiting for the peer's (unlike unwrap(), which
+    waits), so a plain shutdown(SHUT_WR) can follow. True if it went out."""
+    was = sslsock.gettimeout()
+    sslsock.settimeout(0.0)
+    try:
+        sslsock.unwrap()  # returns only when the peer's close_notify is already here
+        return True
+    except ssl.SSLWantReadError:
+        return True  # ours is sent; theirs has not come (and we do not wait for it)
+    except (ssl.SSLError, OSError):
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            sslsock.settimeout(was)
+
+
+def describe(sslsock: ssl.SSLSocket) -> dict[str, object]:
+    """What the server's log says of a connection's TLS once the handshake is done."""
+    cipher = sslsock.cipher()
+    return {
+        "tls_version": sslsock.version(),
+        "cipher": cipher[0] if cipher else None,
+        "resumed": sslsock.session_reused,
+        "alpn": sslsock.selected_alpn_protocol(),
+    }
