@@ -49,6 +49,7 @@ _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _VERSION = re.compile(rb"^HTTP/1\.[01]\Z")  # what a response's status line may say
 # HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3); a request's major version must be 1.
 _REQUEST_VERSION = re.compile(rb"^HTTP/([0-9])\.([0-9])\Z")
+_VERSIONS = {b"HTTP/1.1": "HTTP/1.1", b"HTTP/1.0": "HTTP/1.0"}
 # Host = uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2): an IP-literal in brackets or a
 # reg-name (unreserved, pct-encoded, sub-delims); an empty value is allowed.
 _HOST = re.compile(
@@ -160,11 +161,13 @@ def parse_request_head(head: bytes) -> Request:
         raise HTTPError(400, f"malformed method {method[:20]!r}")
     if not raw_version.startswith(b"HTTP/"):
         raise HTTPError(400, f"malformed version {raw_version[:20]!r}")
-    numbers = _REQUEST_VERSION.match(raw_version)
-    if not numbers or numbers[1] != b"1":
-        raise HTTPError(505, f"unsupported version {raw_version[:20]!r}")
-    # RFC 9110 §2.5: a higher minor version is answered with the highest one the server speaks.
-    version = "HTTP/1.0" if numbers[2] == b"0" else "HTTP/1.1"
+    version = _VERSIONS.get(raw_version)  # nearly every request: no regex
+    if version is None:
+        numbers = _REQUEST_VERSION.match(raw_version)
+        if not numbers or numbers[1] != b"1":
+            raise HTTPError(505, f"unsupported version {raw_version[:20]!r}")
+        # RFC 9110 §2.5: a later minor version is answered with the highest one the server has.
+        version = "HTTP/1.1"
     host = headers.get("host")
     if host is None:
         if version == "HTTP/1.1":
