@@ -150,9 +150,11 @@ def _split_head(head: bytes, what: str) -> tuple[bytes, dict[str, str]]:
     return first, headers
 
 
-def parse_request_head(head: bytes) -> Request:
+def parse_request_head(head: bytes, max_line: int = MAX_REQUEST_LINE) -> Request:
     """Parse a request head (without the final blank line)."""
     first, headers = _split_head(head, "request")
+    if len(first) > max_line:
+        raise HTTPError(414, f"request line longer than {max_line} bytes")
     parts = first.split(b" ")
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise HTTPError(400, f"malformed request line {first[:80]!r}")
@@ -174,7 +176,8 @@ def parse_request_head(head: bytes) -> Request:
             raise HTTPError(400, "HTTP/1.1 request without a Host header field")
     elif not _HOST.match(host):
         raise HTTPError(400, f"invalid Host {host[:60]!r}")
-    _refuse_content(method, headers)
+    if "content-length" in headers or "transfer-encoding" in headers:
+        _refuse_content(method, headers)
     return Request(
         method=method.decode("ascii"),
         target=target.decode("latin-1"),
@@ -206,19 +209,21 @@ class _HeadBuffer:
     def take_head(self, max_line: int | None = None) -> bytes | None:
         """The next whole head, without its blank line; None until it has arrived. With
         `max_line`, a first line longer than that is refused with 414 (URI Too Long) even
-        before its end arrives, ahead of the head's own limit (431)."""
-        end = self.buf.find(b"\r\n\r\n")
-        if max_line is not None:
-            line_end = self.buf.find(b"\r\n", 0, max_line + 2)
-            if line_end < 0 and len(self.buf) >= max_line + 2:
+        before its end arrives, ahead of the head's own limit (431). (A whole head within the
+        limits has its first line checked by `parse_request_head`: no second scan here.)"""
+        buf = self.buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0 or end > self.max_head:
+            if (
+                max_line is not None
+                and len(buf) >= max_line + 2
+                and buf.find(b"\r\n", 0, max_line + 2) < 0
+            ):
                 raise HTTPError(414, f"request line longer than {max_line} bytes")
-        if end < 0:
-            if len(self.buf) > self.max_head:
+            if end > self.max_head or len(buf) > self.max_head:
                 raise HTTPError(431, f"head larger than {self.max_head} bytes")
             return None
-        if end > self.max_head:
-            raise HTTPError(431, f"head larger than {self.max_head} bytes")
-        head = bytes(self.buf[:end])
+        head = bytes(buf[:end])
         del self.buf[: end + 4]
         return head
 
@@ -264,7 +269,7 @@ class RequestParser:
                 head = self._heads.take_head(self.max_line)
                 if head is None:
                     return out
-                request = parse_request_head(head)
+                request = parse_request_head(head, self.max_line)
             except HTTPError as exc:
                 self.refusal = exc
                 del self._heads.buf[:]  # nothing after a refusal is ever parsed
