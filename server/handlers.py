@@ -85,10 +85,17 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
 
 
 def serve_http(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
+    """HTTP/1.0 (non-persistent listener: one response, then close) or HTTP/1.1 keep-alive.
+
+    Every request is answered in order, refusals too. A refusal of a request the parser took
+    whole (404, 405, a bad `size`) keeps the connection as a 200 would; a refusal by the parser
+    (malformed or oversized head, Host error, unread content, unknown version) closes it: where
+    the next request starts is unknown (`http.RequestParser` has the rule and why).
+    """
     parser = http.RequestParser()
     clock = MessageClock("request head", "--head-timeout", opts.head_timeout)
     version = "HTTP/1.1" if conn.persistent else "HTTP/1.0"
-    served = 0
+    answered = 0
     while True:
         data = yield from conn.recv(mid_message=parser.pending > 0, clock=clock)
         if not data:
@@ -105,20 +112,24 @@ def serve_http(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
                 request_line=f"{request.method} {request.target} {request.version}"[:200],
                 version=request.version,
             )
+            answered += 1
+            last = bool(opts.max_requests and answered >= opts.max_requests)
+            wanted = conn.persistent and http.wants_keep_alive(request)
+            keep_alive = wanted and not last and not conn.stopping
+            head_only = request.method == "HEAD"  # the same head as a GET, no body
             try:
                 name, size = http.route(request, opts.resources, opts.max_body)
             except http.HTTPError as exc:
-                return (yield from _refuse(conn, exc, version))
-            served += 1
-            last = bool(opts.max_requests and served >= opts.max_requests)
-            wanted = conn.persistent and http.wants_keep_alive(request)
-            keep_alive = wanted and not last and not conn.stopping
-            chunks, content_type = opts.page.chunks(name, size), opts.page.content_type(name, size)
-            head = http.response_head(200, size, keep_alive, version, content_type)
-            yield from conn.send(head + next(chunks, b""))
-            for chunk in chunks:
-                yield from conn.send(chunk)
-            conn.event("response", status=200, request=name, bytes=size, keep_alive=keep_alive)
+                yield from _refuse(conn, exc, version, keep_alive, head_only)
+            else:
+                chunks = opts.page.chunks(name, size)
+                content_type = opts.page.content_type(name, size)
+                head = http.response_head(200, size, keep_alive, version, content_type)
+                yield from conn.send(head if head_only else head + next(chunks, b""))
+                for chunk in () if head_only else chunks:
+                    yield from conn.send(chunk)
+                sent = 0 if head_only else size
+                conn.event("response", status=200, request=name, bytes=sent, keep_alive=keep_alive)
             if opts.resets.is_set():
                 return conn.reset("reset mode")
             if not keep_alive:
@@ -129,16 +140,25 @@ def serve_http(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
                 if conn.stopping:
                     return "server shutting down"
                 return "client asked to close"
+        if parser.refusal is not None:  # after the requests before it, answered in order
+            return (yield from _refuse(conn, parser.refusal, version))
         if requests or not parser.pending:  # a new head, or time spent writing: fresh clock
             clock.reset()
         if conn.stopping and parser.pending == 0:
             return "server shutting down"
 
 
-def _refuse(conn: Connection, exc: http.HTTPError, version: str) -> Waits[str]:
+def _refuse(
+    conn: Connection,
+    exc: http.HTTPError,
+    version: str,
+    keep_alive: bool = False,
+    head_only: bool = False,
+) -> Waits[str]:
+    """Answer a refusal; without `keep_alive` the caller closes with the reason returned."""
     conn.event("error", reason=f"{exc.status}: {exc}")
-    yield from conn.send(http.error_response(exc.status, str(exc), version))
-    conn.event("response", status=exc.status, request=None, bytes=0, keep_alive=False)
+    yield from conn.send(http.error_response(exc.status, str(exc), version, keep_alive, head_only))
+    conn.event("response", status=exc.status, request=None, bytes=0, keep_alive=keep_alive)
     return f"bad request ({exc.status})"
 
 

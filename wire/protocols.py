@@ -74,7 +74,7 @@ HTTP = Protocol(
     doc="http",
     framings=("length",),  # the server and client accept --framing, and ignore it
     workloads=("resources",),
-    head_bytes=110,  # about what the server's response head adds to each body
+    head_bytes=150,  # about what the server's response head adds to each body (Date included)
 )
 
 PROTOCOLS = {p.name: p for p in (ECHO, HTTP)}  # the registry: everything else reads this

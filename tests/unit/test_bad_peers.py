@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.unit.tcp_harness import assert_serves, live_server, recv_all
-from wire import framing
+from wire import framing, http
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("each_concurrency")]
 
@@ -128,17 +128,99 @@ def test_max_connections_closes_the_extra_one_with_a_reason() -> None:
         pytest.param(b"NONSENSE\r\n\r\n", 400, id="bad-request-line"),
         pytest.param(b"GET /a?size=1 HTTP/1.1\r\nno colon\r\n\r\n", 400, id="bad-header"),
         pytest.param(b"GET /a HTTP/1.1\r\nX: " + b"y" * 20000 + b"\r\n\r\n", 431, id="huge-head"),
-        pytest.param(b"GET /a?size=99999999999 HTTP/1.1\r\n\r\n", 413, id="size-over-max"),
-        pytest.param(b"POST /a?size=1 HTTP/1.1\r\n\r\n", 405, id="post"),
+        pytest.param(b"GET /" + b"a" * 17000 + b" HTTP/1.1\r\n\r\n", 414, id="huge-target"),
+        pytest.param(b"GET /a?size=1 HTTP/1.1\r\n\r\n", 400, id="no-host"),
+        pytest.param(b"GET /a?size=1 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, id="two-hosts"),
+        pytest.param(
+            b"POST /a?size=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", 405, id="post"
+        ),
+        pytest.param(
+            b"GET /a?size=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", 413, id="body"
+        ),
         pytest.param(b"GET /a?size=1 HTTP/2.0\r\n\r\n", 505, id="http-2"),
     ],
 )
 def test_bad_http_request_gets_an_error_status_and_close(request_bytes: bytes, status: int) -> None:
+    """The parser's refusals close even a keep-alive connection: where the next request starts
+    is unknown (a cut head, unread content, a peer not speaking our HTTP)."""
     with live_server(protocol="http", **LIMITS) as (_, log, ports):
         with socket.create_connection(("127.0.0.1", ports["persistent"]), timeout=5) as sock:
             sock.sendall(request_bytes)
             reply = recv_all(sock)
         assert reply.startswith(f"HTTP/1.1 {status} ".encode()), reply[:80]
         assert b"Connection: close" in reply
+        assert (b"\r\nAllow: GET, HEAD\r\n" in reply) is (status == 405)
         assert log.wait_for("response", conn=1)["status"] == status
+        assert log.wait_for("closed", conn=1)["reason"] == f"bad request ({status})"
         assert_serves(ports["persistent"], "http")
+
+
+GOOD = b"GET /a?size=3 HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        pytest.param(b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", 404, id="not-found"),
+        pytest.param(
+            b"GET /a?size=99999999999 HTTP/1.1\r\nHost: a\r\n\r\n", 413, id="size-over-max"
+        ),
+        pytest.param(b"GET /a?size=x HTTP/1.1\r\nHost: a\r\n\r\n", 400, id="size-not-a-number"),
+        pytest.param(b"DELETE /a?size=1 HTTP/1.1\r\nHost: a\r\n\r\n", 405, id="delete"),
+        pytest.param(b"HEAD /nope HTTP/1.1\r\nHost: a\r\n\r\n", 404, id="head-not-found"),
+    ],
+)
+def test_a_refused_whole_request_keeps_the_connection(request_bytes: bytes, status: int) -> None:
+    """The parser took the request whole (a head, no content): the next byte is the next
+    request's, so the refusal is answered like a 200 and the connection goes on."""
+    with live_server(protocol="http", **LIMITS) as (_, log, ports):
+        with socket.create_connection(("127.0.0.1", ports["persistent"]), timeout=5) as sock:
+            sock.sendall(
+                request_bytes
+                + GOOD
+                + b"GET /a?size=3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            )
+            reply = recv_all(sock)
+        if request_bytes.startswith(b"HEAD"):  # the refusal's head alone, no body
+            after_head = reply[reply.index(b"\r\n\r\n") + 4 :]
+            assert after_head.startswith(b"HTTP/1.1 200 OK\r\n")
+        else:
+            parser = http.ResponseParser()
+            assert [r.status for r in parser.feed(reply)] == [status, 200, 200]
+            assert parser.pending == 0
+        statuses = [e["status"] for e in log.events("response", conn=1)]
+        assert statuses == [status, 200, 200]
+        assert [e["keep_alive"] for e in log.events("response", conn=1)] == [True, True, False]
+        assert reply.count(b"HTTP/1.1 200 OK\r\n") == 2
+        assert reply.endswith(http.body("a", 3))
+        assert len(log.events("accepted")) == 1
+
+
+def test_pipelined_requests_before_a_bad_one_are_answered_in_order() -> None:
+    with live_server(protocol="http", **LIMITS) as (_, log, ports):
+        with socket.create_connection(("127.0.0.1", ports["persistent"]), timeout=5) as sock:
+            sock.sendall(GOOD + GOOD + b"GET /a?size=3 HTTP/1.1\r\n\r\n" + GOOD)
+            reply = recv_all(sock)
+        parser = http.ResponseParser()
+        assert [r.status for r in parser.feed(reply)] == [200, 200, 400]
+        assert parser.pending == 0
+        assert log.wait_for("closed", conn=1)["reason"] == "bad request (400)"
+
+
+def test_http_1_2_is_answered_as_1_1() -> None:
+    with live_server(protocol="http", **LIMITS) as (_, log, ports):
+        with socket.create_connection(("127.0.0.1", ports["persistent"]), timeout=5) as sock:
+            sock.sendall(
+                b"GET /a?size=3 HTTP/1.2\r\nHost: a\r\n\r\n" + GOOD.replace(b"1.1", b"1.2")
+            )
+            sock.shutdown(socket.SHUT_WR)
+            reply = recv_all(sock)
+        (first, second) = http.ResponseParser().feed(reply)
+        assert (first.status, first.version, first.keep_alive, first.body) == (
+            200,
+            "HTTP/1.1",
+            True,
+            http.body("a", 3),
+        )
+        assert second.status == 200
+        assert [e["version"] for e in log.events("request")] == ["HTTP/1.1"] * 2

@@ -78,8 +78,10 @@ def test_harness_runs_its_corpus_and_mutations(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "data"),
     [
-        pytest.param("http", b"\x05GET /a?size=%C2%B2 HTTP/1.1\r\n\r\n", id="http-superscript"),
-        pytest.param("http", b"\x04GET //[x HTTP/1.1\r\n\r\n", id="http-ipv6-authority"),
+        pytest.param(
+            "http", b"\x05GET /a?size=%C2%B2 HTTP/1.1\r\nHost: a\r\n\r\n", id="http-superscript"
+        ),
+        pytest.param("http", b"\x04GET //[x HTTP/1.1\r\nHost: a\r\n\r\n", id="http-ipv6-authority"),
         pytest.param(
             "http", b"\x00GET /a?size=" + b"9" * 5000 + b" HTTP/1.1\r\n\r\n", id="http-5000-digits"
         ),
