@@ -22,6 +22,7 @@ from lab import scenario as lab_scenario
 from lab.argv import client_argv, server_argv
 from lab.scenario import load_scenario
 from server.__main__ import build_parser, config_from_args
+from tests.conftest import require
 from tests.unit.tcp_harness import live_server, run_client
 from wire import http, payload, site
 
@@ -495,8 +496,7 @@ def test_the_lab_client_checks_types_and_bodies_against_the_page_server() -> Non
 
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    require(path is not None, "chromium is not installed (Debian: apt-get install chromium)")
     return path
 
 
