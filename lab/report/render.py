@@ -180,6 +180,8 @@ def browser_rows(run: RunResult) -> tuple[list[str], list[list[str]]] | None:
 
     def cell(m, key):
         value = (m.browser or {}).get(key)
+        if isinstance(value, list):  # ports: listed, or "none" rather than "[]"
+            return ", ".join(str(v) for v in value) or "none"
         return "–" if value is None else str(value)
 
     def most(m):
