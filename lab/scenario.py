@@ -455,7 +455,9 @@ class Scenario:
     faults: tuple[Fault, ...] = spec(ListOf(Obj(Fault), 0, 32), (), doc="faults to inject")
     hosts: Hosts | None = spec(Obj(Hosts), None, doc="the Docker engine of each side")  # noqa: RUF009
     tls: str | None = spec(
-        Version(TLS_VERSIONS), None, doc="every mode over TLS 1.2 or 1.3 (http; a mode may override it)"
+        Version(TLS_VERSIONS),
+        None,
+        doc="every mode over TLS 1.2 or 1.3 (http; a mode may override it)",
     )
     resume: bool = spec(Bool(), False, doc="TLS session resumption in every TLS mode")
 
@@ -514,9 +516,7 @@ class Scenario:
         return mode.tls or self.tls
 
     def resume_of(self, mode: Mode) -> bool:
-        return bool(self.tls_of(mode)) and (
-            mode.resume if mode.resume is not None else self.resume
-        )
+        return bool(self.tls_of(mode)) and (mode.resume if mode.resume is not None else self.resume)
 
     def _check_workload(self, wl: Workload, where: tuple[str | int, ...]) -> None:
         proto = protocols.get(self.protocol)
