@@ -101,7 +101,7 @@ def test_curl_tls13_and_the_server_log(authority, ca_file):
 def test_openssl_s_client_gets_a_response(tls_server, ca_file):
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
-    version, ports, lines = tls_server
+    version, ports, _ = tls_server
     request = b"GET /x?size=5 HTTP/1.1\r\nHost: server\r\nConnection: close\r\n\r\n"
     proc = subprocess.run(
         ["openssl", "s_client", "-connect", f"127.0.0.1:{ports['persistent']}", "-CAfile",
@@ -145,7 +145,7 @@ def _client(authority, port: int, version: str, mode: str, *extra: str) -> tuple
     ],
 )
 def test_lab_client_over_tls(tls_server, authority, mode, extra, resumed):
-    version, ports, lines = tls_server
+    version, ports, _ = tls_server
     code, records = _client(authority, ports[mode], version, mode, *extra)
     requests = [r for r in records if r["event"] == "request"]
     assert code == 0, records[-1]
