@@ -173,3 +173,29 @@ def test_a_keep_alive_mode_that_resumes_opens_one_connection_at_first():
     ).costs
     assert got.stagger_s == 0.0 and got.setup_s == pytest.approx(0.0, abs=1e-9)
     assert TlsModeResult.from_dict(tls.summarize([])).connections == 0
+
+
+def test_the_waterfall_draws_the_tls_handshake_apart_from_tcps():
+    pytest.importorskip("matplotlib")
+    from lab.charts import ConnPhases, WaterfallMode, waterfall
+
+    # TCP 0-50 ms, TLS flights 50-150 ms (an exchange the analysis saw), the request at 150 ms
+    exchanges = [(0.05, 0.1, 0.1), (0.15, 0.2, 0.3)]
+    tls_conn = ConnPhases("#0", 0.0, 0.05, exchanges, 0.3, 0.35, tls_done=0.15)
+    phases = [(p, round(a, 3), round(b, 3)) for p, a, b in tls_conn.bars()]
+    assert phases == [
+        ("handshake", 0.0, 0.05),
+        ("tls", 0.05, 0.15),
+        ("waiting", 0.15, 0.2),
+        ("receiving", 0.2, 0.3),
+        ("teardown", 0.3, 0.35),
+    ]
+    plain = ConnPhases("#0", 0.0, 0.05, exchanges, 0.3, 0.35)
+    assert "tls" not in {p for p, _, _ in plain.bars()}
+
+    def legend(conn):
+        fig = waterfall([WaterfallMode("m", [conn], 1)])
+        return [t.get_text() for t in fig.legends[0].get_texts()]
+
+    assert any(text.startswith("TLS handshake") for text in legend(tls_conn))
+    assert not any(text.startswith("TLS") for text in legend(plain))
