@@ -1,12 +1,15 @@
 """Benchmark: what TLS costs the server per new connection and per request, against plain TCP.
 
     python benchmarks/tls_bench.py [--connections N] [--requests M] [--repeat R] [--key rsa|ec]
+                                   [--server loop|lab]
 
 One server process (forked) listens on the loopback five times: plain TCP, TLS 1.2, TLS 1.3,
 each with the lab's own contexts (server/tls.py, client/tls.py, a certificate from lab.tlsca).
-Each listener runs the same small HTTP/1.1 loop, a thread per connection: read a request head,
-answer 1000 bytes, until the client closes. The client (this process) measures two cells per
-variant, in turn so that background load hits them alike:
+`--server loop` (the default): each listener runs the same small HTTP/1.1 loop, a thread per
+connection: read a request head, answer 1000 bytes, until the client closes. `--server lab`:
+the lab's own server (`python -m server`'s Server, threads, keep-alive, JSON log to /dev/null),
+plain or with `--tls`'s TlsConnection: what a run's server pays. The client (this process)
+measures two cells per variant, in turn so that background load hits them alike:
 
 - new connection: connect, handshake, one request and its response, close; N times in a row
   (with `resume`, every connection after the first offers the first one's session);
@@ -39,7 +42,7 @@ from server.tls import server_context  # noqa: E402
 
 BODY = b"x" * 1000
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY
-REQUEST = b"GET /r HTTP/1.1\r\nHost: server\r\n\r\n"
+REQUEST = b"GET /r?size=%d HTTP/1.1\r\nHost: server\r\n\r\n" % len(BODY)
 # variant -> (TLS version or None, client resumes)
 VARIANTS = {
     "plain": (None, False),
@@ -88,15 +91,50 @@ def _server(listeners: dict[str, socket.socket], pems: tuple[bytes, bytes]) -> N
     threading.Event().wait()
 
 
+def _lab_server(ports_out, pems: tuple[bytes, bytes]) -> None:
+    """The lab's server, one Server per variant (each its own connection class)."""
+    from server.core import Listener, Server, ServerConfig
+    from server.handlers import ProtocolOptions
+    from server.log import Log
+    from server.tls import connection_factory
+
+    log = Log("json", open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the process)
+    ports = {}
+    for name, (version, _) in VARIANTS.items():
+        config = ServerConfig(
+            listeners=[Listener(0, "persistent")],
+            host="127.0.0.1",
+            options=ProtocolOptions(protocol="http"),
+            idle_timeout=60.0,
+        )
+        if version is not None:
+            config.connection = connection_factory(server_context(version, *pems))
+        server = Server(config, log)
+        server.start()
+        ports[name] = server.ports[0]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    ports_out.send(ports)
+    threading.Event().wait()
+
+
 def _cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
 def _exchange(sock: socket.socket) -> None:
+    """One request and its whole response (head, then Content-Length bytes)."""
     sock.sendall(REQUEST)
-    got = 0
-    while got < len(RESPONSE):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise RuntimeError("the server closed early")
+        buf += data
+    head, _, body = buf.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    got = len(body)
+    while got < length:
         data = sock.recv(65536)
         if not data:
             raise RuntimeError("the server closed early")
@@ -131,15 +169,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--key", choices=("rsa", "ec"), default="rsa")
+    parser.add_argument("--server", choices=("loop", "lab"), default="loop")
     args = parser.parse_args()
     authority = make_authority(names=("server",), key=args.key)
-    listeners = {name: socket.create_server(("127.0.0.1", 0)) for name in VARIANTS}
-    ports = {name: s.getsockname()[1] for name, s in listeners.items()}
     pems = (authority.server_cert_pem, authority.server_key_pem)
-    proc = multiprocessing.get_context("fork").Process(
-        target=_server, args=(listeners, pems), daemon=True
-    )
-    proc.start()
+    fork = multiprocessing.get_context("fork")
+    if args.server == "lab":
+        mine, theirs = fork.Pipe()
+        proc = fork.Process(target=_lab_server, args=(theirs, pems), daemon=True)
+        proc.start()
+        ports = mine.recv()
+    else:
+        listeners = {name: socket.create_server(("127.0.0.1", 0)) for name in VARIANTS}
+        ports = {name: s.getsockname()[1] for name, s in listeners.items()}
+        proc = fork.Process(target=_server, args=(listeners, pems), daemon=True)
+        proc.start()
     clients = {None: None}
     for version in ("1.2", "1.3"):
         clients[version] = client_context(version, authority.ca_cert_pem)
@@ -165,7 +209,8 @@ def main() -> None:
     finally:
         proc.kill()
     load = os.getloadavg()[0]
-    print(f"loopback, {args.key} key, {args.repeat} repeats; load average {load:.2f} (2 cores,")
+    print(f"{args.server} server, loopback, {args.key} key, {args.repeat} repeats; ", end="")
+    print(f"load average {load:.2f} (2 cores,")
     print("shared with other work: read the ratios to plain TCP, measured in the same run)\n")
     print("| variant | per | wall µs | × plain | server CPU µs | × plain |")
     print("|---|---|---:|---:|---:|---:|")

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from client import plan
+from client import tls as client_tls
 from client.core import ClientConfig, run
 from client.log import LOG_FORMATS, Output
 from wire import framing, protocols
@@ -72,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=positive(float), default=10.0, metavar="S", help="each read/write"
     )
+    p.add_argument(
+        "--tls",
+        choices=tuple(client_tls.VERSIONS),
+        default=None,
+        help=f"http over exactly this TLS version, trusting the CA in ${client_tls.CA_ENV} "
+        "(PEM text); the key log goes into the JSON log (tls_keylog lines)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="TLS: connections opened once a response is in offer that connection's session",
+    )
     p.add_argument("--log-format", choices=LOG_FORMATS, default="human")
     return p
 
@@ -91,6 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.framing not in protocols.get(args.protocol).framings:
         users = " and ".join(protocols.with_framing(args.framing))
         parser.error(f"--framing {args.framing} applies to the {users} protocol only")
+    if args.resume and not args.tls:
+        parser.error("--resume needs --tls")
+    if args.tls and args.protocol != protocols.HTTP.name:
+        parser.error("--tls needs --protocol http")
+    if args.tls and args.pipeline:
+        parser.error("--tls with --pipeline is not supported")
     config = ClientConfig(
         host=args.host,
         port=args.port,
@@ -103,8 +122,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline=args.pipeline,
         connect_timeout=args.connect_timeout,
         timeout=args.timeout,
+        tls=args.tls,
+        resume=args.resume,
     )
-    result = run(config, Output(args.log_format))
+    try:
+        result = run(config, Output(args.log_format))
+    except client_tls.TlsSetupError as exc:
+        parser.error(f"--tls: {exc}")
     if result.ok:
         return 0
     failed = result.summary["failed"]

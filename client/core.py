@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from client import tls as client_tls
 from client.log import Output
 from client.plan import Item, ResponseDecoder, checksum, numbered, plan_for, share
 from client.session import ClientError, Session
@@ -29,6 +30,9 @@ class ClientConfig:
     pipeline: bool = False
     connect_timeout: float = 5.0
     timeout: float = 10.0
+    tls: str | None = None  # "1.2" or "1.3": every connection over exactly that TLS version
+    resume: bool = False  # TLS: offer the first connection's session on later ones
+    ca_pem: str | None = None  # the CA to trust (None: client.tls.CA_ENV in the environment)
 
 
 @dataclass
@@ -81,6 +85,24 @@ class Client:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._records: list[Record] = []
+        self.sessions: client_tls.Sessions | None = None
+        self.keylog: client_tls.KeyLog | None = None
+        # resume with keep-alive connections: the first reads a response, then the others open
+        self._session_ready = threading.Event()
+        self._wait_for_session = False
+        if config.tls:
+            self._setup_tls(config, out)
+
+    def _setup_tls(self, config: ClientConfig, out: Output) -> None:
+        """The context (raises client_tls.TlsSetupError), then the key log into the log."""
+        alpn = ("http/1.1",)
+        if config.ca_pem is not None:
+            context = client_tls.client_context(config.tls or "", config.ca_pem, alpn=alpn)
+        else:
+            context = client_tls.context_from_environment(config.tls or "", alpn=alpn)
+        self.keylog = client_tls.KeyLog(lambda line: out.record(client_tls.keylog_record(line)))
+        context.keylog_filename = self.keylog.path
+        self.sessions = client_tls.Sessions(context, config.resume, server_name=config.host)
 
     def run(self) -> Result:
         t_start = time.time()
@@ -88,12 +110,17 @@ class Client:
         if self.persistent:
             groups = share(items, self.cfg.parallel)
             workers, jobs, fn = len(groups), groups, self._guard(self._persistent)
+            # Resumption needs a session, which the first connection has once it has read a
+            # response: the others open then (lab.model's _open_connections does the same).
+            self._wait_for_session = self.cfg.resume and self.sessions is not None and workers > 1
         else:
             workers = min(self.cfg.parallel, len(items))
             jobs, fn = [[i] for i in items], self._guard(self._non_persistent)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             list(pool.map(fn, jobs))
         t_end = time.time()
+        if self.keylog is not None:
+            self.keylog.close()  # every key log line is in the log before the summary
         records = self._records
         ok = sum(r.ok for r in records)
         summary = {
@@ -131,6 +158,7 @@ class Client:
                 next(self._ids),
                 self.cfg.connect_timeout,
                 self.cfg.timeout,
+                self.sessions,
             )
             records = [Record(session.id, i.name, i.request_id) for i in items]
             try:
@@ -140,6 +168,8 @@ class Client:
             except Exception as exc:  # a bug still gives a record and an exit 1, not a hang
                 self._fail(session, records, f"internal error: {type(exc).__name__}: {exc}")
             finally:
+                if session.id == 1:
+                    self._session_ready.set()  # a first connection that failed frees the others
                 session.close()
                 if session.sock is not None:
                     self.out.say(f"Connection closed ID {session.id}")
@@ -164,12 +194,17 @@ class Client:
                 rec.local_port = session.local_port
                 rec.t_connect_start = session.t_connect_start
                 rec.t_connected = session.t_connected
+                if session.tls_info is not None:
+                    rec.extra["t_tls_done"] = session.t_tls_done
+                    rec.extra["tls"] = session.tls_info
                 if not rec.bytes_sent and not rec.bytes_received:
                     rec.bytes_sent, rec.bytes_received = sent, recv
                 self._records.append(rec)
                 self.out.record(rec.as_json())
 
     def _connect(self, session: Session) -> None:
+        if self._wait_for_session and session.id != 1:
+            self._session_ready.wait(self.cfg.connect_timeout + self.cfg.timeout)
         session.connect()
         self.out.say(f"Socket ID {session.id} successful (local port {session.local_port})")
 
@@ -227,6 +262,9 @@ class Client:
         rec.crc32 = checksum(self.proto.body(response))
         rec.error = self.proto.check(item, response)
         rec.ok = rec.error is None
+        if self.sessions is not None and self.sessions.resume and not self._session_ready.is_set():
+            session.keep_session()
+            self._session_ready.set()
 
     # Non-persistent: one connection per request, the server closes first ----------------
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import bisect
 import contextlib
 import socket
+import ssl
 import time
+from typing import Any
+
+from client import tls as client_tls
 
 
 class ClientError(Exception):
@@ -14,7 +18,13 @@ class ClientError(Exception):
 
 class Session:
     def __init__(
-        self, host: str, port: int, conn_id: int, connect_timeout: float, timeout: float
+        self,
+        host: str,
+        port: int,
+        conn_id: int,
+        connect_timeout: float,
+        timeout: float,
+        tls: client_tls.Sessions | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -22,6 +32,9 @@ class Session:
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.sock: socket.socket | None = None
+        self.tls = tls  # TLS over the connection (the handshake in connect())
+        self.tls_info: dict[str, Any] | None = None  # client_tls.describe, after the handshake
+        self.t_tls_done: float | None = None
         self.local_port: int | None = None
         self.t_connect_start: float | None = None
         self.t_connected: float | None = None
@@ -54,6 +67,33 @@ class Session:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self.timeout)
+        if self.tls is not None:
+            self.sock = self._handshake(sock)
+
+    def _handshake(self, sock: socket.socket) -> ssl.SSLSocket:
+        assert self.tls is not None
+        try:
+            wrapped = self.tls.wrap(sock)
+        except TimeoutError:
+            sock.close()
+            raise ClientError(
+                f"TLS handshake timeout ({self.timeout:g} s) with {self.where}"
+            ) from None
+        except ssl.SSLError as exc:
+            sock.close()
+            reason = exc.reason or exc
+            raise ClientError(f"TLS handshake with {self.where} failed: {reason}") from None
+        except OSError as exc:
+            sock.close()
+            raise ClientError(_os_reason(exc, self.where, "in the TLS handshake")) from None
+        self.t_tls_done = time.time()
+        self.tls_info = client_tls.describe(wrapped)
+        return wrapped
+
+    def keep_session(self) -> None:
+        """A response was read whole: the TLS session (and a 1.3 ticket) is here to resume."""
+        if self.tls is not None and isinstance(self.sock, ssl.SSLSocket):
+            self.tls.remember(self.sock)
 
     def send(self, data: bytes) -> float:
         assert self.sock is not None
@@ -73,6 +113,8 @@ class Session:
         assert self.sock is not None
         try:
             data = self.sock.recv(262144)
+        except ssl.SSLZeroReturnError:  # the peer's close_notify after ours: its end too
+            data = b""
         except TimeoutError:
             raise ClientError(
                 f"read timeout ({self.timeout:g} s): no response from {self.where}"
@@ -93,7 +135,10 @@ class Session:
     def shutdown_write(self) -> None:
         assert self.sock is not None
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            if isinstance(self.sock, ssl.SSLSocket):
+                client_tls.close_write(self.sock)
+            else:
+                self.sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
             raise ClientError(_os_reason(exc, self.where, "while closing")) from None
 

@@ -42,6 +42,7 @@ CA_ENV = "LAB_TLS_CA"  # lab.tlsca writes it
 KEYLOG_EVENT = "tls_keylog"  # the client log's record of one key log line (lab.tls reads it)
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 SERVER_NAME = "server"  # the server's container name, in its certificate
+_END = b"#end of the key log\n"  # KeyLog.close's marker: no key log line starts with '#'
 
 
 class TlsSetupError(ValueError):
@@ -129,6 +130,22 @@ class Sessions:
             return True
 
 
+def close_write(tls: ssl.SSLSocket) -> None:
+    """Our close_notify, then TCP's FIN, keeping the TLS layer to read the peer's last bytes
+    (SSLSocket.shutdown() would drop it first and send no close_notify)."""
+    was = tls.gettimeout()
+    tls.settimeout(0.0)
+    try:
+        tls.unwrap()  # sends our close_notify; returns only if the peer's is already here
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        pass  # ours is out (or queued); theirs comes later, with their FIN
+    except ssl.SSLEOFError:
+        pass  # ours is out, and the peer has closed already (its FIN beat our second look)
+    finally:
+        tls.settimeout(was)
+    socket.socket.shutdown(tls, socket.SHUT_WR)
+
+
 def keylog_record(line: str) -> dict[str, str]:
     """One key log line as the client's JSON log records it (lab.tls.keylog_text reads it)."""
     return {"event": KEYLOG_EVENT, "line": line}
@@ -162,11 +179,15 @@ class KeyLog:
     def _pump(self) -> None:
         with os.fdopen(self._read_fd, "r", encoding="ascii", errors="replace") as lines:
             for line in lines:
+                if line == _END.decode():
+                    return
                 if line.strip():
                     self._on_line(line.rstrip("\n"))
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop taking lines: every context that wrote here must be gone (OpenSSL keeps its
-        own descriptor of the pipe open while the context lives), or the reader waits."""
+        """Take every line written so far, then stop. OpenSSL keeps its own descriptor of the
+        pipe while a context lives, so the end of the lines is a marker written here (a pipe
+        keeps the order of writes, and OpenSSL flushes each line as it goes), not EOF."""
+        os.write(self._write_fd, _END)
         os.close(self._write_fd)
         self._thread.join(timeout)

@@ -151,7 +151,15 @@ class _Run:
         }
         self.manifest.docker = self.engine.facts()
         self._where(refs)
-        for plan in results.plans(self.scenario, self.modes, self.run_dir):
+        authority = None
+        if any(self.scenario.tls_of(m) for m in self.modes):
+            from lab import tlsca  # the cryptography package: only a TLS run needs it
+
+            # One CA per run; its key stays in this process. The folder gets the certificates
+            # only (curl --cacert, Wireshark), never a key.
+            authority = tlsca.make_authority()
+            authority.write_public(self.run_dir)
+        for plan in results.plans(self.scenario, self.modes, self.run_dir, authority):
             mode_runner = runner.ModeRunner(self.placement, refs, self.run_id, self.status)
             mode_run = mode_runner.run(plan)
             self.mode_runs.append(mode_run)

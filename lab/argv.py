@@ -61,6 +61,9 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
     if len(servers) > 1:
         raise ValueError("modes with different server options need a server each")
     server = servers.pop()
+    tls = {scenario.tls_of(m) for m in modes}
+    if len(tls) > 1:
+        raise ValueError("modes with different TLS need a server each")
     pages = {_page_list(scenario.workload_of(m)) for m in modes}
     if len(pages) > 1 and scenario.protocol == "http":
         raise ValueError("modes with different http workloads need a server each")
@@ -89,6 +92,9 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
     ]
     if server.loops > 1:
         argv += ["--loops", str(server.loops)]
+    version = tls.pop()
+    if version:
+        argv += ["--tls", version]
     for m in modes:
         argv += ["--listen", f"{scenario.port_of(m)}:{m.server_mode}"]
     page = pages.pop()
@@ -128,4 +134,8 @@ def client_argv(scenario: Scenario, mode: Mode, host: str, port: int | None = No
         argv += ["--repeat", str(mode.repeat)]
     if mode.pipeline:
         argv.append("--pipeline")
+    if scenario.tls_of(mode):
+        argv += ["--tls", scenario.tls_of(mode)]
+        if scenario.resume_of(mode):
+            argv.append("--resume")
     return argv

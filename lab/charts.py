@@ -28,6 +28,7 @@ from matplotlib.path import Path as MplPath
 
 PHASE_COLORS = {
     "handshake": "#e8a33d",
+    "tls": "#9b59b6",
     "idle": "#efe9d6",
     "waiting": "#cfd4da",
     "receiving": "#3b7dd8",
@@ -35,6 +36,7 @@ PHASE_COLORS = {
 }
 PHASE_LABELS = {
     "handshake": "handshake (SYN→ACK)",
+    "tls": "TLS handshake (ClientHello→client Finished)",
     "idle": "idle (nothing asked)",
     "waiting": "waiting (request→first byte)",
     "receiving": "receiving (first→last byte)",
@@ -83,10 +85,15 @@ class ConnPhases:
     exchanges: Sequence[tuple[float, float | None, float | None]]  # request, first, last byte
     fin: float | None
     end: float | None
+    tls_done: float | None = None  # a TLS connection: its handshake's end (lab.tls)
 
     def bars(self) -> list[tuple[str, float, float]]:
         marks = [("handshake", self.syn, self.established)]
-        for request, first, last in self.exchanges:
+        exchanges = self.exchanges
+        if self.tls_done is not None:  # the TLS flights are its own phase, not requests
+            marks.append(("tls", self.established, self.tls_done))
+            exchanges = [e for e in exchanges if e[0] >= self.tls_done]
+        for request, first, last in exchanges:
             marks += [("waiting", request, first), ("receiving", first, last)]
         marks.append(("teardown", self.fin, self.end))
         bars = [(p, a, b) for p, a, b in marks if a is not None and b is not None and b >= a]
@@ -152,7 +159,9 @@ def waterfall(modes: Sequence[WaterfallMode]) -> Figure:
         fontweight="bold",
         fontsize=11,
     )
-    handles = [Patch(color=PHASE_COLORS[p], label=PHASE_LABELS[p]) for p in PHASE_COLORS]
+    drawn = {p for m in modes for c in m.conns for p, _, _ in c.bars()}
+    phases = [p for p in PHASE_COLORS if p != "tls" or p in drawn]  # TLS only where there is
+    handles = [Patch(color=PHASE_COLORS[p], label=PHASE_LABELS[p]) for p in phases]
     fig.legend(
         handles=handles,
         loc="upper left",

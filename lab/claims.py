@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from lab import tls
 from lab.browser import CONNECTIONS_PER_HOST
 from lab.document import Claim, FlightResult, ModeResult, RunResult
 from lab.tcp import INITIAL_WINDOW
@@ -39,6 +40,7 @@ def check_claims(run: RunResult) -> list[Claim]:
             out.append(_keepalive_claim(m, run.parallel(m), request_count(run, m)))
     for m in modes:
         out.append(_slow_start_claim(m, request_count(run, m)))
+    out += _tls_claims(run, modes)
     out += [_browser_parallel_claim(m) for m in browsers]
     closing = next((m for m in browsers if not m.persistent), None)
     out += [_browser_reuse_claim(m, closing) for m in browsers if m.persistent]
@@ -199,6 +201,38 @@ def _keepalive_claim(mode: ModeResult, parallel: int, n: int | None) -> Claim:
     else:
         why = f"{carried}: fewer connections than the client was told to open"
     return _claim("keepalive", mode, text, False, observed, expected, why)
+
+
+def _tls_claims(run: RunResult, modes: list[ModeResult]) -> list[Claim]:
+    """Issue 13's claims, from each TLS mode's handshakes as the packets show them (lab.tls):
+    TLS 1.3 against the first TLS 1.2 mode that made full handshakes, and every mode that was
+    to resume."""
+    out: list[Claim] = []
+    timed = [m for m in modes if m.tls is not None and m.tls.full_handshakes]
+    tls12 = next((m for m in timed if m.tls.versions == ["1.2"]), None)
+    for m in timed:
+        if tls12 is not None and m.tls.versions == ["1.3"]:
+            holds, observed, expected, why = tls.claim_tls13_saves_a_round_trip(
+                tls12.tls.to_dict(), m.tls.to_dict()
+            )
+            text = "TLS 1.3 needs one round trip less than TLS 1.2 per new connection"
+            why = f"{why} (against {tls12.name})"
+            out.append(_claim("tls13-round-trip", m, text, holds, observed, expected, why))
+            break  # one comparison says it; the other 1.3 modes may resume
+    for m in modes:
+        if m.tls is not None and _resumes(run, m):
+            holds, observed, expected, why = tls.claim_resumption_skips_the_certificate(
+                m.tls.to_dict()
+            )
+            text = "resumption skips the certificate"
+            out.append(_claim("tls-resumption", m, text, holds, observed, expected, why))
+    return out
+
+
+def _resumes(run: RunResult, mode: ModeResult) -> bool:
+    """The scenario asked this mode to resume TLS sessions (its `resume`, else the scenario's)."""
+    own = run.mode_spec(mode.name).get("resume")
+    return bool(own if own is not None else run.scenario.get("resume"))
 
 
 def _browser_parallel_claim(mode: ModeResult) -> Claim:

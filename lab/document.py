@@ -199,6 +199,62 @@ class RequestRecord(Record):
 
 
 @dataclass(eq=True)
+class TlsConnectionResult(Record):
+    """One connection's TLS as the packets show it (lab.tls.TlsConnection.to_dict): version,
+    resumption, the handshake's round trips and bytes (certificates apart), and time to first
+    byte in three parts (`ttfb`: total_s, tcp_s, tls_s, server_s). Times on the capture's clock.
+    """
+
+    stream: int = 0
+    client: str | None = None
+    server: str | None = None
+    version: str | None = None
+    resumed: bool = False
+    resumption: str | None = None  # "ticket", "session id", "psk" (TLS 1.3)
+    hello_retry: bool = False
+    early_data: bool = False
+    sni: str | None = None
+    alpn_offered: list[str] = field(default_factory=list)
+    alpn: str | None = None
+    certificate_in_clear: bool = False
+    certificate_bytes: int | None = None
+    certificates: int | None = None
+    tickets: int = 0
+    handshake_round_trips: int | None = None
+    handshake_bytes: Pair = field(default_factory=Pair)
+    application_bytes: Pair = field(default_factory=Pair)
+    times: dict[str, float | None] = field(default_factory=dict)
+    ttfb: dict[str, float | None] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    flights: str = ""
+    problem: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(eq=True)
+class TlsModeResult(Record):
+    """A mode's TLS in a few figures (lab.tls.summarize): handshakes of each kind, their round
+    trips, what they cost in bytes, and the median time to first byte in its parts."""
+
+    connections: int = 0
+    versions: list[str] = field(default_factory=list)
+    full_handshakes: int = 0
+    resumed: int = 0
+    round_trips_full: list[int] = field(default_factory=list)
+    round_trips_resumed: list[int] = field(default_factory=list)
+    certificates_in_clear: int = 0
+    resumed_with_certificate: int = 0
+    certificate_bytes: int = 0
+    handshake_bytes: Pair = field(default_factory=Pair)
+    server_handshake_bytes_full: float | None = None
+    server_handshake_bytes_resumed: float | None = None
+    ttfb_median_s: dict[str, float | None] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    keylog: str | None = None  # the mode's SSLKEYLOGFILE, relative to the run folder
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(eq=True)
 class ConnectionResult(Record):
     """One TCP connection (Wireshark's tcp.stream) as lab.analysis read it."""
 
@@ -253,6 +309,7 @@ class ConnectionResult(Record):
     flights: list[FlightResult] = field(default_factory=list)
     server_series: list[list[float]] | None = _omit_none()
     requests: list[RequestRecord] = field(default_factory=list)
+    tls: TlsConnectionResult | None = _omit()  # a TLS mode: the connection's TLS (lab.tls)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def bursts(self) -> list[list[FlightResult]]:
@@ -373,6 +430,7 @@ class ModeResult(Record):
     # a browser mode: its net-log joined to the capture (lab.browser.BrowserAccount.as_dict())
     browser: dict[str, Any] | None = _omit()
     clock: ClockResult | None = _omit()  # captured on both ends: clock offset, one-way delays
+    tls: TlsModeResult | None = _omit()  # a TLS mode: its handshakes as the packets show them
     extra: dict[str, Any] = field(default_factory=dict)
 
 

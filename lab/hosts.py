@@ -92,6 +92,10 @@ def network_spec(*, run_id: str, mode: str, overlay: bool = False) -> dict:
     return spec
 
 
+def _environment(environment: dict[str, str] | None) -> dict:
+    return {"environment": dict(environment)} if environment else {}
+
+
 def _base(run_id: str, role: str, mode: str, limits: Limits) -> dict:
     return {
         "name": f"tcplab-{run_id}-{mode}-{role}",
@@ -110,9 +114,19 @@ def _base(run_id: str, role: str, mode: str, limits: Limits) -> dict:
 
 
 def server_spec(
-    *, image: str, run_id: str, mode: str, network: str, command: list[str], limits: Limits
+    *,
+    image: str,
+    run_id: str,
+    mode: str,
+    network: str,
+    command: list[str],
+    limits: Limits,
+    environment: dict[str, str] | None = None,
 ) -> dict:
+    """`environment`: a TLS mode's certificate and key (lab.tlsca.server_environment: PEM text,
+    since the root is read-only and Docker cannot copy into a tmpfs)."""
     return {
+        **_environment(environment),
         **_base(run_id, "server", mode, limits),
         "image": image,
         "command": command,
@@ -154,8 +168,11 @@ def client_spec(
     limits: Limits,
     network: str | None = None,
     netns_of: str | None = None,
+    environment: dict[str, str] | None = None,
 ) -> dict:
+    """`environment`: a TLS mode's CA certificate (lab.tlsca.client_environment), no key."""
     spec = {
+        **_environment(environment),
         **_base(run_id, "client", mode, limits),
         "image": image,
         "command": command,

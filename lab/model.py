@@ -96,7 +96,9 @@ So with no rate a new connection costs (1 + TLS's) x rtt before its request, as
 `handshake_rtts` = 1 + TLS's would say. With `resume`, a connection resumes when the client
 holds a session as it opens it: the client keeps the session of the first connection to read
 a whole response (client/tls.py), so the connections a mode opens at once make full
-handshakes and those opened later resume. The handshake's records do not use the data's
+handshakes and those opened later resume; keep-alive connections with `resume` do not open at
+once: the first reads a response, then the others open (`stagger_s` apart, each paying
+`setup_s`) and resume. The handshake's records do not use the data's
 congestion window (a flight of a few KB, acknowledged before the first response).
 
 HTTP/2 (`multiplexed`): one connection, every request sent at once after the handshake, the
@@ -269,6 +271,7 @@ class _Path:
     costs: ProgramCosts = NO_COSTS
     tls: TlsCost | None = None
     session_at: float | None = None  # when the client first held a TLS session to resume
+    on_session: list[Callable[[], None]] = field(default_factory=list)  # run at session_at
     tls_handshakes: dict[bool, int] = field(default_factory=lambda: {False: 0, True: 0})
     flights: set[tuple[int, int]] = field(default_factory=set)  # (conn, round) pairs
     # Segments waiting for the link, per connection, in round-robin order of the connections.
@@ -507,6 +510,8 @@ def predict_page_time(
             while pending and received >= pending[0][2]:
                 if path.session_at is None:  # the client keeps the first session it can
                     path.session_at = events.now
+                    for opens in path.on_session:
+                        opens()
                 i, start, end = pending.pop(0)
                 rounds = [r for e, r in conn.rounds_of.items() if start < e <= end]
                 flights = max(rounds) - min(rounds) + 1 if rounds else 0
@@ -558,12 +563,23 @@ def _open_connections(
 
     if persistent:
         k = max(1, min(parallel, n))
+        # resuming, the client opens the others once the first has read a response (and so
+        # holds a session: client/core.py), one `stagger_s` apart
+        wait = path.tls is not None and path.tls.resume and k > 1
         for c in range(k):
             items = list(range(c, n, k))
             if not items:
                 continue
             groups = [items] if pipeline else [[i] for i in items]
             loop = _one_after_another(path, fetch, _Conn(path, c, _ignore), groups)
+            if wait and c > 0:
+                path.on_session.append(
+                    lambda loop=loop, c=c: path.events.at(
+                        path.events.now + (c - 1) * path.costs.stagger_s,
+                        lambda: _handshake_then(path, loop, path.costs.setup_s, c),
+                    )
+                )
+                continue
             path.events.at(c * path.costs.stagger_s, lambda loop=loop, c=c: opening(loop, c))
         return
     queue = list(range(n))

@@ -13,17 +13,32 @@ import statistics
 from pathlib import Path
 
 from lab import analysis, browser, capture, claims, clock, costs, faults, hosts, model, report
+from lab import tls as tls_reading
 from lab.argv import client_argv, server_argv
-from lab.document import Manifest, ModeRecord, ModeResult, NetworkCheck, RttCheck, RunResult
-from lab.runner import CLIENT_CAPTURE, ModePlan, ModeRun
+from lab.document import (
+    Manifest,
+    ModeRecord,
+    ModeResult,
+    NetworkCheck,
+    RttCheck,
+    RunResult,
+    TlsConnectionResult,
+    TlsModeResult,
+)
+from lab.runner import CLIENT_CAPTURE, TLS_KEYLOG, ModePlan, ModeRun
 from lab.scenario import load_scenario
 from lab.tcp import ETHERNET_MSS
 from shaper.placement import sidecar_args
 
 
-def plans(scenario, modes, run_dir: Path) -> list[ModePlan]:
+def plans(scenario, modes, run_dir: Path, authority=None) -> list[ModePlan]:
+    """`authority`: the run's lab.tlsca.Authority when a mode speaks TLS (its PEMs go to the
+    server and client containers by environment)."""
     out = []
     for mode in modes:
+        tls = bool(scenario.tls_of(mode)) and mode.client != "browser"
+        if tls and authority is None:
+            raise ValueError(f"mode {mode.name} speaks TLS: plans() needs the run's authority")
         for repeat in range(1, scenario.repeats + 1):
             folder = run_dir / mode.name
             if scenario.repeats > 1:
@@ -56,6 +71,9 @@ def plans(scenario, modes, run_dir: Path) -> list[ModePlan]:
                     drain_s=scenario.capture.drain + 2 * rtt_s,
                     faults=faults.for_mode(scenario.faults, mode.name),
                     capture_client=scenario.capture.on_client,
+                    tls=tls,
+                    server_env=authority.server_environment() if tls else {},
+                    client_env=authority.client_environment() if tls else {},
                 )
             )
     return out
@@ -128,10 +146,14 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def analyze_mode_folder(
-    folder: Path, server_ports: tuple[int, ...] = (), records: list[dict] | None = None
+    folder: Path,
+    server_ports: tuple[int, ...] = (),
+    records: list[dict] | None = None,
+    tls: bool = False,
 ) -> ModeResult:
     """One mode's figures from what it left: its capture and its client log (`records`, when
-    the caller has read it already: a load run's has a hundred thousand lines)."""
+    the caller has read it already: a load run's has a hundred thousand lines). `tls`: the
+    mode spoke TLS, so its handshakes are read from the payloads too (lab.tls)."""
     pcap = folder / "capture.pcap"
     if records is None:
         records = read_jsonl(folder / "client.jsonl")
@@ -147,15 +169,36 @@ def analyze_mode_folder(
     first_request = {c.stream: c.t_first_client_byte for c in parsed.connections}
     for conn in row.per_connection:  # when each connection's first request arrived (lab.costs)
         conn.t_first_client_byte = first_request.get(conn.stream)
+    if tls:
+        _tls_row(row, pcap, server_capture, server_ports)
     answered = [r for r in records if r.get("event") == "request"]
     row.client_ok = sum(1 for r in answered if r.get("ok"))
     row.client_failed = len(answered) - row.client_ok
     return row
 
 
+def _tls_row(row: ModeResult, pcap: Path, server_capture, server_ports) -> None:
+    """A TLS mode's handshakes from the capture's payloads: per connection and summed up. A
+    TLS connection's first request is its first application data, not its ClientHello."""
+    conns = tls_reading.read_tls(pcap, server_capture, server_ports)
+    by_stream = {c.stream: c for c in conns}
+    for conn in row.per_connection:
+        found = by_stream.get(conn.stream)
+        if found is None:
+            continue
+        conn.tls = TlsConnectionResult.from_dict(found.to_dict())
+        conn.t_first_client_byte = found.first_data_ts["client"]
+    row.tls = TlsModeResult.from_dict(tls_reading.summarize(conns))
+    if (pcap.parent / TLS_KEYLOG).exists():
+        row.tls.keylog = TLS_KEYLOG
+
+
 def _mode_row(scenario, mode, m, run_dir: Path, records: list[dict]) -> ModeResult:
     """One repeat of one mode: the capture's figures and what the runner knew."""
-    row = analyze_mode_folder(m.folder, (scenario.port_of(mode),), records)
+    tls = bool(scenario.tls_of(mode)) and mode.client != "browser"
+    row = analyze_mode_folder(m.folder, (scenario.port_of(mode),), records, tls=tls)
+    if row.tls is not None:
+        row.tls.keylog = str(m.folder.relative_to(run_dir) / TLS_KEYLOG) if row.tls.keylog else None
     if mode.client == "browser":
         browser_row(row, m.folder, f"server:{scenario.port_of(mode)}")
     row.name = mode.name
@@ -248,14 +291,19 @@ def _predict(
         if alone is None or row.folder is None or row.client == "browser":
             continue
         mode = scenario.mode(row.name)
+        tls = model.tls_cost(scenario, mode)
+        # TLS: the round trips before a new connection's request; resuming keep-alive
+        # connections open one at first, the others after its first response (lab.model)
+        tls_rtts = tls.round_trips(False) if tls else 0
+        at_once = 1 if tls and tls.resume and mode.persistent else mode.parallel
         measured[row.name] = costs.measure(
             records[row.folder],
             row.per_connection,
             persistent=mode.persistent,
-            parallel=mode.parallel,
+            parallel=at_once,
             pipeline=model.pipelined(scenario, mode),
             model_rtt_s=alone.rtt_s,
-            model_handshake_s=alone.rtt_s * model.handshake_round_trips(scenario),
+            model_handshake_s=alone.rtt_s * (model.handshake_round_trips(scenario) + tls_rtts),
             server_hold_s=model.server_hold_s(scenario),
             model_latency_s={r.index: r.done_s - r.start_s for r in alone.requests},
         )

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab import browser, faults, hosts
+from lab import browser, faults, hosts, tls
 from lab.errors import RunError
 from lab.placement import Placement
 
@@ -45,6 +45,19 @@ Progress = Callable[[str], None]
 # engine (the Swarm's gossip takes a moment) before its removal is given up to `lab clean`.
 NETWORK_DRAIN_S = 15.0
 CLIENT_CAPTURE = "capture-client.pcap"  # beside capture.pcap, when a run captures on both ends
+TLS_KEYLOG = "tls-keys.log"  # beside capture.pcap, in a TLS mode: the run's SSLKEYLOGFILE
+
+
+def _json_lines(data: bytes) -> list[dict]:
+    """The JSON objects of a client log (lines that are not one are left out)."""
+    out = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
 
 
 @dataclass
@@ -83,6 +96,10 @@ class ModePlan:
     faults: tuple[faults.FaultPlan, ...] = ()
     client: str = "lab"  # or "browser": headless Chromium (tcplab/browser) in the client's place
     capture_client: bool = False  # a second tcpdump in the client's namespace
+    # a TLS mode: the server's certificate and key, the client's CA (lab.tlsca), as PEM text
+    server_env: dict[str, str] = field(default_factory=dict, repr=False)
+    client_env: dict[str, str] = field(default_factory=dict, repr=False)
+    tls: bool = False  # write the client's key log as tls-keys.log beside the capture
 
     @property
     def tag(self) -> str:
@@ -249,7 +266,7 @@ class ModeRunner:
         self.server = self._start(
             hosts.server_spec(
                 image=self.images["server"], network=self.network.name,
-                command=plan.server_argv, **common,
+                command=plan.server_argv, environment=plan.server_env, **common,
             )
         )  # fmt: skip
         self.capture = self._start(
@@ -328,15 +345,19 @@ class ModeRunner:
     def run_client(self, plan: ModePlan, result: ModeRun) -> None:
         """The client, until it exits or the run times out, with the scenario's faults."""
         t = time.monotonic()
-        make_spec = hosts.browser_spec if plan.client == "browser" else hosts.client_spec
-        self.client = self._start(
-            make_spec(
-                image=self.images[plan.client if plan.client == "browser" else "client"],
-                command=plan.client_argv,
+        if plan.client == "browser":
+            spec = hosts.browser_spec(
+                image=self.images["browser"], command=plan.client_argv,
                 network=self.network.name, netns_of=self.netns.id if self.netns else None,
                 **self._common(plan),
-            )
-        )  # fmt: skip
+            )  # fmt: skip
+        else:
+            spec = hosts.client_spec(
+                image=self.images["client"], command=plan.client_argv,
+                network=self.network.name, netns_of=self.netns.id if self.netns else None,
+                environment=plan.client_env, **self._common(plan),
+            )  # fmt: skip
+        self.client = self._start(spec)
         injector = None
         if plan.faults:
             injector = faults.Injector(
@@ -364,7 +385,10 @@ class ModeRunner:
         if plan.client == "browser":
             self.collect_browser(plan, result)
             return
-        (plan.folder / "client.jsonl").write_bytes(engine.logs(self.client, stderr=False))
+        log = engine.logs(self.client, stderr=False)
+        (plan.folder / "client.jsonl").write_bytes(log)
+        if plan.tls:  # the SSLKEYLOGFILE Wireshark and tshark decrypt the capture with
+            (plan.folder / TLS_KEYLOG).write_text(tls.keylog_text(_json_lines(log)))
         client_stderr = engine.log_text(self.client, stdout=False).strip()
         if client_stderr:
             (plan.folder / "client.stderr").write_text(client_stderr + "\n")

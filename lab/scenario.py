@@ -37,6 +37,7 @@ from lab.spec import (
     Obj,
     Rate,
     Str,
+    Version,
     parse_yaml,
     spec,
     to_plain,
@@ -189,6 +190,7 @@ class ServerOptions:
 
 
 CLIENTS = ("lab", "browser")
+TLS_VERSIONS = ("1.2", "1.3")  # server/tls.py's and client/tls.py's VERSIONS (a test checks)
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,17 @@ class Mode:
         "lab",
         doc="lab: the lab's client; browser: headless Chromium loads the first resource (the "
         "page) and whatever it references (http only; its own connections: parallel 1)",
+    )
+    tls: str | None = spec(
+        Version(TLS_VERSIONS),
+        None,
+        doc="http over TLS 1.2 or 1.3 (overrides the scenario's tls); the lab makes the CA",
+    )
+    resume: bool | None = spec(
+        Bool(),
+        None,
+        doc="TLS session resumption: connections opened once the client holds a session "
+        "(after the first response) offer it (needs tls)",
     )
 
     def __post_init__(self) -> None:
@@ -441,9 +454,16 @@ class Scenario:
     limits: Limits = spec(Obj(Limits), Limits())  # noqa: RUF009
     faults: tuple[Fault, ...] = spec(ListOf(Obj(Fault), 0, 32), (), doc="faults to inject")
     hosts: Hosts | None = spec(Obj(Hosts), None, doc="the Docker engine of each side")  # noqa: RUF009
+    tls: str | None = spec(
+        Version(TLS_VERSIONS),
+        None,
+        doc="every mode over TLS 1.2 or 1.3 (http; a mode may override it)",
+    )
+    resume: bool = spec(Bool(), False, doc="TLS session resumption in every TLS mode")
 
     def __post_init__(self) -> None:
         self._check_workload(self.workload, ("workload",))
+        self._check_tls()
         seen: dict[str, int] = {}
         for i, m in enumerate(self.modes):
             if m.workload is not None:
@@ -469,6 +489,34 @@ class Scenario:
                 raise Invalid(
                     ("faults", i, "at", "request"), f"the workload has only {most} requests"
                 )
+
+    def _check_tls(self) -> None:
+        """TLS is http's only (for now), with the lab's client, one request at a time."""
+        if self.resume and not any(self.tls_of(m) for m in self.modes):
+            raise Invalid(("resume",), "resume needs tls")
+        for i, m in enumerate(self.modes):
+            if m.resume and not self.tls_of(m):
+                raise Invalid(("modes", i, "resume"), "resume needs tls")
+        if self.tls and self.protocol != protocols.HTTP.name:
+            raise Invalid(("tls",), "tls needs protocol: http")
+        for i, m in enumerate(self.modes):
+            if not self.tls_of(m):
+                continue
+            if self.protocol != protocols.HTTP.name:
+                raise Invalid(("modes", i, "tls"), "tls needs protocol: http")
+            if m.client == "browser":
+                raise Invalid(("modes", i, "tls"), "the browser client has no TLS yet")
+            if m.pipeline:  # one SSL object written and read by two threads at once: unsafe
+                raise Invalid(("modes", i, "pipeline"), "pipelining is not done over TLS")
+            if self.server_of(m).concurrency != "threads":
+                raise Invalid(("modes", i, "tls"), "tls needs the server's threads concurrency")
+
+    def tls_of(self, mode: Mode) -> str | None:
+        """The mode's TLS version (its own, else the scenario's), or None for plain TCP."""
+        return mode.tls or self.tls
+
+    def resume_of(self, mode: Mode) -> bool:
+        return bool(self.tls_of(mode)) and (mode.resume if mode.resume is not None else self.resume)
 
     def _check_workload(self, wl: Workload, where: tuple[str | int, ...]) -> None:
         proto = protocols.get(self.protocol)

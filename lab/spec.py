@@ -155,6 +155,25 @@ class Str(Spec):
 
 
 @dataclass(frozen=True)
+class Version(Spec):
+    """One of a few version strings; a number YAML read from an unquoted `1.3` counts too
+    (people write it so)."""
+
+    choices: tuple[str, ...] = ()
+
+    def load(self, node: Any, path: str) -> str:
+        value = _scalar(node, path)
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            value = f"{value:g}"
+        if isinstance(value, str) and value in self.choices:
+            return value
+        raise _Fail(node, path, f"must be one of {', '.join(self.choices)}, got {_show(value)}")
+
+    def schema(self) -> dict[str, Any]:
+        return {"enum": [*self.choices, *(float(c) for c in self.choices)]}
+
+
+@dataclass(frozen=True)
 class Int(Spec):
     lo: int
     hi: int

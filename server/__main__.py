@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from server import handlers
+from server import handlers, tls
 from server.core import CONCURRENCY, MODES, Listener, Server, ServerConfig
 from server.handlers import ProtocolOptions
 from server.log import LOG_FORMATS, Log
@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="epoll: event-loop threads sharing the listeners (default: 1)",
+    )
+    p.add_argument(
+        "--tls",
+        choices=tuple(tls.VERSIONS),
+        default=None,
+        help=f"serve over exactly this TLS version (threads only), with the certificate and "
+        f"key in ${tls.CERT_ENV} and ${tls.KEY_ENV} (PEM text)",
     )
     _add_limits(p)
     _add_behaviour(p)
@@ -220,9 +227,25 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+def _tls_connections(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """The TLS connection factory for --tls, or a one-line error (exit 2)."""
+    if args.concurrency != "threads":
+        parser.error("--tls needs --concurrency threads (the event loop has no TLS yet)")
+    if args.protocol != protocols.HTTP.name:
+        parser.error("--tls needs --protocol http")
+    try:
+        context = tls.context_from_environment(args.tls, alpn=("http/1.1",))
+    except tls.TlsSetupError as exc:
+        parser.error(f"--tls: {exc}")
+    return tls.connection_factory(context)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     config = config_from_args(args)
+    if args.tls:
+        config.connection = _tls_connections(args, parser)
     log = Log(args.log_format)
     server = Server(config, log)
     if args.reset:

@@ -59,6 +59,8 @@ class ServerConfig:
     spare_threads: int = 64  # finished handler threads kept waiting for a next connection
     concurrency: str = CONCURRENCY[0]
     loops: int = 1  # epoll: event-loop threads (one loop per core is the most that helps)
+    # threads: what an accepted socket becomes (server.tls.connection_factory for --tls)
+    connection: Callable[..., Connection] = Connection
 
 
 class Server:
@@ -173,7 +175,7 @@ class Server:
             except OSError as exc:  # e.g. EMFILE: log, keep serving the others
                 self.log.event("error", reason=f"accept failed: {exc}", port=spec.port)
                 return
-            conn = self.admit(sock, addr, spec, Connection)
+            conn = self.admit(sock, addr, spec, self.config.connection)
             if conn is not None:
                 self._spawn(conn)
 

@@ -28,10 +28,14 @@ What the server's accept path has to change for a TLS socket (the hooks, see the
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import select
+import socket
 import ssl
 from collections.abc import Generator, Iterator, Mapping, Sequence
+
+from server.connection import Connection, MessageClock, PeerError, Waits
 
 CERT_ENV, KEY_ENV = "LAB_TLS_CERT", "LAB_TLS_KEY"  # lab.tlsca writes them
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -151,3 +155,80 @@ def describe(sslsock: ssl.SSLSocket) -> dict[str, object]:
         "resumed": sslsock.session_reused,
         "alpn": sslsock.selected_alpn_protocol(),
     }
+
+
+# The accepted connection over TLS ---------------------------------------------------------
+
+
+class _LayeredSocket(ssl.SSLSocket):
+    """An SSLSocket whose shutdown() keeps the TLS layer (the stdlib's drops it first, so a
+    read after shutdown(SHUT_WR) would return ciphertext): SHUT_WR sends our close_notify
+    first, then TCP's FIN; SHUT_RD (waking a blocked read at shutdown) touches TCP only."""
+
+    def shutdown(self, how: int) -> None:
+        if how == socket.SHUT_WR:
+            send_close_notify(self)
+        socket.socket.shutdown(self, how)
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        # Once our close_notify is out, the peer's comes as SSLZeroReturnError, not b"": it is
+        # the peer's end of the stream all the same.
+        try:
+            return super().recv(buflen, flags)
+        except ssl.SSLZeroReturnError:
+            return b""
+
+
+class TlsConnection(Connection):
+    """`server.connection.Connection` over TLS, for the threads model: the handshake at the
+    first read (in the connection's own thread, not the accept loop), and what differs on an
+    SSLSocket (see the module doc): timeouts by settimeout(), no send() flags, the close_notify
+    before the FIN, pending() for what is already decrypted."""
+
+    def __init__(self, sock: socket.socket, *args, context: ssl.SSLContext, **kwargs) -> None:
+        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        super().__init__(tls, *args, **kwargs)
+        self.handshake_done = False
+
+    def recv(self, mid_message: bool, clock: MessageClock | None = None) -> Waits[bytes]:
+        if not self.handshake_done:
+            self._handshake()
+        return (yield from super().recv(mid_message, clock))
+
+    def _handshake(self) -> None:
+        self._set_rcvtimeo(self.read_timeout)
+        try:
+            self.sock.do_handshake()  # type: ignore[attr-defined]
+        except TimeoutError:
+            raise PeerError(f"TLS handshake not complete in {self.read_timeout:g} s") from None
+        except ssl.SSLError as exc:
+            raise PeerError(f"TLS handshake failed: {exc.reason or exc}") from None
+        self.handshake_done = True
+        if self.log.per_connection:
+            self.event("tls", **describe(self.sock))  # type: ignore[arg-type]
+
+    def _set_rcvtimeo(self, seconds: float) -> None:
+        if seconds != self._rcvtimeo:
+            self.sock.settimeout(seconds)  # SO_RCVTIMEO does not reach an SSLSocket's reads
+            self._rcvtimeo = seconds
+
+    def _buffered(self) -> bool:
+        if self.sock.pending():  # type: ignore[attr-defined]
+            return True
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return bool(readable) and not self._shut_rd
+
+    def send(self, data: bytes) -> Waits[None]:
+        yield from ()  # blocks, never yields
+        self._set_rcvtimeo(self.read_timeout)  # bounds the write too
+        try:
+            self.sock.sendall(data)
+        except TimeoutError:
+            raise self._write_timed_out() from None
+        self.bytes_out += len(data)
+
+
+def connection_factory(context: ssl.SSLContext):
+    """What `ServerConfig.connection` takes: accepted sockets become TlsConnections."""
+    context.sslsocket_class = _LayeredSocket
+    return functools.partial(TlsConnection, context=context)

@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
             extra.append(f"{_plural(own * mode.repeat, 'request')} ({own} x {mode.repeat:,})")
         elif mode.workload is not None:
             extra.append(_plural(own, "request"))
+        tls = scenario.tls_of(mode)
+        if tls:
+            extra.append(f"TLS {tls}" + (" with resumption" if scenario.resume_of(mode) else ""))
         server = scenario.server_of(mode)  # last: the server's side of the mode
         loops = f" x {server.loops} loops" if server.loops > 1 else ""
         extra.append(f"server {server.concurrency}{loops}")

@@ -20,8 +20,9 @@ from lab.report.render import CHART_FILES
 from lab.tcp import flag_names
 
 
-def conn_phases(stream: ConnectionDetail):
-    """A waterfall row: the connection's phases as lab.analysis found them."""
+def conn_phases(stream: ConnectionDetail, tls_done: float | None = None):
+    """A waterfall row: the connection's phases as lab.analysis found them (and, over TLS,
+    its handshake's end as lab.tls found it)."""
     from lab.charts import ConnPhases
 
     ph = stream.phases
@@ -32,7 +33,20 @@ def conn_phases(stream: ConnectionDetail):
         exchanges=ph.exchanges,
         fin=ph.fin,
         end=ph.end,
+        tls_done=tls_done if ph.established is not None else None,
     )
+
+
+def tls_ends(mode: ModeResult | None) -> dict[int, float]:
+    """Each TLS connection's handshake end (capture clock), by stream."""
+    if mode is None:
+        return {}
+    ends = {}
+    for c in mode.per_connection:
+        done = c.tls.times.get("handshake_done") if c.tls is not None else None
+        if done is not None:
+            ends[c.stream] = done
+    return ends
 
 
 def ladder_packets(stream: ConnectionDetail):
@@ -167,14 +181,20 @@ def make_charts(data: ReportData, chart_dir: Path) -> dict[str, str]:
     with_streams = [(m.name, data.streams.get(m.name)) for m in modes]
     with_streams = [(n, s) for n, s in with_streams if s]
     if with_streams:
-        rows = [
-            charts.WaterfallMode(
-                name,
-                [conn_phases(s) for s in streams if s.stream < WATERFALL_ROWS],
-                data.stream_totals.get(name, len(streams)),
+        rows = []
+        for name, streams in with_streams:
+            ends = tls_ends(data.analysis.modes.get(name))
+            rows.append(
+                charts.WaterfallMode(
+                    name,
+                    [
+                        conn_phases(s, ends.get(s.stream))
+                        for s in streams
+                        if s.stream < WATERFALL_ROWS
+                    ],
+                    data.stream_totals.get(name, len(streams)),
+                )
             )
-            for name, streams in with_streams
-        ]
         svgs["waterfall"] = charts.render(
             charts.waterfall(rows), chart_dir / CHART_FILES["waterfall"]
         )

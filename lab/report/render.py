@@ -205,6 +205,74 @@ def browser_rows(run: RunResult) -> tuple[list[str], list[list[str]]] | None:
     return ["", *(m.name for m in modes)], rows
 
 
+TLS_INTRO = (
+    "Read from the packets (lab.tls): the TLS record headers are in clear in every version, so "
+    "each connection's handshake, from the ClientHello to the client's Finished, its round trips "
+    "after TCP's and whether it resumed a session show without decrypting anything. Time to "
+    "first byte is split into TCP's handshake, TLS's, and the server's answer (medians). "
+    "Certificates are counted apart from data where TLS 1.2 sends them in clear; TLS 1.3 "
+    "encrypts them, so there the server's whole handshake flight is shown."
+)
+
+
+def tls_keylog_text(keylogs: list[str]) -> str:
+    """How to decrypt the captures: where the key logs are, and the Wireshark / tshark way."""
+    files = ", ".join(f"`{k}`" for k in keylogs)
+    return (
+        f"The TLS key log of each mode ({files}: the SSLKEYLOGFILE format, written by the "
+        "client's OpenSSL) decrypts its capture: in Wireshark, Preferences > Protocols > TLS > "
+        "(Pre)-Master-Secret log filename, then Decode As... TLS on the mode's port (the lab's "
+        "ports are not 443); or `tshark -r capture.pcap -o tls.keylog_file:tls-keys.log "
+        "-d tcp.port==PORT,tls -Y http`. The run's CA certificate is `tls-ca.pem` (`curl "
+        "--cacert tls-ca.pem`); no private key is in the run folder."
+    )
+
+
+def tls_rows(run: RunResult) -> tuple[list[str], list[list[str]]] | None:
+    """A column per TLS mode: its handshakes, their round trips and bytes, TTFB's parts."""
+    modes = [m for m in run.modes.values() if m.tls is not None]
+    if not modes:
+        return None
+
+    def ms(value: float | None) -> str:
+        return "–" if value is None else f"{value * 1000:.1f} ms"
+
+    def trips(values: list[int]) -> str:
+        return ", ".join(str(v) for v in values) or "–"
+
+    def flight(value: float | None) -> str:
+        return "–" if value is None else f"{value:,.0f} B"
+
+    lines = [
+        ("TLS version", lambda t: ", ".join(t.versions) or "–"),
+        ("full handshakes", lambda t: str(t.full_handshakes)),
+        ("resumed handshakes", lambda t: str(t.resumed)),
+        ("round trips after TCP's, full", lambda t: trips(t.round_trips_full)),
+        ("round trips after TCP's, resumed", lambda t: trips(t.round_trips_resumed)),
+        (
+            "server's handshake bytes, full (median)",
+            lambda t: flight(t.server_handshake_bytes_full),
+        ),
+        (
+            "server's handshake bytes, resumed (median)",
+            lambda t: flight(t.server_handshake_bytes_resumed),
+        ),
+        ("certificate bytes in clear (all connections)", lambda t: f"{t.certificate_bytes:,}"),
+        ("time to first byte (median)", lambda t: ms(t.ttfb_median_s.get("total_s"))),
+        ("  of which TCP handshake", lambda t: ms(t.ttfb_median_s.get("tcp_s"))),
+        ("  of which TLS handshake", lambda t: ms(t.ttfb_median_s.get("tls_s"))),
+        ("  of which the server's answer", lambda t: ms(t.ttfb_median_s.get("server_s"))),
+        ("key log", lambda t: t.keylog or "–"),
+        ("problems reading TLS", lambda t: "; ".join(t.problems) or "–"),
+    ]
+    rows = [[label, *(get(m.tls) for m in modes)] for label, get in lines]
+    return ["", *(m.name for m in modes)], rows
+
+
+def _tls_keylogs(run: RunResult) -> list[str]:
+    return [m.tls.keylog for m in run.modes.values() if m.tls is not None and m.tls.keylog]
+
+
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     def cell(s: str) -> str:
         return str(s).replace("|", "\\|").replace("\n", " ")
@@ -255,6 +323,11 @@ def render_markdown(data: ReportData, charts: dict[str, str]) -> str:
     faults = fault_rows(a)
     if faults:
         out += ["## Faults injected", "", _md_table(*faults), ""]
+    tls = tls_rows(a)
+    if tls:
+        out += ["## TLS handshakes", "", TLS_INTRO, "", _md_table(*tls), ""]
+        if _tls_keylogs(a):
+            out += [tls_keylog_text(_tls_keylogs(a)), ""]
     browser = browser_rows(a)
     if browser:
         out += ["## The browser", "", BROWSER_INTRO, "", _md_table(*browser), ""]
@@ -344,6 +417,12 @@ def render_html(data: ReportData, charts: dict[str, str]) -> str:
     faults = fault_rows(a)
     if faults:
         parts.append("<h2>Faults injected</h2>" + _html_table(*faults))
+    tls = tls_rows(a)
+    if tls:
+        parts.append(f"<h2>TLS handshakes</h2><p>{e(TLS_INTRO)}</p>" + _html_table(*tls))
+        if _tls_keylogs(a):
+            text = re.sub(r"`([^`]+)`", r"<code>\1</code>", e(tls_keylog_text(_tls_keylogs(a))))
+            parts.append(f"<p>{text}</p>")
     browser = browser_rows(a)
     if browser:
         parts.append(f"<h2>The browser</h2><p>{e(BROWSER_INTRO)}</p>" + _html_table(*browser))

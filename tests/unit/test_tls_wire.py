@@ -1,0 +1,180 @@
+"""TLS wired into the lab's programs: `python -m server --tls` against curl, openssl s_client
+and the lab's client (`--tls`, `--resume`), on loopback, with a CA from lab.tlsca."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab import tlsca
+from lab.tls import keylog_text
+from wire import http
+
+pytestmark = pytest.mark.timeout(60)
+ROOT = Path(__file__).resolve().parents[2]
+RESOURCES = "index.html:1200,style.css:30000,app.js:150000,empty:0,logo.png:2000"
+
+
+@pytest.fixture(scope="module")
+def authority() -> tlsca.Authority:
+    return tlsca.make_authority()
+
+
+@pytest.fixture(scope="module")
+def ca_file(authority, tmp_path_factory) -> Path:
+    return authority.write_public(tmp_path_factory.mktemp("tls"))["ca"]
+
+
+def _env(authority: tlsca.Authority) -> dict[str, str]:
+    return {**os.environ, **authority.server_environment(), **authority.client_environment()}
+
+
+def _server(authority, version: str, *extra: str) -> Iterator[tuple[dict[str, int], list[str]]]:
+    argv = [sys.executable, "-m", "server", "--protocol", "http", "--tls", version,
+            "--host", "127.0.0.1", "--log-format", "json", "--listen", "0:persistent",
+            "--listen", "0:non-persistent", f"--page={RESOURCES}", *extra]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=ROOT, env=_env(authority), stdout=subprocess.PIPE, text=True)
+    ports = {}
+    while len(ports) < 2:
+        line = json.loads(proc.stdout.readline())
+        ports[line["mode"]] = line["port"]
+    lines: list[str] = []
+    try:
+        yield ports, lines
+    finally:
+        proc.terminate()
+        lines += proc.communicate(timeout=20)[0].splitlines()
+
+
+@pytest.fixture(params=["1.2", "1.3"])
+def tls_server(request, authority):
+    gen = _server(authority, request.param)
+    ports, lines = next(gen)
+    yield request.param, ports, lines
+    next(gen, None)
+
+
+def _events(lines: list[str], name: str) -> list[dict]:
+    return [e for e in map(json.loads, lines) if e["event"] == name]
+
+
+@pytest.mark.usefixtures("needs_curl")
+@pytest.mark.parametrize("mode", ["persistent", "non-persistent"])
+def test_curl_fetches_over_tls_trusting_the_run_ca(tls_server, ca_file, mode):
+    version, ports, _ = tls_server
+    names = [("a", 100), ("b", 70000), ("c", 5)]
+    urls = [f"https://localhost:{ports[mode]}/{n}?size={s}" for n, s in names]
+    proc = subprocess.run(
+        ["curl", "--silent", "--show-error", "--fail", "--max-time", "10", "--cacert",
+         str(ca_file), f"--tlsv{version}", "--tls-max", version, *urls],
+        capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"".join(http.body(n, s) for n, s in names)
+
+
+@pytest.mark.usefixtures("needs_curl")
+def test_curl_tls13_and_the_server_log(authority, ca_file):
+    gen = _server(authority, "1.3")
+    ports, lines = next(gen)
+    proc = subprocess.run(
+        ["curl", "-sS", "--fail", "--max-time", "10", "--cacert", str(ca_file), "--tlsv1.3",
+         f"https://localhost:{ports['persistent']}/x?size=10",
+         f"https://localhost:{ports['persistent']}/y?size=20"],
+        capture_output=True, timeout=30,
+    )  # fmt: skip
+    next(gen, None)
+    assert proc.returncode == 0, proc.stderr
+    tls = _events(lines, "tls")
+    assert [e["tls_version"] for e in tls] == ["TLSv1.3"]  # two requests, one connection
+    assert len(_events(lines, "response")) == 2
+    assert not _events(lines, "error")
+
+
+def test_openssl_s_client_gets_a_response(tls_server, ca_file):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    version, ports, _ = tls_server
+    request = b"GET /x?size=5 HTTP/1.1\r\nHost: server\r\nConnection: close\r\n\r\n"
+    proc = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{ports['persistent']}", "-CAfile",
+         str(ca_file), "-verify_hostname", "server", "-verify_return_error",
+         f"-tls1_{version[-1]}", "-servername", "server", "-ign_eof", "-quiet"],
+        input=request, capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-300:]
+    assert proc.stdout.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert proc.stdout.endswith(http.body("x", 5))
+
+
+def _client(authority, port: int, version: str, mode: str, *extra: str) -> tuple[int, list]:
+    argv = [sys.executable, "-m", "client", "--host", "localhost", "--port", str(port),
+            "--protocol", "http", "--mode", mode, "--resources", RESOURCES, "--tls", version,
+            "--log-format", "json", *extra]  # fmt: skip
+    proc = subprocess.run(
+        argv, cwd=ROOT, env=_env(authority), capture_output=True, text=True, timeout=30
+    )
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra", "resumed"),
+    [
+        pytest.param("persistent", (), [False] * 5, id="keep-alive"),
+        pytest.param("non-persistent", (), [False] * 5, id="http1.0"),
+        # the first connection reads a response before the other two open: they resume
+        pytest.param(
+            "persistent",
+            ("--parallel", "3", "--resume"),
+            [False, True, True, False, True],
+            id="keep-alive-resume",
+        ),
+        pytest.param(
+            "non-persistent",
+            ("--parallel", "2", "--resume"),
+            [False, False, True, True, True],
+            id="http1.0-resume",
+        ),
+    ],
+)
+def test_lab_client_over_tls(tls_server, authority, mode, extra, resumed):
+    version, ports, _ = tls_server
+    code, records = _client(authority, ports[mode], version, mode, *extra)
+    requests = [r for r in records if r["event"] == "request"]
+    assert code == 0, records[-1]
+    assert all(r["ok"] for r in requests) and len(requests) == 5
+    by_request = {r["request"]: r for r in requests}
+    names = [entry.split(":")[0] for entry in RESOURCES.split(",")]
+    assert [by_request[n]["tls"]["resumed"] for n in names] == resumed
+    assert {r["tls"]["tls_version"] for r in requests} == {f"TLSv{version}"}
+    keylog = keylog_text(records).splitlines()
+    label = "CLIENT_RANDOM" if version == "1.2" else "CLIENT_TRAFFIC_SECRET_0"
+    connections = len({r["conn"] for r in requests})
+    assert sum(line.startswith(label) for line in keylog) == connections
+    assert records[-1]["event"] == "summary"  # the key log lines all came before it
+
+
+def test_bad_tls_input_is_one_line_and_exit_2(authority):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_TLS")}
+    for argv in (
+        ["-m", "server", "--protocol", "http", "--tls", "1.3"],
+        ["-m", "server", "--protocol", "echo", "--tls", "1.3"],
+        ["-m", "server", "--protocol", "http", "--tls", "1.3", "--concurrency", "epoll"],
+        ["-m", "client", "--host", "h", "--port", "1", "--protocol", "http", "--sizes", "1",
+         "--resume"],
+        ["-m", "client", "--host", "h", "--port", "1", "--protocol", "http", "--sizes", "1",
+         "--tls", "1.3"],
+    ):  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=20
+        )
+        assert proc.returncode == 2, argv
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("python -m "), proc.stderr
