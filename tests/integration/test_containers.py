@@ -61,7 +61,12 @@ def run_exchange(images: dict[str, str], mode: str, protocol: str, what: list[st
     with Network(docker_network_kw={"labels": TEST_LABELS, "internal": True}) as net:
         server = (
             DockerContainer(images["server"])
-            .with_command(f"--port {PORT} --mode {mode} --protocol {protocol} --log-format json")
+            .with_command(
+                f"--port {PORT} --mode {mode} --protocol {protocol} --log-format json"
+                # http: the server serves the client's list as a page (typed bodies, as the lab
+                # passes it), so that the client's Content-Type and body checks agree
+                + (f" --page {what[1]}" if protocol == "http" else "")
+            )
             .with_network(net)
             .with_network_aliases("server")
             .with_kwargs(**HARDENED, read_only=True)
