@@ -15,6 +15,7 @@ import pytest
 
 from lab import tlsca
 from lab.tls import keylog_text
+from tests.conftest import require
 from wire import http
 
 pytestmark = pytest.mark.timeout(60)
@@ -99,8 +100,7 @@ def test_curl_tls13_and_the_server_log(authority, ca_file):
 
 
 def test_openssl_s_client_gets_a_response(tls_server, ca_file):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
+    require(shutil.which("openssl") is not None, "openssl is not installed (Debian: openssl)")
     version, ports, _ = tls_server
     request = b"GET /x?size=5 HTTP/1.1\r\nHost: server\r\nConnection: close\r\n\r\n"
     proc = subprocess.run(
