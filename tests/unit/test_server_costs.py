@@ -16,10 +16,13 @@ def test_accepted_sockets_have_nodelay_from_the_listener() -> None:
     # The server sets TCP_NODELAY on its listeners only; each accepted socket must have it
     # (Linux copies it at accept), or every small reply could wait behind Nagle's algorithm.
     with live_server(modes=("persistent",)) as (server, log, ports):
-        with socket.create_connection(("127.0.0.1", ports["persistent"]), timeout=5) as client:
+        client = socket.create_connection(("127.0.0.1", ports["persistent"]), timeout=5)
+        try:
             log.wait_for("accepted", peer_port=client.getsockname()[1])
             deadline = time.monotonic() + 5
             while not server._active and time.monotonic() < deadline:
                 time.sleep(0.01)
             (conn,) = server._active.values()
             assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            client.close()
