@@ -1,7 +1,7 @@
 """Benchmark: `lab analyze` against tshark on a million packets, synthetic and real.
 
     python benchmarks/analyze_bench.py [--packets 1000000] [--quick] [--keep DIR]
-        [--replay PCAP...]
+        [--replay PCAP...] [--repeat N]
 
 Writes a real pcap (Ethernet, snap length 96 like `tcpdump -s 96`, so payload is counted from
 the IP header as on a real trace) of many short HTTP/1.0-style connections: handshake, request,
@@ -26,6 +26,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -230,10 +231,21 @@ def cli(path: str, *extra: str) -> tuple[float, float, float]:
     )
 
 
-def race(path: str, written: dict[str, int] | None) -> None:
-    """Time ours and tshark on one capture, print both and the ratios, check the counts."""
+def race(path: str, written: dict[str, int] | None, repeat: int = 1) -> None:
+    """Time ours and tshark on one capture, print both and the ratios, check the counts.
+    With `repeat` > 1, tshark and the two commands run that many times, interleaved, and each
+    ratio is of medians: on a shared machine one run of each measures the neighbours too."""
     t_ours, cpu_ours, counts = ours(path)
-    t_tshark, cpu_tshark, tshark_streams = tshark_conv(path)
+    runs: dict[str, list[tuple[float, float]]] = {"tshark": [], "table": [], "--json": []}
+    tshark_streams = 0
+    for _ in range(repeat):
+        wall, cpu, tshark_streams = tshark_conv(path)
+        runs["tshark"].append((wall, cpu))
+        for label, extra in (("table", ()), ("--json", ("--json",))):
+            wall, user, system = cli(path, *extra)
+            runs[label].append((wall, user + system))
+    t_tshark = statistics.median(w for w, _ in runs["tshark"])
+    cpu_tshark = statistics.median(c for _, c in runs["tshark"])
     flags = tshark_flags(path)
     packets = counts["packets"]
     # CPU time too: on a shared machine the wall clock also measures the neighbours.
@@ -243,7 +255,8 @@ def race(path: str, written: dict[str, int] | None) -> None:
     )
     print(
         f"  tshark: {t_tshark:6.2f} s wall {packets / t_tshark:>10,.0f} packets/s   "
-        f"{cpu_tshark:6.2f} s CPU {packets / cpu_tshark:>10,.0f} packets/s  (-z conv,tcp)"
+        f"{cpu_tshark:6.2f} s CPU {packets / cpu_tshark:>10,.0f} packets/s  (-z conv,tcp"
+        + (f", median of {repeat})" if repeat > 1 else ")")
     )
     print(
         f"  ratio:  ours is {t_tshark / t_ours:.2f}x tshark's speed (wall), "
@@ -259,12 +272,14 @@ def race(path: str, written: dict[str, int] | None) -> None:
     if written:
         assert packets == written["packets"], (packets, written)
         assert counts["syn"] == written["syn"] and counts["fin"] == written["fin"], written
-    for label, extra in (("table", ()), ("--json", ("--json",))):
-        wall, user, system = cli(path, *extra)
+    for label in ("table", "--json"):
+        wall = statistics.median(w for w, _ in runs[label])
+        cpu = statistics.median(c for _, c in runs[label])
+        each = "  (CPU s of each run: " + ", ".join(f"{c:.2f}" for _, c in runs[label]) + ")"
         print(
-            f"  lab analyze {label:<6} {wall:6.2f} s wall  {user:6.2f} s user  "
-            f"{system:5.2f} s system: {t_tshark / wall:.2f}x tshark's speed (wall), "
-            f"{cpu_tshark / (user + system):.2f}x (CPU)"
+            f"  lab analyze {label:<6} {wall:6.2f} s wall  {cpu:6.2f} s CPU: "
+            f"{t_tshark / wall:.2f}x tshark's speed (wall), {cpu_tshark / cpu:.2f}x (CPU)"
+            + (each if repeat > 1 else "")
         )
 
 
@@ -273,6 +288,10 @@ def main() -> int:
     parser.add_argument("--packets", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="100,000 packets")
     parser.add_argument("--keep", metavar="DIR", help="write the captures here and keep them")
+    parser.add_argument(
+        "--repeat", type=int, default=1, metavar="N",
+        help="run tshark and the two commands N times each, interleaved; report medians",
+    )  # fmt: skip
     parser.add_argument(
         "--replay", metavar="PCAP", nargs="+", type=Path,
         help="real captures to replay (default: every pcap of tests/data/corpus)",
@@ -292,7 +311,7 @@ def main() -> int:
             f"synthetic: {written['packets']:,} packets, {written['connections']:,} connections, "
             f"{os.path.getsize(path) / 1e6:.0f} MB, written in {time.perf_counter() - start:.1f} s"
         )
-        race(path, written)
+        race(path, written, args.repeat)
         path = os.path.join(workdir, "replay.pcap")
         sources = args.replay or sorted(CORPUS.glob("*.pcap"))
         made = replay(path, sources, target)
@@ -301,7 +320,7 @@ def main() -> int:
             f"{made['frames']:,} Ethernet/IPv4/TCP frames from {len(sources)} captures, "
             f"{os.path.getsize(path) / 1e6:.0f} MB"
         )
-        race(path, None)
+        race(path, None, args.repeat)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -124,8 +124,8 @@ class Connection:
         # The local address is looked up at the first log line: a quiet log never needs it,
         # and a getsockname() per connection showed in the profile.
         self._fields: dict[str, Any] | None = None
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # TCP_NODELAY is the listener's (`Server.start`): Linux copies it to every accepted
+        # socket, so no setsockopt per connection.
 
     def fields(self) -> dict[str, Any]:
         """The connection's fields in every log line (conn, peer, local, mode)."""

@@ -94,6 +94,9 @@ class Server:
         for spec in self.config.listeners:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # Replies go out at once (no Nagle wait behind an unacknowledged segment). Set here,
+            # once: every accepted socket inherits it (Linux), a syscall less per connection.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 sock.bind((self.config.host, spec.port))
             except OSError:

@@ -39,22 +39,24 @@ class LoopConnection(Connection):
 
     # Set by the loop that owns the connection.
     story: Generator[tuple[int, float], bool | None, None] | None = None
+    loop: EventLoop
     watching = 0  # the epoll events registered now
     deadline = 0.0  # of the current wait
     timer_at: float | None = None  # the deadline of its entry in the loop's timer heap
-
-    def __init__(self, loop: EventLoop, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.loop = loop
+    # Just accepted: the client sent its request as soon as its connect() returned, before we
+    # accepted, so the first read is tried before waiting (a wake-up less per connection).
+    fresh = True
 
     def recv(self, mid_message: bool, clock: MessageClock | None = None) -> Waits[bytes]:
         timeout, bound_by = self._read_bounds(mid_message, clock)
         deadline = time.monotonic() + timeout
         try:
             while True:
-                # Wait first: right after an accept or a reply the next bytes are rarely
-                # there yet, and epoll is level-triggered, so buffered bytes wake at once.
-                if not (yield IN, deadline):
+                # Otherwise wait first: right after a reply the next bytes are rarely there
+                # yet, and epoll is level-triggered, so buffered bytes wake at once.
+                if self.fresh:
+                    self.fresh = False
+                elif not (yield IN, deadline):
                     self._read_timed_out(mid_message, bound_by)
                 try:
                     data = self.sock.recv(RECV_SIZE)
@@ -169,26 +171,30 @@ class EventLoop:
                 self._expire(time.monotonic())
 
     def _accept(self, listener: socket.socket, spec: Listener) -> None:
+        accepted: list[LoopConnection] = []
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as exc:  # e.g. EMFILE: log, keep serving the others
                 if not self.server.stop_event().is_set():  # else another loop closed it
                     self.server.log.event("error", reason=f"accept failed: {exc}", port=spec.port)
-                return
-            conn = self.server.admit(sock, addr, spec, self._connection)
+                break
+            conn = self.server.admit(sock, addr, spec, LoopConnection)
             if conn is None:
                 continue
+            conn.loop = self
             self.conns[sock.fileno()] = conn
             self.epoll.register(sock.fileno(), IN)
             conn.watching = IN
             conn.story = self.server.story(conn)
+            accepted.append(conn)
+        # The stories start once the batch is in: each first read is tried at once
+        # (LoopConnection.fresh), and a client that reconnects as soon as it is answered must
+        # not keep this loop accepting while the others' FINs wait.
+        for conn in accepted:
             self._step(conn, None)
-
-    def _connection(self, *args, **kwargs) -> LoopConnection:
-        return LoopConnection(self, *args, **kwargs)
 
     def _step(self, conn: LoopConnection, ready: bool | None) -> None:
         """Resume a connection's story until it waits again (or ends)."""

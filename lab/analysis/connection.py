@@ -284,7 +284,8 @@ def _finish(c: Connection, found: tuple, packets: int, mss: int | None) -> None:
     c.zero_window_probe = zero_window_probes
     c.t_first_client_byte, c.t_last_server_byte = t_first_client_byte, t_last_server_byte
     c.mss = mss or _segment_size(syn_mss, top[SERVER], biggest)
-    c.syn_mss = min((m for m in syn_mss if m), default=0)
+    c_mss, s_mss = syn_mss  # the smaller option announced (0: none); min() over a generator
+    c.syn_mss = min(c_mss, s_mss) if c_mss and s_mss else c_mss or s_mss  # took 1 µs of 6 here
     size = c.mss
     c.flights = [
         Flight(b, r, t0, t1, n, nbytes, most, -(-most // size) if most > 0 else n)

@@ -16,11 +16,19 @@ import os
 import sys
 from typing import TextIO
 
-from lab.analysis import Analysis, Connection, analyze
-from lab.capture import Capture, read_capture
+from lab.analysis import Analysis, Connection, analyze, slow_start_restarts
+from lab.capture import Capture, read_capture, without_gc
 
 
 def run(args: argparse.Namespace) -> int:
+    # No cyclic garbage collection in the whole command: a million packet records and their
+    # connections hold no cycles, yet each collection that any allocation between the steps
+    # started walked all of them (2 s of the 11 s of `--json` on the benchmark's capture).
+    with without_gc():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     capture = read_capture(args.pcap)
     analysis = analyze(capture)
     try:
@@ -81,7 +89,7 @@ def write_json(capture: Capture, analysis: Analysis, out: TextIO) -> None:
 _P = '{"client":%d,"server":%d}'  # a pair: sent by the client, by the server
 _CONNECTION = (
     '{"stream":%d,"client":"%s","server":"%s","client_addr":"%s","client_port":%d,'
-    '"server_addr":"%s","server_port":%d,"roles_from":"%s","start":%r,"end":%r,'
+    '"server_addr":"%s","server_port":%d,"roles_from":"%s","start":%s,"end":%s,'
     '"duration_s":%r,"packets":%d,"bytes":%d,"syn_packets":%d,"syn_retransmissions":%d,'
     '"synack_packets":%d,"handshake_packets":%d,"handshake_complete":%s,'
     '"handshake_rtt_ms":%s,"t_syn":%s,"t_established":%s,"teardown":"%s",'
@@ -94,46 +102,63 @@ _CONNECTION = (
     '"mss":%d,"syn_mss":%d,"slow_start_restarts":%d,"flights":[%s]}'
 )
 _FLIGHT = (
-    '{"burst":%d,"round":%d,"start":%r,"end":%r,"segments":%d,"bytes":%d,'
+    '{"burst":%d,"round":%d,"start":%s,"end":%s,"segments":%d,"bytes":%d,'
     '"in_flight_max":%d,"cwnd_segments":%d}'
 )
-_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
 
 
 def connection_json(c: Connection) -> str:
     """Exactly `json.dumps(c.to_dict(), separators=(",", ":"))`, written from the attributes
     without the dict: building and encoding 95,000 dicts took 4 s, longer than the analysis.
     Floats are written by repr, as json writes them; the strings (addresses, teardown kinds,
-    sides) are ASCII without quotes or backslashes, so they need no escaping.
+    sides) are ASCII without quotes or backslashes, so they need no escaping. The properties
+    and small helpers are inlined (a Python call each, a dozen per connection, was a fifth of
+    the time). A float's repr (about 1 µs, the largest cost left) is made once per float
+    object: the times are the packets' own `ts` objects, and the SYN's is often the start, the
+    last packet's the teardown's end, a flight's last segment the server's last byte.
     `tests/unit/test_analyze_command.py` holds it to json.dumps on every corpus capture."""
-    rtt = c.handshake_rtt
-    nullable = _nullable
+    start, end, t_syn, t_est = c.start, c.end, c.t_syn, c.t_established
+    t_fin, t_end, t_last = c.t_first_fin, c.t_teardown_end, c.t_last_server_byte
+    closed, wait, rst_by = c.closed_first, c.time_wait, c.rst_by
+    caddr, cport, saddr, sport = c.client_addr, c.client_port, c.server_addr, c.server_port
+    flights = c.flights
+    acks = c.pure_acks
+    r_start, r_end = repr(start), repr(end)
+    r_last = "null" if t_last is None else repr(t_last)
     return _CONNECTION % (
-        c.stream, c.client, c.server, c.client_addr, c.client_port, c.server_addr,
-        c.server_port, c.roles_from, c.start, c.end, c.end - c.start, c.packets, c.bytes,
+        c.stream,
+        f"[{caddr}]:{cport}" if ":" in caddr else f"{caddr}:{cport}",  # Connection.client
+        f"[{saddr}]:{sport}" if ":" in saddr else f"{saddr}:{sport}",
+        caddr, cport, saddr, sport, c.roles_from, r_start, r_end, end - start, c.packets, c.bytes,
         c.syn_packets, c.syn_retransmissions, c.synack_packets, c.handshake_packets,
-        _JSON_CONSTANTS[c.handshake_complete], "null" if rtt is None else repr(rtt * 1000.0),
-        nullable(c.t_syn), nullable(c.t_established), c.teardown,
-        _JSON_CONSTANTS[c.teardown_complete], c.teardown_packets, _text(c.closed_first),
-        _text(c.time_wait), nullable(c.t_first_fin), nullable(c.t_teardown_end),
-        c.fin_packets, c.rst, _text(c.rst_by), *c.data_segments, *c.pure_acks,
-        *c.payload_bytes, *c.retransmissions, *c.fast_retransmission, *c.out_of_order,
-        *c.spurious_retransmission, *c.keep_alive, *c.zero_window_probe, c.overhead_packets,
-        nullable(c.t_last_server_byte), c.mss, c.syn_mss, c.slow_start_restarts,
-        ",".join(
-            _FLIGHT % (f.burst, f.round, f.start, f.end, f.segments, f.bytes, f.in_flight_max,
-                       f.cwnd_segments)
-            for f in c.flights
-        ),
+        "true" if c.handshake_complete else "false",
+        "null" if t_syn is None or t_est is None else repr((t_est - t_syn) * 1000.0),
+        "null" if t_syn is None else r_start if t_syn is start else repr(t_syn),
+        "null" if t_est is None else repr(t_est),
+        c.teardown, "true" if c.teardown_complete else "false", c.teardown_packets,
+        "null" if closed is None else f'"{closed}"',
+        "null" if wait is None else f'"{wait}"',
+        "null" if t_fin is None else repr(t_fin),
+        "null" if t_end is None else r_end if t_end is end else repr(t_end),
+        c.fin_packets, c.rst, "null" if rst_by is None else f'"{rst_by}"',
+        *c.data_segments, *acks, *c.payload_bytes, *c.retransmissions,
+        *c.fast_retransmission, *c.out_of_order, *c.spurious_retransmission, *c.keep_alive,
+        *c.zero_window_probe,
+        c.handshake_packets + c.teardown_packets + acks[0] + acks[1],  # overhead_packets
+        r_last,
+        c.mss, c.syn_mss,
+        slow_start_restarts(flights) if len(flights) > 1 else 0,  # it needs two
+        ",".join([
+            _FLIGHT % (
+                f.burst, f.round, r0,
+                r0 if f.end is f0 else r_last if f.end is t_last else repr(f.end),
+                f.segments, f.bytes, f.in_flight_max, f.cwnd_segments,
+            )
+            for f in flights
+            for f0 in (f.start,)
+            for r0 in (r_last if f0 is t_last else repr(f0),)
+        ]),
     )  # fmt: skip
-
-
-def _nullable(x: float | None) -> str:
-    return "null" if x is None else repr(x)
-
-
-def _text(x: str | None) -> str:
-    return "null" if x is None else f'"{x}"'
 
 
 def _ms(seconds: float | None) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,19 @@ def test_connection_json_is_json_dumps_of_to_dict(path):
     encode = json.JSONEncoder(separators=(",", ":")).encode
     for c in analyze(read_capture(path)).connections:
         assert command.connection_json(c) == encode(c.to_dict())
+
+
+def test_streamed_json_of_the_benchmark_capture_equals_json_dumps(tmp_path, monkeypatch):
+    # The benchmark's synthetic capture (short connections, lost segments, resets, reused
+    # ports): the hand-written encoder must keep writing json.dumps' bytes on it too.
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    analyze_bench = importlib.import_module("analyze_bench")
+    path = tmp_path / "synthetic.pcap"
+    analyze_bench.synthesize(str(path), 30_000)
+    capture = read_capture(path)
+    analysis = analyze(capture)
+    assert len(analysis.connections) > 2500
+    out = io.StringIO()
+    command.write_json(capture, analysis, out)
+    assert out.getvalue() == json.dumps(command.to_json(capture, analysis), separators=(",", ":"))
+    sys.modules.pop("analyze_bench", None)

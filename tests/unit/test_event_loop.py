@@ -3,11 +3,13 @@ server tests that run once per model)."""
 
 from __future__ import annotations
 
+import io
 import socket
 
 import pytest
 
 from server import loop
+from server.log import Log
 from tests.unit import tcp_harness
 from tests.unit.tcp_harness import live_server, recv_all, run_client
 from wire import framing
@@ -57,3 +59,26 @@ def test_two_loops_share_the_listeners_and_drain_on_stop(
     assert len(log.events("closed")) == len(accepted)
     assert not log.events("error")
     assert [e["event"] for e in log.events()][-1] == "stopped"
+
+
+def test_a_new_connections_first_read_does_not_wait_but_the_next_does() -> None:
+    # A client sends its request as soon as connect() returns, usually before the accept: the
+    # first read is tried at once (one loop wake-up less per connection); after a reply the
+    # next request is rarely there yet, so later reads wait for epoll first.
+    server_side, client = socket.socketpair()
+    with server_side, client:
+        conn = loop.LoopConnection(
+            server_side, 1, "persistent", Log("quiet", io.StringIO()), 5.0, 5.0, peer=("x", 1)
+        )
+        client.sendall(b"request")
+        first = conn.recv(mid_message=False)
+        with pytest.raises(StopIteration) as done:
+            next(first)  # no wait yielded: the bytes were read at once
+        assert done.value.value == b"request"
+        client.sendall(b"next")
+        second = conn.recv(mid_message=False)
+        events, _deadline = next(second)  # waits for epoll first
+        assert events == loop.IN
+        with pytest.raises(StopIteration) as done:
+            second.send(True)
+        assert done.value.value == b"next"
