@@ -139,7 +139,7 @@ def _client(authority, port: int, version: str, mode: str, *extra: str) -> tuple
         pytest.param(
             "non-persistent",
             ("--parallel", "2", "--resume"),
-            [False, False, True, True, True],
+            None,  # two workers race: see below
             id="http1.0-resume",
         ),
     ],
@@ -152,7 +152,15 @@ def test_lab_client_over_tls(tls_server, authority, mode, extra, resumed):
     assert all(r["ok"] for r in requests) and len(requests) == 5
     by_request = {r["request"]: r for r in requests}
     names = [entry.split(":")[0] for entry in RESOURCES.split(",")]
-    assert [by_request[n]["tls"]["resumed"] for n in names] == resumed
+    got = [by_request[n]["tls"]["resumed"] for n in names]
+    if resumed is not None:
+        assert got == resumed
+    else:
+        # Two workers, a connection per request: each worker's first connection resumes only
+        # if the other's session was kept before it opened (which one wins is the scheduler's
+        # choice: [F, F, T, T, T] usually, [F, T, T, T, T] on a busy machine, seen once). The
+        # first request is always a full handshake, at most one per worker, the rest resume.
+        assert got[0] is False and got.count(False) <= 2 and all(got[2:]), got
     assert {r["tls"]["tls_version"] for r in requests} == {f"TLSv{version}"}
     keylog = keylog_text(records).splitlines()
     label = "CLIENT_RANDOM" if version == "1.2" else "CLIENT_TRAFFIC_SECRET_0"
