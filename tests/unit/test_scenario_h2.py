@@ -9,8 +9,8 @@ import pytest
 
 from lab import model
 from lab.argv import client_argv, server_argv
-from lab.scenario import load_scenario, parse_scenario
 from lab.errors import UsageError
+from lab.scenario import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = """
