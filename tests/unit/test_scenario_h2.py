@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE = """
 name: x
 protocol: http
-workload: {resources: [{name: index.html, kind: html, size: 14k}, {name: a.js, kind: js, size: 90k}]}
+workload:
+  resources: [{name: index.html, kind: html, size: 14k}, {name: a.js, kind: js, size: 90k}]
 network: {rtt: 50, rate: 20mbit}
 modes:
 """
