@@ -270,10 +270,14 @@ def _http2_claim(mode: ModeResult, n: int | None) -> Claim:
     if chosen - {"h2", tls.ALPN_ENCRYPTED}:
         why = f"the server chose {', '.join(sorted(chosen))} by ALPN, not h2"
         return _claim("http2-one-connection", mode, text, False, observed, expected, why)
-    why = f"one handshake, {n or 'every'} request(s) as streams of one connection"
+    why = f"one handshake, {_plural(n, 'request') if n else 'every request'} as streams of it"
     if offered:
-        how = "in clear" if "h2" in chosen else "(its choice encrypted, TLS 1.3)"
-        why += f"; the ClientHello offered h2 by ALPN, the server's answer {how}"
+        answer = (
+            "the server chose h2 in clear"
+            if "h2" in chosen
+            else "the server's choice is encrypted (TLS 1.3)"
+        )
+        why += f"; the ClientHello offered h2 by ALPN and {answer}"
     else:
         why += " (h2c: HTTP/2 in clear, prior knowledge)"
     return _claim("http2-one-connection", mode, text, True, observed, expected, why)
