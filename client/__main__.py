@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls",
         choices=tuple(client_tls.VERSIONS),
         default=None,
-        help=f"http over exactly this TLS version, trusting the CA in ${client_tls.CA_ENV} "
+        help=f"http or h2 over exactly this TLS version, trusting the CA in ${client_tls.CA_ENV} "
         "(PEM text); the key log goes into the JSON log (tls_keylog lines)",
     )
     p.add_argument(

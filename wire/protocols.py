@@ -6,7 +6,7 @@ rules (which workloads and framings a protocol takes), the model's cost of a res
 `lab validate` prints all come from the `Protocol` object. Standard library only: it runs in
 the containers.
 
-To add a protocol (say `h2`), touch one module per layer, plus its tests:
+To add a protocol (say `h3`), touch one module per layer, plus its tests:
 
 1. here: a `Protocol(...)` entry in `PROTOCOLS` (name, scenario text, framings, workloads, head
    bytes, handshake round trips); the wire format itself in its own `wire/<name>.py`;

@@ -40,10 +40,11 @@ def _env(authority: tlsca.Authority) -> dict[str, str]:
     return {**os.environ, **authority.server_environment(), **authority.client_environment()}
 
 
-def _server(authority, protocol: str) -> Iterator[tuple[int, list[str]]]:
+def _server(authority, protocol: str, *extra: str) -> Iterator[tuple[int, list[str]]]:
     tls = ["--tls", "1.3"] if protocol == "h2" else []
     argv = [sys.executable, "-m", "server", "--protocol", protocol, *tls, "--host", "127.0.0.1",
-            "--log-format", "json", "--listen", "0:persistent", f"--page={PAGE}"]  # fmt: skip
+            "--log-format", "json", "--listen", "0:persistent", f"--page={PAGE}",
+            *extra]  # fmt: skip
     proc = subprocess.Popen(argv, cwd=ROOT, env=_env(authority), stdout=subprocess.PIPE, text=True)
     port = json.loads(proc.stdout.readline())["port"]
     lines: list[str] = []
@@ -161,8 +162,9 @@ def test_lab_client_multiplexes_the_page_on_one_connection(h2_server, authority)
     assert summary["protocol"] == protocol
 
 
-def test_two_connections_share_the_page(authority):
-    gen = _server(authority, "h2c")
+def test_two_connections_share_the_page_on_the_event_loop(authority):
+    """h2c on the epoll server: the handler is a generator on the Connection, as HTTP/1's."""
+    gen = _server(authority, "h2c", "--concurrency", "epoll")
     port, lines = next(gen)
     code, records = _client(authority, "h2c", port, "--parallel", "2")
     next(gen, None)
