@@ -163,8 +163,8 @@ def _refuse(
 
 
 def serve_h2(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
-    """HTTP/2 (h2 over TLS, h2c in clear): `server.http2`, imported when first served, so the
-    other protocols never need the `h2` library."""
+    """HTTP/2 (h2 over TLS, h2c in clear): `server.http2`, imported by `handler()` for these
+    protocols only, so the others never need the `h2` library."""
     from server import http2
 
     return (yield from http2.serve_h2(conn, opts))
@@ -182,5 +182,8 @@ HANDLERS: dict[str, Handler] = {
 
 def handler(protocol: str) -> Handler:
     """The function serving `protocol`; UnknownProtocol if it is not registered."""
-    protocols.get(protocol)  # the one-line error for a name nobody registered
+    if protocols.get(protocol).multiplexed:  # also the one-line error for an unknown name
+        # Import `h2` now, at startup: it takes 40-50 ms, which the first connection's
+        # TLS handshake would otherwise wait for (the model would count it as a round trip).
+        from server import http2  # noqa: F401
     return HANDLERS[protocol]
