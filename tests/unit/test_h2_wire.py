@@ -209,3 +209,15 @@ def test_bad_h2_input_is_one_line_and_exit_2(authority):
         assert proc.returncode == 2, argv
         assert "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith("python -m "), proc.stderr
+
+
+def test_h2_is_imported_at_startup_for_http2_only():
+    """The `h2` library takes 40-50 ms to import: an HTTP/2 server loads it when it looks its
+    handler up (at startup), not in its first connection's handshake; others never load it."""
+    code = (
+        "import sys; from server import handlers; handlers.handler('http'); "
+        "assert 'h2' not in sys.modules; handlers.handler('h2c'); "
+        "assert 'h2.connection' in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
