@@ -9,7 +9,9 @@ the containers.
 To add a protocol (say `h3`), touch one module per layer, plus its tests:
 
 1. here: a `Protocol(...)` entry in `PROTOCOLS` (name, scenario text, framings, workloads, head
-   bytes, handshake round trips); the wire format itself in its own `wire/<name>.py`;
+   bytes, handshake round trips, and for HTTP/2-like ones multiplexed, tls, alpn,
+   persistent_only); the wire format itself in its own `wire/<name>.py` (or a library Debian
+   packages, as `h2`);
 2. `server/handlers.py`: a `serve_<name>(conn, opts)` function in `HANDLERS`;
 3. `client/plan.py`: a `<Name>Plan` class (items, request bytes, decoder, check) in `PLANS`;
 4. tests: `tests/unit/test_protocols.py` checks that every registered protocol has a server

@@ -72,7 +72,7 @@ def _curl(protocol: str, port: int, ca_file: Path, out: Path | None, *paths: str
     (named by its path's last part), stdout one `version content-type` line per URL."""
     if protocol == "h2":
         how = ["--http2", "--tlsv1.3", "--cacert", str(ca_file)]
-        base = f"https://localhost:{port}"
+        base = f"https://127.0.0.1:{port}"
     else:
         how = ["--http2-prior-knowledge"]
         base = f"http://127.0.0.1:{port}"
