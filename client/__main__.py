@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls",
         choices=tuple(client_tls.VERSIONS),
         default=None,
-        help=f"http over exactly this TLS version, trusting the CA in ${client_tls.CA_ENV} "
+        help=f"http or h2 over exactly this TLS version, trusting the CA in ${client_tls.CA_ENV} "
         "(PEM text); the key log goes into the JSON log (tls_keylog lines)",
     )
     p.add_argument(
@@ -106,8 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--framing {args.framing} applies to the {users} protocol only")
     if args.resume and not args.tls:
         parser.error("--resume needs --tls")
-    if args.tls and args.protocol != protocols.HTTP.name:
-        parser.error("--tls needs --protocol http")
+    proto = protocols.get(args.protocol)
+    if args.tls and not proto.takes_tls:
+        parser.error(f"--tls needs --protocol {' or '.join(protocols.with_tls())}")
+    if proto.tls == "required" and not args.tls:
+        parser.error(f"--protocol {proto.name} needs --tls (HTTP/2 in clear is h2c)")
+    if proto.persistent_only and args.mode != "persistent":
+        parser.error(f"--protocol {proto.name} needs --mode persistent (one connection, streams)")
+    if proto.multiplexed and args.pipeline:
+        parser.error(f"--protocol {proto.name} sends every request at once: no --pipeline")
     if args.tls and args.pipeline:
         parser.error("--tls with --pipeline is not supported")
     config = ClientConfig(

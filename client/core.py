@@ -82,6 +82,9 @@ class Client:
             config.protocol, config.framing, self.persistent, f"{config.host}:{config.port}"
         )
         self.raw = self.proto.raw
+        if self.proto.multiplexed:
+            # `h2` takes 40-50 ms to import: before the clock starts, not between two packets
+            from client import http2  # noqa: F401
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._records: list[Record] = []
@@ -95,7 +98,7 @@ class Client:
 
     def _setup_tls(self, config: ClientConfig, out: Output) -> None:
         """The context (raises client_tls.TlsSetupError), then the key log into the log."""
-        alpn = ("http/1.1",)
+        alpn = (protocols.get(config.protocol).alpn or "http/1.1",)
         if config.ca_pem is not None:
             context = client_tls.client_context(config.tls or "", config.ca_pem, alpn=alpn)
         else:
@@ -109,7 +112,8 @@ class Client:
         items = numbered(self.cfg.items, self.cfg.repeat)
         if self.persistent:
             groups = share(items, self.cfg.parallel)
-            workers, jobs, fn = len(groups), groups, self._guard(self._persistent)
+            work = self._multiplexed if self.proto.multiplexed else self._persistent
+            workers, jobs, fn = len(groups), groups, self._guard(work)
             # Resumption needs a session, which the first connection has once it has read a
             # response: the others open then (lab.model's _open_connections does the same).
             self._wait_for_session = self.cfg.resume and self.sessions is not None and workers > 1
@@ -335,6 +339,36 @@ class Client:
                 ((response, length),) = responses
                 self._settle(session, item, rec, response, offset, length)
                 offset += length
+        self._close_first(session)
+
+    # HTTP/2: one connection, its requests all at once as streams, the client closes first --
+
+    def _multiplexed(self, session: Session, items: list[Item], records: list[Record]) -> None:
+        from client import http2  # the `h2` library: only HTTP/2 runs need it
+
+        self._connect(session)
+        if session.tls_info is not None and session.tls_info.get("alpn") != "h2":
+            raise ClientError(f"{session.where} did not choose h2 by ALPN (it has no HTTP/2)")
+        paths = [self.proto.path(item) for item in items]  # type: ignore[attr-defined]
+        for item in items:
+            self.out.say(f"{self._label(item)} sent by Client {session.id}")
+        scheme = "https" if session.tls is not None else "http"
+        sent_before = session.bytes_sent
+        try:
+            responses = http2.exchange(session.send, session.recv, session.where, paths, scheme)
+        except http2.Http2Error as exc:
+            raise ClientError(f"{session.where}: {exc}") from None
+        for item, rec, response in zip(items, records, responses, strict=True):
+            rec.t_sent = response.t_sent
+            rec.t_first_byte = response.t_first_byte
+            rec.t_done = response.t_done
+            rec.bytes_sent = (session.bytes_sent - sent_before) // len(items)
+            rec.bytes_received = response.body_bytes
+            rec.extra["stream"] = response.stream_id
+            self._show(session, response)
+            rec.crc32 = checksum(self.proto.body(response))
+            rec.error = self.proto.check(item, response)
+            rec.ok = rec.error is None
         self._close_first(session)
 
     def _close_first(self, session: Session) -> None:

@@ -6,6 +6,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 from wire import framing, http, payload, protocols, site
 from wire.payload import preview
@@ -72,6 +73,7 @@ class Plan:
     in `PLANS` (names from `wire.protocols`). Responses are whatever its decoder yields."""
 
     decode_errors: tuple[type[Exception], ...] = ()  # what its decoder raises on bad bytes
+    multiplexed = False  # HTTP/2: a connection's requests go out at once (`Http2Plan`)
 
     def __init__(self, framing_name: str, persistent: bool, host: str) -> None:
         self.framing = framing_name
@@ -202,7 +204,45 @@ class HttpPlan(Plan):
         return f"{response.status} ({len(response.body)} bytes body)"
 
 
-PLANS: dict[str, type[Plan]] = {protocols.ECHO.name: EchoPlan, protocols.HTTP.name: HttpPlan}
+class Http2Plan(HttpPlan):
+    """HTTP/2 (h2 over TLS, h2c in clear): a connection's requests all at once, as streams
+    (`client.http2`), so there are no request bytes or decoder of its own: the client's
+    `_multiplexed` fetches each connection's share of the page. A response is a
+    `client.http2.Response`, checked as HTTP/1's (status, length, type, the page's body)."""
+
+    multiplexed = True
+
+    def path(self, item: Item) -> str:
+        """The request's :path, HTTP/1's target: /name?size=N (any server can answer it)."""
+        return f"/{quote(item.name)}?size={item.size}"
+
+    def check(self, item: Item, response: Any) -> str | None:
+        if response.reset:
+            return f"{item.name}: stream {response.stream_id} reset by the server"
+        return super().check(item, _as_http1(response))
+
+    def body(self, response: Any) -> bytes:
+        return response.body
+
+    def label(self, item: Item) -> str:
+        return f"GET {self.path(item)} (HTTP/2)"
+
+    def show(self, response: Any) -> str:
+        return f"{response.status} ({len(response.body)} bytes body, stream {response.stream_id})"
+
+
+def _as_http1(response: Any) -> http.Response:
+    """An HTTP/2 response in HTTP/1's shape, for `HttpPlan.check`."""
+    headers = {k: v for k, v in response.headers.items() if not k.startswith(":")}
+    return http.Response("HTTP/2", response.status or 0, headers, response.body, 0)
+
+
+PLANS: dict[str, type[Plan]] = {
+    protocols.ECHO.name: EchoPlan,
+    protocols.HTTP.name: HttpPlan,
+    protocols.H2.name: Http2Plan,
+    protocols.H2C.name: Http2Plan,
+}
 
 
 def plan_class(protocol: str) -> type[Plan]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from wire import site
+from wire import protocols, site
 
 if TYPE_CHECKING:  # lab.scenario imports this module
     from lab.scenario import Mode, Scenario, Workload
@@ -64,15 +64,20 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
     tls = {scenario.tls_of(m) for m in modes}
     if len(tls) > 1:
         raise ValueError("modes with different TLS need a server each")
+    names = {scenario.protocol_of(m) for m in modes}
+    if len(names) > 1:
+        raise ValueError("modes with different protocols need a server each")
+    protocol = names.pop()
+    serves_page = "resources" in protocols.get(protocol).workloads  # http, h2, h2c: `--page`
     pages = {_page_list(scenario.workload_of(m)) for m in modes}
-    if len(pages) > 1 and scenario.protocol == "http":
+    if len(pages) > 1 and serves_page:
         raise ValueError("modes with different http workloads need a server each")
     largest = max(max(scenario.workload_of(m).byte_sizes()) for m in modes)
     argv = [
         "--host",
         "0.0.0.0",
         "--protocol",
-        scenario.protocol,
+        protocol,
         "--framing",
         framings.pop(),
         "--log-format",
@@ -98,7 +103,7 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
     for m in modes:
         argv += ["--listen", f"{scenario.port_of(m)}:{m.server_mode}"]
     page = pages.pop()
-    if scenario.protocol == "http" and page:  # one argv string, as the client's list
+    if serves_page and page:  # one argv string, as the client's list
         argv.append(f"--page={page}")
     return argv
 
@@ -115,7 +120,7 @@ def client_argv(scenario: Scenario, mode: Mode, host: str, port: int | None = No
         "--port",
         str(port if port is not None else scenario.port_of(mode)),
         "--protocol",
-        scenario.protocol,
+        scenario.protocol_of(mode),
         "--framing",
         scenario.framing_of(mode),
         "--mode",

@@ -16,6 +16,7 @@ from lab import tls
 from lab.browser import CONNECTIONS_PER_HOST
 from lab.document import Claim, FlightResult, ModeResult, RunResult
 from lab.tcp import INITIAL_WINDOW
+from wire import protocols
 
 # Below this RTT a round trip is shorter than the server's write of a response: flights show
 # the application's pacing, not the congestion window.
@@ -41,6 +42,7 @@ def check_claims(run: RunResult) -> list[Claim]:
     for m in modes:
         out.append(_slow_start_claim(m, request_count(run, m)))
     out += _tls_claims(run, modes)
+    out += [_http2_claim(m, request_count(run, m)) for m in modes if _multiplexed(run, m)]
     out += [_browser_parallel_claim(m) for m in browsers]
     closing = next((m for m in browsers if not m.persistent), None)
     out += [_browser_reuse_claim(m, closing) for m in browsers if m.persistent]
@@ -233,6 +235,52 @@ def _resumes(run: RunResult, mode: ModeResult) -> bool:
     """The scenario asked this mode to resume TLS sessions (its `resume`, else the scenario's)."""
     own = run.mode_spec(mode.name).get("resume")
     return bool(own if own is not None else run.scenario.get("resume"))
+
+
+def _multiplexed(run: RunResult, mode: ModeResult) -> bool:
+    """The mode spoke HTTP/2 (its `protocol:`, else the scenario's: h2 or h2c)."""
+    name = run.mode_spec(mode.name).get("protocol") or run.scenario.get("protocol")
+    return name in protocols.names() and protocols.get(name).multiplexed
+
+
+def _http2_claim(mode: ModeResult, n: int | None) -> Claim:
+    """HTTP/2 multiplexes the page: one TCP connection (one SYN) carried every request, and
+    over TLS its ClientHello offered h2 by ALPN (the server's choice is in clear in TLS 1.2
+    only; TLS 1.3 encrypts it, and the client's log says it: every response came on h2)."""
+    text = "HTTP/2 fetches the page over one connection"
+    conns = mode.connections
+    observed = f"{_plural(conns, 'connection')}" if conns is not None else None
+    expected = "1 connection" + (f", {n} requests on it" if n else "")
+    if conns is None:
+        return _claim("http2-one-connection", mode, text, None, observed, expected, "no capture")
+    answered = mode.client_ok
+    if answered is not None:
+        observed = f"{observed}, {answered} requests answered"
+    offered = [c.tls.alpn_offered for c in mode.per_connection if c.tls is not None]
+    chosen = {c.tls.alpn for c in mode.per_connection if c.tls is not None and c.tls.alpn}
+    if conns != 1:
+        why = f"{conns} connections in the capture: the page was not multiplexed on one"
+        return _claim("http2-one-connection", mode, text, False, observed, expected, why)
+    if n is not None and answered is not None and answered != n:
+        why = f"{answered} of {n} requests answered on the one connection"
+        return _claim("http2-one-connection", mode, text, False, observed, expected, why)
+    if offered and not all("h2" in o for o in offered):
+        why = f"the ClientHello offered {offered[0]} by ALPN, not h2"
+        return _claim("http2-one-connection", mode, text, False, observed, expected, why)
+    if chosen - {"h2", tls.ALPN_ENCRYPTED}:
+        why = f"the server chose {', '.join(sorted(chosen))} by ALPN, not h2"
+        return _claim("http2-one-connection", mode, text, False, observed, expected, why)
+    why = f"one handshake, {_plural(n, 'request') if n else 'every request'} as streams of it"
+    if offered:
+        answer = (
+            "the server chose h2 in clear"
+            if "h2" in chosen
+            else "the server's choice is encrypted (TLS 1.3)"
+        )
+        why += f"; the ClientHello offered h2 by ALPN and {answer}"
+    else:
+        why += " (h2c: HTTP/2 in clear, prior knowledge)"
+    return _claim("http2-one-connection", mode, text, True, observed, expected, why)
 
 
 def _browser_parallel_claim(mode: ModeResult) -> Claim:

@@ -1,7 +1,7 @@
 """Builds the lab's images on any machine with a Docker Engine, even one with no registry.
 
-    tcplab/base:<recipe hash>      Debian bookworm + python3, python3-dpkt, tcpdump, iproute2,
-         │                         iptables, curl, procps (BASE_PACKAGES); nothing from PyPI
+    tcplab/base:<recipe hash>      Debian bookworm + python3, python3-dpkt, python3-h2, tcpdump,
+         │                         iproute2, iptables, curl, procps (BASE_PACKAGES); no PyPI
          ├── tcplab/server:<hash>  wire + server, uid 10001
          ├── tcplab/client:<hash>  wire + client, uid 10001
          ├── tcplab/capture:<hash> wire + lab (tcpdump and the in-container analysis)
@@ -52,6 +52,7 @@ BASE_REPO = "tcplab/base"
 BASE_PACKAGES = (
     "python3",
     "python3-dpkt",
+    "python3-h2",  # HTTP/2 (server/http2.py, client/http2.py): Debian's, so no PyPI in images
     "tcpdump",
     "iproute2",
     "iptables",

@@ -604,7 +604,7 @@ def _open_connections(
 
 def response_sizes(scenario: Any, mode: Any) -> list[int]:
     """Bytes each response puts on the wire: the body, plus the protocol's head (http's)."""
-    head = protocols.get(scenario.protocol).head_bytes
+    head = protocols.get(protocol_of(scenario, mode)).head_bytes
     sizes = scenario.workload_of(mode).byte_sizes() * getattr(mode, "repeat", 1)
     return [s + head for s in sizes]
 
@@ -641,7 +641,7 @@ def predict_scenario(
             rtt_s=max((rtts or {}).get(mode.name, rtt_s), server_hold_s(scenario)),
             rate_bps=net.rate,
             burst_bytes=burst,
-            handshake_rtts=handshake_round_trips(scenario),
+            handshake_rtts=handshake_round_trips(scenario, mode),
             costs=(costs or {}).get(mode.name, NO_COSTS),
             server_hold_s=server_hold_s(scenario),
             mss=mss or MSS,
@@ -662,21 +662,29 @@ def tls_cost(scenario: Any, mode: Any) -> TlsCost | None:
     return TlsCost(str(version), bool(resume))
 
 
+def protocol_of(scenario: Any, mode: Any) -> str:
+    """The mode's protocol (its `protocol:`, else the scenario's)."""
+    return getattr(mode, "protocol", None) or scenario.protocol
+
+
 def multiplexed(scenario: Any, mode: Any) -> bool:
-    """Whether the mode's requests share one connection at once (HTTP/2)."""
-    return (getattr(mode, "protocol", None) or getattr(scenario, "protocol", None)) == "h2"
+    """Whether the mode's requests share one connection at once (HTTP/2: h2 and h2c)."""
+    return protocols.get(protocol_of(scenario, mode)).multiplexed
 
 
 def pipelined(scenario: Any, mode: Any) -> bool:
     """Whether the client sends all of a connection's requests at once: pipelining, or the
     article's raw persistent echo (write every message, half-close, read until EOF)."""
     framing = getattr(mode, "framing", None) or getattr(scenario, "framing", None)
+    if multiplexed(scenario, mode):  # HTTP/2's streams: every request at once, as pipelining
+        return True
     return bool(mode.pipeline or (mode.persistent and framing == "raw"))
 
 
-def handshake_round_trips(scenario: Any) -> int:
+def handshake_round_trips(scenario: Any, mode: Any = None) -> int:
     """Round trips before a new connection's first request: TCP's, plus the protocol's own."""
-    return 1 + protocols.get(scenario.protocol).handshake_round_trips
+    name = protocol_of(scenario, mode) if mode is not None else scenario.protocol
+    return 1 + protocols.get(name).handshake_round_trips
 
 
 def server_hold_s(scenario: Any) -> float:

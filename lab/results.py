@@ -303,7 +303,8 @@ def _predict(
             parallel=at_once,
             pipeline=model.pipelined(scenario, mode),
             model_rtt_s=alone.rtt_s,
-            model_handshake_s=alone.rtt_s * (model.handshake_round_trips(scenario) + tls_rtts),
+            model_handshake_s=alone.rtt_s
+            * (model.handshake_round_trips(scenario, mode) + tls_rtts),
             server_hold_s=model.server_hold_s(scenario),
             model_latency_s={r.index: r.done_s - r.start_s for r in alone.requests},
         )

@@ -241,6 +241,12 @@ class Mode:
         doc="TLS session resumption: connections opened once the client holds a session "
         "(after the first response) offer it (needs tls)",
     )
+    protocol: str | None = spec(
+        Str(choices=PROTOCOLS),
+        None,
+        doc="overrides the scenario's protocol for this mode (its own server), e.g. h2 in an "
+        "http scenario: the same page over HTTP/2",
+    )
 
     def __post_init__(self) -> None:
         if self.pipeline and not self.persistent:
@@ -466,8 +472,10 @@ class Scenario:
         self._check_tls()
         seen: dict[str, int] = {}
         for i, m in enumerate(self.modes):
+            if m.protocol is not None:
+                self._check_mode_protocol(m, i)
             if m.workload is not None:
-                self._check_workload(m.workload, ("modes", i, "workload"))
+                self._check_workload(m.workload, ("modes", i, "workload"), self.protocol_of(m))
             if m.name in seen:
                 raise Invalid(
                     ("modes", i, "name"),
@@ -475,8 +483,10 @@ class Scenario:
                 )
             seen[m.name] = i
             if m.framing is not None:
-                self._check_framing(m.framing, ("modes", i, "framing"))
-            if m.client == "browser" and self.protocol != protocols.HTTP.name:
+                self._check_framing(m.framing, ("modes", i, "framing"), self.protocol_of(m))
+            if protocols.get(self.protocol_of(m)).multiplexed:
+                self._check_multiplexed(m, i)
+            if m.client == "browser" and self.protocol_of(m) != protocols.HTTP.name:
                 raise Invalid(("modes", i, "client"), "the browser client needs protocol: http")
         self._check_framing(self.framing, ("framing",))
         for i, m in enumerate(self.modes):
@@ -490,20 +500,51 @@ class Scenario:
                     ("faults", i, "at", "request"), f"the workload has only {most} requests"
                 )
 
+    def _check_mode_protocol(self, mode: Mode, index: int) -> None:
+        """A mode's own protocol takes the scenario's workload (http, h2 and h2c: resources)."""
+        if mode.workload is None:
+            proto = protocols.get(self.protocol_of(mode))
+            if self.workload.kind not in proto.workloads:
+                raise Invalid(
+                    ("modes", index, "protocol"),
+                    f"protocol {proto.name} needs {proto.workload_text()}: the scenario's "
+                    f"workload has {self.workload.kind}",
+                )
+
+    def _check_multiplexed(self, mode: Mode, index: int) -> None:
+        """HTTP/2 (h2, h2c): one keep-alive connection, every request on it at once."""
+        name = self.protocol_of(mode)
+        where = ("modes", index)
+        if not mode.persistent:
+            raise Invalid((*where, "persistent"), f"{name} needs persistent: true (one connection)")
+        if mode.parallel != 1:
+            raise Invalid((*where, "parallel"), f"{name} multiplexes the page on one connection")
+        if mode.pipeline:
+            raise Invalid((*where, "pipeline"), f"{name} sends every request at once already")
+
     def _check_tls(self) -> None:
-        """TLS is http's only (for now), with the lab's client, one request at a time."""
+        """TLS is http's and h2's (h2 needs it), with the lab's client, one request at a time."""
         if self.resume and not any(self.tls_of(m) for m in self.modes):
             raise Invalid(("resume",), "resume needs tls")
         for i, m in enumerate(self.modes):
             if m.resume and not self.tls_of(m):
                 raise Invalid(("modes", i, "resume"), "resume needs tls")
-        if self.tls and self.protocol != protocols.HTTP.name:
-            raise Invalid(("tls",), "tls needs protocol: http")
+        with_tls = " or ".join(protocols.with_tls())
+        if (
+            self.tls
+            and not protocols.get(self.protocol).takes_tls
+            and not all(protocols.get(self.protocol_of(m)).takes_tls for m in self.modes)
+        ):
+            raise Invalid(("tls",), f"tls needs protocol: {with_tls}")
         for i, m in enumerate(self.modes):
+            proto = protocols.get(self.protocol_of(m))
+            if proto.tls == "required" and not self.tls_of(m):
+                where = ("modes", i, "protocol") if m.protocol else ("protocol",)
+                raise Invalid(where, f"{proto.name} is HTTP/2 over TLS: give tls (or use h2c)")
             if not self.tls_of(m):
                 continue
-            if self.protocol != protocols.HTTP.name:
-                raise Invalid(("modes", i, "tls"), "tls needs protocol: http")
+            if not proto.takes_tls:
+                raise Invalid(("modes", i, "tls"), f"tls needs protocol: {with_tls}")
             if m.client == "browser":
                 raise Invalid(("modes", i, "tls"), "the browser client has no TLS yet")
             if m.pipeline:  # one SSL object written and read by two threads at once: unsafe
@@ -518,8 +559,14 @@ class Scenario:
     def resume_of(self, mode: Mode) -> bool:
         return bool(self.tls_of(mode)) and (mode.resume if mode.resume is not None else self.resume)
 
-    def _check_workload(self, wl: Workload, where: tuple[str | int, ...]) -> None:
-        proto = protocols.get(self.protocol)
+    def protocol_of(self, mode: Mode) -> str:
+        """The mode's protocol: its own `protocol:`, else the scenario's."""
+        return mode.protocol or self.protocol
+
+    def _check_workload(
+        self, wl: Workload, where: tuple[str | int, ...], protocol: str | None = None
+    ) -> None:
+        proto = protocols.get(protocol or self.protocol)
         if wl.kind not in proto.workloads:
             # One kind only: the workload lacks it. Several: the key given is the wrong one.
             blame = where if len(proto.workloads) == 1 else (*where, wl.kind)
@@ -528,15 +575,17 @@ class Scenario:
         if len(arg) > MAX_ARG_CHARS:
             raise Invalid(where, f"too large for one command line ({len(arg)} > {MAX_ARG_CHARS})")
 
-    def _check_framing(self, name: str, where: tuple[str | int, ...]) -> None:
-        if name not in protocols.get(self.protocol).framings:
+    def _check_framing(
+        self, name: str, where: tuple[str | int, ...], protocol: str | None = None
+    ) -> None:
+        if name not in protocols.get(protocol or self.protocol).framings:
             users = " and ".join(protocols.with_framing(name))
             raise Invalid(where, f"framing applies to protocol {users} only")
 
     def _check_echo_fits(self, mode: Mode, index: int) -> None:
         """Refuse echo modes that cannot work: a message the server's deadline cuts off on the
         shaped link, or messages the containers cannot hold in their memory limit."""
-        if self.protocol != protocols.ECHO.name:
+        if self.protocol_of(mode) != protocols.ECHO.name:
             return
         sizes = self.workload_of(mode).byte_sizes()
         largest = max(sizes)

@@ -231,10 +231,11 @@ def _tls_connections(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """The TLS connection factory for --tls, or a one-line error (exit 2)."""
     if args.concurrency != "threads":
         parser.error("--tls needs --concurrency threads (the event loop has no TLS yet)")
-    if args.protocol != protocols.HTTP.name:
-        parser.error("--tls needs --protocol http")
+    proto = protocols.get(args.protocol)
+    if not proto.takes_tls:
+        parser.error(f"--tls needs --protocol {' or '.join(protocols.with_tls())}")
     try:
-        context = tls.context_from_environment(args.tls, alpn=("http/1.1",))
+        context = tls.context_from_environment(args.tls, alpn=(proto.alpn,) if proto.alpn else ())
     except tls.TlsSetupError as exc:
         parser.error(f"--tls: {exc}")
     return tls.connection_factory(context)
@@ -244,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     config = config_from_args(args)
+    proto = protocols.get(args.protocol)
+    if proto.tls == "required" and not args.tls:
+        parser.error(f"--protocol {proto.name} needs --tls (HTTP/2 in clear is h2c)")
+    if proto.persistent_only and any(s.mode != "persistent" for s in config.listeners):
+        parser.error(f"--protocol {proto.name} needs persistent listeners (--mode persistent)")
     if args.tls:
         config.connection = _tls_connections(args, parser)
     log = Log(args.log_format)

@@ -162,11 +162,28 @@ def _refuse(
     return f"bad request ({exc.status})"
 
 
+def serve_h2(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
+    """HTTP/2 (h2 over TLS, h2c in clear): `server.http2`, imported by `handler()` for these
+    protocols only, so the others never need the `h2` library."""
+    from server import http2
+
+    return (yield from http2.serve_h2(conn, opts))
+
+
 Handler = Callable[[Connection, ProtocolOptions], "Waits[str | None]"]
-HANDLERS: dict[str, Handler] = {protocols.ECHO.name: serve_echo, protocols.HTTP.name: serve_http}
+HANDLERS: dict[str, Handler] = {
+    protocols.ECHO.name: serve_echo,
+    protocols.HTTP.name: serve_http,
+    # HTTP/2 over TLS (ALPN h2) and in clear (prior knowledge): the same frames
+    protocols.H2.name: serve_h2,
+    protocols.H2C.name: serve_h2,
+}
 
 
 def handler(protocol: str) -> Handler:
     """The function serving `protocol`; UnknownProtocol if it is not registered."""
-    protocols.get(protocol)  # the one-line error for a name nobody registered
+    if protocols.get(protocol).multiplexed:  # also the one-line error for an unknown name
+        # Import `h2` now, at startup: it takes 40-50 ms, which the first connection's
+        # TLS handshake would otherwise wait for (the model would count it as a round trip).
+        from server import http2  # noqa: F401
     return HANDLERS[protocol]

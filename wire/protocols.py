@@ -6,10 +6,12 @@ rules (which workloads and framings a protocol takes), the model's cost of a res
 `lab validate` prints all come from the `Protocol` object. Standard library only: it runs in
 the containers.
 
-To add a protocol (say `h2`), touch one module per layer, plus its tests:
+To add a protocol (say `h3`), touch one module per layer, plus its tests:
 
 1. here: a `Protocol(...)` entry in `PROTOCOLS` (name, scenario text, framings, workloads, head
-   bytes, handshake round trips); the wire format itself in its own `wire/<name>.py`;
+   bytes, handshake round trips, and for HTTP/2-like ones multiplexed, tls, alpn,
+   persistent_only); the wire format itself in its own `wire/<name>.py` (or a library Debian
+   packages, as `h2`);
 2. `server/handlers.py`: a `serve_<name>(conn, opts)` function in `HANDLERS`;
 3. `client/plan.py`: a `<Name>Plan` class (items, request bytes, decoder, check) in `PLANS`;
 4. tests: `tests/unit/test_protocols.py` checks that every registered protocol has a server
@@ -23,6 +25,7 @@ read the fields below and need no change.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from wire import framing
@@ -51,11 +54,24 @@ class Protocol:
     # Round trips of the protocol's own handshake on each new connection, after TCP's
     # (a TLS 1.3 handshake would be 1); a request then costs one round trip more.
     handshake_round_trips: int = 0
+    # HTTP/2: every request of a connection goes out at once, as streams of one connection
+    # (the model's `multiplexed`; the client's one fetch per connection).
+    multiplexed: bool = False
+    # Whether it runs over TLS: "never", "optional" (a scenario's `tls:` turns it on) or
+    # "required" (h2: HTTP/2 over TLS, chosen by ALPN).
+    tls: str = "never"
+    alpn: str | None = None  # the ALPN name both ends offer over TLS ("h2", "http/1.1")
+    # Whether its server needs a keep-alive listener (HTTP/2 has no one-request connections).
+    persistent_only: bool = False
 
     @property
     def has_framing_choice(self) -> bool:
         """Whether the scenario's `framing:` means anything for this protocol."""
         return len(self.framings) > 1
+
+    @property
+    def takes_tls(self) -> bool:
+        return self.tls != "never"
 
     def workload_text(self) -> str:
         """The workload keys it needs, as an error message says them: "messages or sizes"."""
@@ -75,9 +91,28 @@ HTTP = Protocol(
     framings=("length",),  # the server and client accept --framing, and ignore it
     workloads=("resources",),
     head_bytes=150,  # about what the server's response head adds to each body (Date included)
+    tls="optional",
+    alpn="http/1.1",
+)
+# HTTP/2 (wire format: the `h2` library, Debian's python3-h2): a response is a HEADERS frame
+# (about 40 bytes once HPACK has the first response's fields in its table) and DATA frames of
+# 16 KB, 9 bytes of frame header each: about 80 bytes on a page10 resource.
+H2 = Protocol(
+    name="h2",
+    doc="h2 (HTTP/2 over TLS, ALPN h2)",
+    framings=("length",),
+    workloads=("resources",),
+    head_bytes=80,
+    multiplexed=True,
+    tls="required",
+    alpn="h2",
+    persistent_only=True,
+)
+H2C = dataclasses.replace(
+    H2, name="h2c", doc="h2c (HTTP/2 in clear, prior knowledge)", tls="never", alpn=None
 )
 
-PROTOCOLS = {p.name: p for p in (ECHO, HTTP)}  # the registry: everything else reads this
+PROTOCOLS = {p.name: p for p in (ECHO, HTTP, H2, H2C)}  # the registry: everything else reads this
 DEFAULT = ECHO.name  # of `python -m server` and `python -m client`
 
 
@@ -97,6 +132,11 @@ def get(name: str) -> Protocol:
 def with_framing(framing_name: str) -> tuple[str, ...]:
     """The protocols that take `framing_name`, e.g. ("echo",) for raw."""
     return tuple(p.name for p in PROTOCOLS.values() if framing_name in p.framings)
+
+
+def with_tls() -> tuple[str, ...]:
+    """The protocols that run over TLS, e.g. ("http", "h2")."""
+    return tuple(p.name for p in PROTOCOLS.values() if p.takes_tls)
 
 
 def describe() -> str:

@@ -20,6 +20,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for mode in scenario.modes:
         extra = []
+        if mode.protocol is not None and mode.protocol != scenario.protocol:
+            extra.append(f"protocol {mode.protocol}")
         if mode.pipeline:
             extra.append("pipelined")
         if proto.has_framing_choice:

@@ -46,6 +46,7 @@ def _modes(analysis: dict) -> dict[str, dict]:
         ("keepalive-tls12", "1.2", 2, 1),
         ("keepalive-tls13", "1.3", 1, 1),
         ("keepalive-6-tls13-resume", "1.3", 1, 6),
+        ("h2-tls13", "1.3", 1, 1),
     ],
 )
 def test_handshake_round_trips_after_tcp_from_the_capture(
@@ -83,6 +84,22 @@ def test_the_claims_hold(page10_tls):
     claims = {c["id"]: c for c in analysis["claims"] if c["id"].startswith("tls")}
     assert claims["tls13-round-trip"]["holds"] is True, claims["tls13-round-trip"]
     assert claims["tls-resumption"]["holds"] is True, claims["tls-resumption"]
+    h2 = next(c for c in analysis["claims"] if c["id"] == "http2-one-connection")
+    assert (h2["mode"], h2["holds"]) == ("h2-tls13", True), h2
+
+
+def test_http2_carries_the_page_on_one_connection(page10_tls):
+    """One connection, ten streams (the client's log), h2 offered by ALPN in the ClientHello."""
+    run_dir, analysis, _ = page10_tls
+    m = _modes(analysis)["h2-tls13"]
+    assert m["connections"] == 1 and m["client_ok"] == 10
+    (conn,) = m["per_connection"]
+    assert "h2" in conn["tls"]["alpn_offered"]
+    records = [json.loads(line) for line in (run_dir / m["folder"] / "client.jsonl").open()]
+    requests = [r for r in records if r.get("event") == "request"]
+    assert sorted(r["stream"] for r in requests) == list(range(1, 21, 2))
+    assert {r["tls"]["alpn"] for r in requests} == {"h2"}
+    assert len({r["t_sent"] for r in requests}) == 1  # every request in one write
 
 
 def test_the_model_is_within_10_percent_over_the_50ms_path(page10_tls):
@@ -106,7 +123,7 @@ def test_the_run_folder_holds_the_key_log_and_no_key(page10_tls):
     print(f"page10-tls run: {took:.1f} s")
 
 
-@pytest.mark.parametrize("mode", ["http1.0-tls12", "keepalive-6-tls13-resume"])
+@pytest.mark.parametrize("mode", ["http1.0-tls12", "keepalive-6-tls13-resume", "h2-tls13"])
 def test_tshark_decrypts_the_requests_with_the_key_log(page10_tls, mode):
     if shutil.which("tshark") is None:
         pytest.skip("tshark not installed")
@@ -114,13 +131,20 @@ def test_tshark_decrypts_the_requests_with_the_key_log(page10_tls, mode):
     m = _modes(analysis)[mode]
     port = m["per_connection"][0]["server_port"]
     folder = run_dir / m["folder"]
+    # HTTP/2: each request is a HEADERS frame (type 1) whose :path tshark decodes with HPACK
+    h2 = mode.startswith("h2")
+    wanted = (
+        ["-Y", 'http2.type == 1 && http2.header.name == ":path"', "-e", "http2.headers.path"]
+        if h2
+        else ["-Y", "http.request", "-e", "http.request.uri"]
+    )
     done = subprocess.run(
         ["tshark", "-r", str(folder / "capture.pcap"), "-o",
          f"tls.keylog_file:{folder / 'tls-keys.log'}", "-d", f"tcp.port=={port},tls",
-         "-Y", "http.request", "-T", "fields", "-e", "http.request.uri"],
+         "-T", "fields", *wanted],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    uris = sorted(done.stdout.split())
+    uris = sorted(",".join(done.stdout.split()).split(","))
     scenario = analysis["scenario"]["workload"]["resources"]
     assert uris == sorted(f"/{r['name']}?size={r['size']}" for r in scenario)

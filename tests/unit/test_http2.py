@@ -20,6 +20,13 @@ BIG = 300_000  # beyond HTTP/2's initial 65,535-byte windows: flow control has t
 RESOURCES = {"/big.bin": b"b" * BIG, **{f"/r{i}.bin": bytes([i]) * (1000 * i) for i in range(1, 9)}}
 
 
+def lookup(path: str) -> server_http2.Found:
+    body = RESOURCES.get(path)
+    if body is None:
+        return 404, b"not found\n", server_http2.TEXT
+    return 200, body, "application/octet-stream"
+
+
 class Server:
     """Accepts connections on 127.0.0.1 and serves each with server.http2."""
 
@@ -41,7 +48,7 @@ class Server:
                 sock = ctx.wrap_socket(sock, server_side=True)
                 self.alpn.append(sock.selected_alpn_protocol())
             with sock:
-                self.served.append(server_http2.serve(sock, RESOURCES.get))
+                self.served.append(server_http2.serve(sock, lookup))
 
 
 @pytest.fixture(scope="module")

@@ -154,7 +154,16 @@ def test_base_tag_follows_the_recipe(monkeypatch):
 
 
 def test_base_recipe_names_every_package_the_contract_promises():
-    promised = {"python3", "python3-dpkt", "tcpdump", "iproute2", "iptables", "curl", "procps"}
+    promised = {
+        "python3",
+        "python3-dpkt",
+        "python3-h2",
+        "tcpdump",
+        "iproute2",
+        "iptables",
+        "curl",
+        "procps",
+    }
     assert promised <= set(images.BASE_PACKAGES)
     assert not any("pip" in p for p in images.BASE_PACKAGES)
 

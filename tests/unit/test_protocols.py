@@ -34,8 +34,16 @@ def test_every_protocol_has_a_server_handler_and_a_client_plan() -> None:
     assert protocols.DEFAULT in protocols.names()
 
 
-@pytest.mark.parametrize("name", protocols.names())
-@pytest.mark.parametrize("mode", ["non-persistent", "persistent"])
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [
+        (p.name, mode)
+        for p in protocols.PROTOCOLS.values()
+        for mode in ("non-persistent", "persistent")
+        # h2 needs TLS and HTTP/2 keep-alive listeners: tests/unit/test_h2_wire.py
+        if p.tls != "required" and not (p.persistent_only and mode == "non-persistent")
+    ],
+)
 def test_each_protocols_server_and_client_agree(name: str, mode: str) -> None:
     """The same named workload, served and checked byte for byte, for every registered protocol."""
     with live_server(protocol=name) as (_, log, ports):
