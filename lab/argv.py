@@ -38,6 +38,14 @@ def _secs(x: float) -> str:
     return f"{x:g}"
 
 
+def _shared(modes: Sequence[Mode], of, what: str):
+    """The one value `of(mode)` that every mode given shares: one server serves them all."""
+    values = {of(m) for m in modes}
+    if len(values) > 1:
+        raise ValueError(f"modes with different {what} need a server each")
+    return values.pop()
+
+
 def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) -> list[str]:
     """Arguments after `python3 -m server`: one listener per mode on `scenario.port_of(mode)`.
 
@@ -54,20 +62,10 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
     modes = tuple(modes)
     if not modes:
         raise ValueError("server_argv needs at least one mode")
-    framings = {scenario.framing_of(m) for m in modes}
-    if len(framings) > 1:
-        raise ValueError("modes with different framings need a server each")
-    servers = {scenario.server_of(m) for m in modes}
-    if len(servers) > 1:
-        raise ValueError("modes with different server options need a server each")
-    server = servers.pop()
-    tls = {scenario.tls_of(m) for m in modes}
-    if len(tls) > 1:
-        raise ValueError("modes with different TLS need a server each")
-    names = {scenario.protocol_of(m) for m in modes}
-    if len(names) > 1:
-        raise ValueError("modes with different protocols need a server each")
-    protocol = names.pop()
+    framing = _shared(modes, scenario.framing_of, "framings")
+    server = _shared(modes, scenario.server_of, "server options")
+    version = _shared(modes, scenario.tls_of, "TLS")
+    protocol = _shared(modes, scenario.protocol_of, "protocols")
     serves_page = "resources" in protocols.get(protocol).workloads  # http, h2, h2c: `--page`
     pages = {_page_list(scenario.workload_of(m)) for m in modes}
     if len(pages) > 1 and serves_page:
@@ -79,7 +77,7 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
         "--protocol",
         protocol,
         "--framing",
-        framings.pop(),
+        framing,
         "--log-format",
         "json",
         "--read-timeout",
@@ -97,7 +95,6 @@ def server_argv(scenario: Scenario, modes: Mode | Sequence[Mode] | None = None) 
     ]
     if server.loops > 1:
         argv += ["--loops", str(server.loops)]
-    version = tls.pop()
     if version:
         argv += ["--tls", version]
     for m in modes:

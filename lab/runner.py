@@ -413,35 +413,22 @@ class ModeRunner:
         engine = self.placement.server
         time.sleep(plan.drain_s)
         if self.client_capture is not None:
-            client_side = self.placement.client
-            if client_side.state(self.client_capture).status == "running":
-                self.client_capture.kill(signal="SIGINT")
-            if client_side.wait(self.client_capture, timeout=10) is None:
-                raise RunError("the client's capture (tcpdump) did not stop within 10 s")
+            _stop_capture(self.placement.client, self.client_capture, "the client's capture")
         capture = engine.state(self.capture)
         result.incomplete = ended_early(capture, engine.state(self.server))
-        if capture.status == "running":  # a killed capture stays so
-            self.capture.kill(signal="SIGINT")  # the capture first: stopping the server ends eth0
-        if engine.wait(self.capture, timeout=10) is None:
-            raise RunError("the capture (tcpdump) did not stop within 10 s")
+        # the capture first: stopping the server ends eth0
+        _stop_capture(engine, self.capture, "the capture", capture)
         self.server.stop(timeout=5)
 
     def collect(self, plan: ModePlan, result: ModeRun) -> None:
-        """What the server side left: the pcap, tcpdump's account, the server's log."""
+        """What the server side left: the pcap, tcpdump's account, the server's log (and the
+        client's pcap and account when it captured too)."""
         engine = self.placement.server
-        pcap = engine.read_file(self.capture, hosts.CAPTURE_PATH)
-        (plan.folder / "capture.pcap").write_bytes(pcap)
-        capture_log = engine.logs(self.capture)
-        (plan.folder / "capture.log").write_bytes(capture_log)
-        result.capture_drops = capture_drops(capture_log.decode("utf-8", "replace"))
+        result.capture_drops = _collect_capture(engine, self.capture, plan.folder / "capture")
         (plan.folder / "server.log").write_bytes(engine.logs(self.server))
         if self.client_capture is not None:
-            client_side = self.placement.client
-            pcap = client_side.read_file(self.client_capture, hosts.CAPTURE_PATH)
-            (plan.folder / CLIENT_CAPTURE).write_bytes(pcap)
-            log = client_side.logs(self.client_capture)
-            (plan.folder / "capture-client.log").write_bytes(log)
-            dropped = capture_drops(log.decode("utf-8", "replace"))
+            stem = plan.folder / Path(CLIENT_CAPTURE).stem
+            dropped = _collect_capture(self.placement.client, self.client_capture, stem)
             if dropped is not None:  # either capture losing packets is a lost capture
                 result.capture_drops = (result.capture_drops or 0) + dropped
 
@@ -459,6 +446,23 @@ class ModeRunner:
 
     def _remove_containers_on(self, engine: Engine) -> None:
         engine.remove_containers([c for e, c in self.started if e is engine])
+
+
+def _stop_capture(engine: Engine, container, what: str, state: ContainerState | None = None):
+    """SIGINT to a tcpdump still running (a killed one stays so), then wait for it to write
+    its last packets and its account."""
+    if (state or engine.state(container)).status == "running":
+        container.kill(signal="SIGINT")
+    if engine.wait(container, timeout=10) is None:
+        raise RunError(f"{what} (tcpdump) did not stop within 10 s")
+
+
+def _collect_capture(engine: Engine, container, stem: Path) -> int | None:
+    """A capture's pcap and log as STEM.pcap and STEM.log; tcpdump's count of dropped packets."""
+    stem.with_suffix(".pcap").write_bytes(engine.read_file(container, hosts.CAPTURE_PATH))
+    log = engine.logs(container)
+    stem.with_suffix(".log").write_bytes(log)
+    return capture_drops(log.decode("utf-8", "replace"))
 
 
 def remove_leftovers(placement: Placement[Engine], run_id: str | None = None) -> dict[str, int]:
