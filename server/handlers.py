@@ -49,9 +49,27 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
     clock = MessageClock(what, "--message-timeout", opts.message_timeout)
     if opts.wait_peer_fin and conn.persistent:  # non-persistent clients wait for our FIN
         yield from conn.wait_peer_fin()
+    # Length framing, quiet log: a read of whole messages is echoed as it came (the common
+    # case: one request per read), without splitting and re-framing it.
+    whole = decoder.whole if opts.framing == "length" and not conn.log.per_connection else None
+    if not conn.persistent:  # `most`: the messages answered before the server closes (0: no end)
+        most, last_reason = 1, "answered one message (non-persistent)"
+    else:
+        most, last_reason = opts.max_requests or 0, f"max requests ({opts.max_requests}) reached"
     answered = 0
     while True:
         data = yield from conn.recv(mid_message=decoder.pending > 0, clock=clock)
+        if whole and data and (count := whole(data)) and (not most or answered + count <= most):
+            yield from conn.send(data)
+            answered += count
+            if opts.resets.is_set():
+                return conn.reset("reset mode")
+            if answered == most:
+                return last_reason
+            clock.reset()
+            if conn.stopping:
+                return "server shutting down"
+            continue
         if data:
             messages = decoder.feed(data)
         else:
@@ -66,11 +84,8 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
                 conn.event("message", preview=preview(message), bytes=len(message))
             replies.append(framing.encode(opts.framing, message, opts.max_message))
             answered += 1
-            if not conn.persistent:
-                reason = "answered one message (non-persistent)"
-                break
-            if opts.max_requests and answered >= opts.max_requests:
-                reason = f"max requests ({opts.max_requests}) reached"
+            if answered == most:
+                reason = last_reason
                 break
         if replies:
             yield from conn.send(b"".join(replies))

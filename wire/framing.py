@@ -94,6 +94,22 @@ class LengthDecoder:
             del self._buf[:end]
             self._need = None
 
+    def whole(self, data: bytes) -> int:
+        """How many messages `data` is, when it is exactly whole messages and none is pending;
+        else 0, and nothing is taken (feed it instead). An echo of whole messages is `data`
+        itself: the server sends it back without splitting and re-framing it."""
+        if self._buf:
+            return 0
+        at, count, end, limit = 0, 0, len(data), self.max_message
+        unpack = HEADER.unpack_from
+        while at + HEADER_SIZE <= end:
+            (length,) = unpack(data, at)
+            if length > limit:
+                return 0  # `feed` raises it, at the same header
+            at += HEADER_SIZE + length
+            count += 1
+        return count if at == end else 0
+
     def eof(self) -> list[bytes]:
         if self._buf:
             need = HEADER_SIZE + (self._need if self._need is not None else 0)

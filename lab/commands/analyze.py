@@ -6,6 +6,10 @@ The human view is a plain-text table (one row per stream) under the capture's to
 list with every connection's details. The JSON is written as it is made, a batch of streams
 at a time, with the C encoder (`json.dump` on a file takes the pure-Python one): a capture
 of 100,000 connections gives about 100 MB of text, which never has to exist whole.
+
+On a machine with a second core, a large capture's streams are encoded by two processes: a
+forked child writes the second half into an anonymous file while this process writes the
+first half, then copies the child's text after it (see `_encode_in_child`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from lab.analysis import Analysis, Connection, analyze, slow_start_restarts
@@ -33,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     analysis = analyze(capture)
     try:
         if args.json:
-            write_json(capture, analysis, sys.stdout)
+            write_json(capture, analysis, sys.stdout, workers=_cores())
             sys.stdout.write("\n")
         else:
             print_table(capture, analysis)
@@ -47,6 +52,13 @@ def _run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(0)
     return 0
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _is_the_command() -> bool:
@@ -64,11 +76,13 @@ def to_json(capture: Capture, analysis: Analysis) -> dict:
 
 
 STREAMS_PER_WRITE = 2000  # connections encoded per write: about 2 MB of text
+PARALLEL_FROM = 20_000  # streams from which a second process pays for its fork
 
 
-def write_json(capture: Capture, analysis: Analysis, out: TextIO) -> None:
+def write_json(capture: Capture, analysis: Analysis, out: TextIO, workers: int = 1) -> None:
     """Write exactly `json.dumps(to_json(capture, analysis), separators=(",", ":"))`, one batch
-    of streams at a time."""
+    of streams at a time; with `workers` > 1 and many streams, the second half is encoded in a
+    forked child meanwhile (only from a single-threaded process: the command)."""
     encode = json.JSONEncoder(separators=(",", ":")).encode
     head = {"file": capture.name, "format": capture.format, "link_types": capture.link_types}
     head.update(analysis.to_dict(streams=False))
@@ -78,12 +92,57 @@ def write_json(capture: Capture, analysis: Analysis, out: TextIO) -> None:
     # The key is the last "streams":[] in the text: a string value holding it would show
     # escaped quotes, and only a number follows the key.
     cut = text.rindex('"streams":[]') + len('"streams":[')
-    out.write(text[:cut])
     conns = analysis.connections
+    half = len(conns) // 2 if workers > 1 and len(conns) >= PARALLEL_FROM else len(conns)
+    second = _encode_in_child(conns[half:]) if half < len(conns) else None
+    out.write(text[:cut])
+    _write_streams(conns[:half] if second else conns, out, first=True)
+    if second is not None:
+        rest = second()
+        if rest is None:  # the child failed: encode its half here, the output is the same
+            _write_streams(conns[half:], out, first=not half)
+        else:
+            out.write(rest)
+    out.write(text[cut:])
+
+
+def _write_streams(conns: list[Connection], out: TextIO, first: bool) -> None:
+    """The streams' JSON objects, comma-separated; `first`: no comma before the first one."""
     for start in range(0, len(conns), STREAMS_PER_WRITE):
         batch = ",".join(map(connection_json, conns[start : start + STREAMS_PER_WRITE]))
-        out.write("," + batch if start else batch)
-    out.write(text[cut:])
+        out.write(batch if first and not start else "," + batch)
+
+
+def _encode_in_child(conns: list[Connection]) -> Callable[[], str | None] | None:
+    """Start a forked child that encodes `conns` (with a leading comma) into an anonymous
+    file; return a function that waits for it and returns its text (None if it failed), or
+    None when no child could be started. A fork rather than a process pool: the child has the
+    connections already, nothing is pickled, and it writes text straight into the file."""
+    try:
+        fd = os.memfd_create("lab-analyze-json")
+    except (AttributeError, OSError):
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(fd)
+        return None
+    if pid == 0:  # the child: encode, exit without running the parent's cleanup
+        status = 1
+        try:
+            with open(fd, "w", encoding="utf-8") as file:
+                _write_streams(conns, file, first=False)
+            status = 0
+        finally:
+            os._exit(status)
+
+    def result() -> str | None:
+        _, status = os.waitpid(pid, 0)
+        with open(fd, encoding="utf-8") as file:
+            file.seek(0)  # the child's writes moved the offset this descriptor shares
+            return file.read() if os.waitstatus_to_exitcode(status) == 0 else None
+
+    return result
 
 
 _P = '{"client":%d,"server":%d}'  # a pair: sent by the client, by the server

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,36 @@ def test_streamed_json_equals_the_whole_object_encoded(per_write, name, monkeypa
     expected = json.dumps(command.to_json(capture, analysis), separators=(",", ":"))
     assert out.getvalue() == expected
     assert json.loads(out.getvalue())["file"] == name
+
+
+@pytest.mark.parametrize("child_fails", [False, True])
+def test_json_encoded_by_two_processes_is_the_same_text(child_fails, monkeypatch):
+    capture = parse_capture(pcap_bytes(sample_http10() + sample_port_reuse()), "x.pcap")
+    analysis = analyze(capture)
+    monkeypatch.setattr(command, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(command, "STREAMS_PER_WRITE", 2)
+    parent, encode = os.getpid(), command.connection_json
+    here = []  # the streams this process encoded (the child's appends stay in its memory)
+
+    def connection_json(c):
+        if os.getpid() != parent:  # the forked child encodes the second half
+            if child_fails:
+                raise RuntimeError("the child breaks")
+        else:
+            here.append(c)
+        return encode(c)
+
+    monkeypatch.setattr(command, "connection_json", connection_json)
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    out = io.StringIO()
+    command.write_json(capture, analysis, out, workers=2)
+    conns = analysis.connections
+    assert forks == [1]
+    # the first half here, the second by the child, or here too when the child failed
+    assert here == (conns if child_fails else conns[: len(conns) // 2])
+    assert out.getvalue() == json.dumps(command.to_json(capture, analysis), separators=(",", ":"))
 
 
 def test_streamed_json_of_a_capture_without_connections():

@@ -137,3 +137,43 @@ def test_length_eof_at_a_boundary_returns_no_messages() -> None:
     decoder = LengthDecoder()
     decoder.feed(framing.encode_length(b"Luffy"))
     assert decoder.eof() == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    messages=st.lists(st.binary(max_size=40), max_size=5),
+    cut=st.integers(min_value=0, max_value=300),
+    pending=st.booleans(),
+)
+def test_whole_counts_exactly_whole_messages_and_echoes_them_unchanged(
+    messages: list[bytes], cut: int, pending: bool
+) -> None:
+    """`whole(data)` is the number of messages `feed` would return with nothing left over,
+    and then their re-framed echo is `data` itself; otherwise 0 and the decoder is untouched."""
+    stream = b"".join(framing.encode_length(m) for m in messages)
+    data = stream[: min(cut, len(stream))]
+    decoder = LengthDecoder(max_message=30)
+    if pending:
+        decoder.feed(b"\0\0")  # half a header waits
+    count = decoder.whole(data)
+    try:
+        fed = LengthDecoder(max_message=30).feed(data)
+        leftover = LengthDecoder(max_message=30)
+        leftover.feed(data)
+        exact = leftover.pending == 0
+    except MessageTooLarge:
+        fed, exact = [], False
+    if count:
+        assert not pending and exact and len(fed) == count
+        assert b"".join(framing.encode_length(m) for m in fed) == data
+    else:
+        assert pending or not data or not exact
+    assert decoder.pending == (2 if pending else 0)  # nothing taken either way
+
+
+def test_whole_leaves_an_oversize_header_to_feed() -> None:
+    decoder = LengthDecoder(max_message=4)
+    data = framing.encode_length(b"12345", max_message=5)
+    assert decoder.whole(data) == 0
+    with pytest.raises(MessageTooLarge):
+        decoder.feed(data)
