@@ -62,35 +62,68 @@ class Analysis:
         return out
 
 
+# The totals that are sums over the connections (`totals`), in `Analysis` field order.
+SUMMED = (
+    "syn", "synack", "fin", "rst", "retransmissions", "bytes", "payload_bytes",
+    "fast_retransmission", "out_of_order", "spurious_retransmission", "keep_alive",
+    "zero_window_probe",
+)  # fmt: skip
+
+
+def totals(conns: Iterable[Connection]) -> dict[str, int]:
+    """The `SUMMED` totals of some connections (a per-side pair counts both sides): a
+    capture's are the sums of its parts' totals."""
+    conns = list(conns)
+    return {
+        "syn": sum(c.syn_packets for c in conns),
+        "synack": sum(c.synack_packets for c in conns),
+        "fin": sum(c.fin_packets for c in conns),
+        "rst": sum(c.rst for c in conns),
+        "retransmissions": sum(sum(c.retransmissions) for c in conns),
+        "bytes": sum(c.bytes for c in conns),
+        "payload_bytes": sum(sum(c.payload_bytes) for c in conns),
+        "fast_retransmission": sum(sum(c.fast_retransmission) for c in conns),
+        "out_of_order": sum(sum(c.out_of_order) for c in conns),
+        "spurious_retransmission": sum(sum(c.spurious_retransmission) for c in conns),
+        "keep_alive": sum(sum(c.keep_alive) for c in conns),
+        "zero_window_probe": sum(sum(c.zero_window_probe) for c in conns),
+    }
+
+
 def analyze(packets: Sequence[Packet] | Capture, server_ports: Iterable[int] = ()) -> Analysis:
     """Analyse a capture's packets (or a `Capture`, whose truncation is carried along)."""
     capture = packets if isinstance(packets, Capture) else None
     records = capture.packets if capture else packets
     ports = frozenset(server_ports)
     with without_gc():
-        streams = split_streams(records)
-        conns = [analyze_connection(i, s, ports) for i, s in enumerate(streams)]
+        conns = analyze_streams(split_streams(records), ports)
     if ports:
         conns = [_orient(c, ports) for c in conns]
+    return of_connections(conns, records, capture)
+
+
+def analyze_streams(
+    streams: Sequence[Sequence[Packet]], ports: frozenset[int] = frozenset(), first: int = 0
+) -> list[Connection]:
+    """Each stream's `Connection`, numbered from `first` (a part of a capture's streams)."""
+    return [analyze_connection(i, s, ports) for i, s in enumerate(streams, first)]
+
+
+def of_connections(
+    conns: list[Connection],
+    records: Sequence[Packet],
+    capture: Capture | None,
+    summed: dict[str, int] | None = None,
+) -> Analysis:
+    """The `Analysis` of a capture's connections (`summed`: their totals, if known)."""
     return Analysis(
         connections=conns,
         packets=len(records),
-        syn=sum(c.syn_packets for c in conns),
-        synack=sum(c.synack_packets for c in conns),
-        fin=sum(c.fin_packets for c in conns),
-        rst=sum(c.rst for c in conns),
-        retransmissions=sum(sum(c.retransmissions) for c in conns),
-        bytes=sum(c.bytes for c in conns),
-        payload_bytes=sum(sum(c.payload_bytes) for c in conns),
         frames=capture.frames if capture else len(records),
         truncated=capture.truncated if capture else False,
         problem=capture.problem if capture else None,
-        fast_retransmission=sum(sum(c.fast_retransmission) for c in conns),
-        out_of_order=sum(sum(c.out_of_order) for c in conns),
-        spurious_retransmission=sum(sum(c.spurious_retransmission) for c in conns),
-        keep_alive=sum(sum(c.keep_alive) for c in conns),
-        zero_window_probe=sum(sum(c.zero_window_probe) for c in conns),
         warnings=capture.warnings if capture else [],
+        **(summed if summed is not None else totals(conns)),
     )
 
 

@@ -7,21 +7,24 @@ list with every connection's details. The JSON is written as it is made, a batch
 at a time, with the C encoder (`json.dump` on a file takes the pure-Python one): a capture
 of 100,000 connections gives about 100 MB of text, which never has to exist whole.
 
-On a machine with a second core, a large capture's streams are encoded by two processes: a
-forked child writes the second half into an anonymous file while this process writes the
-first half, then copies the child's text after it (see `_encode_in_child`).
+On a machine with a second core, a large capture's streams are analysed and encoded by two
+processes: a forked child does the second half of the streams into an anonymous file while
+this process does the first half, then writes the child's text after its own (see
+`write_capture_json`).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from lab.analysis import Analysis, Connection, analyze, slow_start_restarts
+from lab.analysis import Analysis, Connection, analyze, slow_start_restarts, split_streams
+from lab.analysis.total import analyze_streams, of_connections, totals
 from lab.capture import Capture, read_capture, without_gc
 
 
@@ -35,13 +38,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     capture = read_capture(args.pcap)
-    analysis = analyze(capture)
     try:
         if args.json:
-            write_json(capture, analysis, sys.stdout, workers=_cores())
+            write_capture_json(capture, sys.stdout, workers=_cores())
             sys.stdout.write("\n")
         else:
-            print_table(capture, analysis)
+            print_table(capture, analyze(capture))
         sys.stdout.flush()
     except BrokenPipeError:  # `... | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -79,30 +81,74 @@ STREAMS_PER_WRITE = 2000  # connections encoded per write: about 2 MB of text
 PARALLEL_FROM = 20_000  # streams from which a second process pays for its fork
 
 
-def write_json(capture: Capture, analysis: Analysis, out: TextIO, workers: int = 1) -> None:
+def write_json(capture: Capture, analysis: Analysis, out: TextIO) -> None:
     """Write exactly `json.dumps(to_json(capture, analysis), separators=(",", ":"))`, one batch
-    of streams at a time; with `workers` > 1 and many streams, the second half is encoded in a
-    forked child meanwhile (only from a single-threaded process: the command)."""
+    of streams at a time."""
+    _write_head(capture, analysis, out, lambda: _write_streams(analysis.connections, out, True))
+
+
+def write_capture_json(capture: Capture, out: TextIO, workers: int = 1) -> None:
+    """`write_json` of `analyze(capture)`, the same text. With `workers` > 1 and many streams,
+    a forked child analyses and encodes the second half of the streams while this process does
+    the first half; its text and its totals come back through an anonymous file. A fork, not a
+    process pool: the child has the packets already, so nothing is pickled either way. Only
+    from a single-threaded process (the command)."""
+    streams = split_streams(capture.packets)
+    half = len(streams) // 2
+    second = None
+    if workers > 1 and len(streams) >= PARALLEL_FROM:
+        second = _in_child(lambda file: _analyze_and_write(streams[half:], half, file))
+    if second is None:
+        conns = analyze_streams(streams)
+        write_json(capture, of_connections(conns, capture.packets, capture), out)
+        return
+    conns = analyze_streams(streams[:half])
+    # Encoded before waiting for the child: the head, written first, needs its totals.
+    mine = _text(lambda file: _write_streams(conns, file, first=True))
+    summed, rest = totals(conns), second()
+    if rest is None:  # the child failed: its half is analysed here, the text is the same
+        more = analyze_streams(streams[half:], first=half)
+        summed, rest = totals(conns + more), _text(lambda file: _write_streams(more, file, False))
+    else:
+        theirs, rest = rest.split("\n", 1)
+        summed = {key: n + json.loads(theirs)[key] for key, n in summed.items()}
+    analysis = of_connections(conns, capture.packets, capture, summed)
+
+    def streams_text() -> None:
+        out.write(mine)
+        out.write(rest)
+
+    _write_head(capture, analysis, out, streams_text, connections=len(streams))
+
+
+def _analyze_and_write(streams: list, first: int, file: TextIO) -> None:
+    """The child's half: its totals as one JSON line, then its streams' text."""
+    conns = analyze_streams(streams, first=first)
+    file.write(json.dumps(totals(conns)) + "\n")
+    _write_streams(conns, file, first=False)
+
+
+def _write_head(
+    capture: Capture,
+    analysis: Analysis,
+    out: TextIO,
+    write_streams: Callable[[], None],
+    connections: int | None = None,
+) -> None:
+    """The object around the streams, with `write_streams` writing the list's items."""
     encode = json.JSONEncoder(separators=(",", ":")).encode
     head = {"file": capture.name, "format": capture.format, "link_types": capture.link_types}
     head.update(analysis.to_dict(streams=False))
+    if connections is not None:  # `analysis` holds a part of the connections, the totals all
+        head["connections"] = connections
     head["streams"] = []
     head["skipped_frames"] = capture.skipped
     text = encode(head)
     # The key is the last "streams":[] in the text: a string value holding it would show
     # escaped quotes, and only a number follows the key.
     cut = text.rindex('"streams":[]') + len('"streams":[')
-    conns = analysis.connections
-    half = len(conns) // 2 if workers > 1 and len(conns) >= PARALLEL_FROM else len(conns)
-    second = _encode_in_child(conns[half:]) if half < len(conns) else None
     out.write(text[:cut])
-    _write_streams(conns[:half] if second else conns, out, first=True)
-    if second is not None:
-        rest = second()
-        if rest is None:  # the child failed: encode its half here, the output is the same
-            _write_streams(conns[half:], out, first=not half)
-        else:
-            out.write(rest)
+    write_streams()
     out.write(text[cut:])
 
 
@@ -113,13 +159,18 @@ def _write_streams(conns: list[Connection], out: TextIO, first: bool) -> None:
         out.write(batch if first and not start else "," + batch)
 
 
-def _encode_in_child(conns: list[Connection]) -> Callable[[], str | None] | None:
-    """Start a forked child that encodes `conns` (with a leading comma) into an anonymous
-    file; return a function that waits for it and returns its text (None if it failed), or
-    None when no child could be started. A fork rather than a process pool: the child has the
-    connections already, nothing is pickled, and it writes text straight into the file."""
+def _text(write: Callable[[TextIO], None]) -> str:
+    buffer = io.StringIO()
+    write(buffer)
+    return buffer.getvalue()
+
+
+def _in_child(work: Callable[[TextIO], None]) -> Callable[[], str | None] | None:
+    """Start a forked child that runs `work` on an anonymous file; return a function that
+    waits for it and returns the file's text (None if the child failed), or None when no
+    child could be started."""
     try:
-        fd = os.memfd_create("lab-analyze-json")
+        fd = os.memfd_create("lab-analyze")
     except (AttributeError, OSError):
         return None
     try:
@@ -127,11 +178,11 @@ def _encode_in_child(conns: list[Connection]) -> Callable[[], str | None] | None
     except OSError:
         os.close(fd)
         return None
-    if pid == 0:  # the child: encode, exit without running the parent's cleanup
+    if pid == 0:  # the child: work, then exit without running the parent's cleanup
         status = 1
         try:
             with open(fd, "w", encoding="utf-8") as file:
-                _write_streams(conns, file, first=False)
+                work(file)
             status = 0
         finally:
             os._exit(status)

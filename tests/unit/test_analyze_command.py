@@ -32,20 +32,20 @@ def test_streamed_json_equals_the_whole_object_encoded(per_write, name, monkeypa
 
 
 @pytest.mark.parametrize("child_fails", [False, True])
-def test_json_encoded_by_two_processes_is_the_same_text(child_fails, monkeypatch):
+def test_json_made_by_two_processes_is_the_same_text(child_fails, monkeypatch):
     capture = parse_capture(pcap_bytes(sample_http10() + sample_port_reuse()), "x.pcap")
-    analysis = analyze(capture)
+    expected = json.dumps(command.to_json(capture, analyze(capture)), separators=(",", ":"))
     monkeypatch.setattr(command, "PARALLEL_FROM", 2)
     monkeypatch.setattr(command, "STREAMS_PER_WRITE", 2)
     parent, encode = os.getpid(), command.connection_json
     here = []  # the streams this process encoded (the child's appends stay in its memory)
 
     def connection_json(c):
-        if os.getpid() != parent:  # the forked child encodes the second half
+        if os.getpid() != parent:  # the forked child does the second half
             if child_fails:
                 raise RuntimeError("the child breaks")
         else:
-            here.append(c)
+            here.append(c.stream)
         return encode(c)
 
     monkeypatch.setattr(command, "connection_json", connection_json)
@@ -53,12 +53,23 @@ def test_json_encoded_by_two_processes_is_the_same_text(child_fails, monkeypatch
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
     out = io.StringIO()
-    command.write_json(capture, analysis, out, workers=2)
-    conns = analysis.connections
+    command.write_capture_json(capture, out, workers=2)
+    assert out.getvalue() == expected
+    streams = list(range(json.loads(expected)["connections"]))
     assert forks == [1]
     # the first half here, the second by the child, or here too when the child failed
-    assert here == (conns if child_fails else conns[: len(conns) // 2])
-    assert out.getvalue() == json.dumps(command.to_json(capture, analysis), separators=(",", ":"))
+    assert sorted(here) == (streams if child_fails else streams[: len(streams) // 2])
+
+
+def test_one_worker_or_few_streams_fork_nothing(monkeypatch):
+    capture = parse_capture(pcap_bytes(sample_http10() + sample_port_reuse()), "x.pcap")
+    monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked"))
+    for workers in (1, 2):  # 2 workers, but fewer streams than PARALLEL_FROM
+        out = io.StringIO()
+        command.write_capture_json(capture, out, workers=workers)
+        assert out.getvalue() == json.dumps(
+            command.to_json(capture, analyze(capture)), separators=(",", ":")
+        )
 
 
 def test_streamed_json_of_a_capture_without_connections():
@@ -109,7 +120,12 @@ def test_streamed_json_of_the_benchmark_capture_equals_json_dumps(tmp_path, monk
     capture = read_capture(path)
     analysis = analyze(capture)
     assert len(analysis.connections) > 2500
+    expected = json.dumps(command.to_json(capture, analysis), separators=(",", ":"))
     out = io.StringIO()
     command.write_json(capture, analysis, out)
-    assert out.getvalue() == json.dumps(command.to_json(capture, analysis), separators=(",", ":"))
+    assert out.getvalue() == expected
+    monkeypatch.setattr(command, "PARALLEL_FROM", 1000)
+    out = io.StringIO()
+    command.write_capture_json(capture, out, workers=2)  # two processes, halves and totals
+    assert out.getvalue() == expected
     sys.modules.pop("analyze_bench", None)
