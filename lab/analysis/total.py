@@ -62,17 +62,9 @@ class Analysis:
         return out
 
 
-# The totals that are sums over the connections (`totals`), in `Analysis` field order.
-SUMMED = (
-    "syn", "synack", "fin", "rst", "retransmissions", "bytes", "payload_bytes",
-    "fast_retransmission", "out_of_order", "spurious_retransmission", "keep_alive",
-    "zero_window_probe",
-)  # fmt: skip
-
-
 def totals(conns: Iterable[Connection]) -> dict[str, int]:
-    """The `SUMMED` totals of some connections (a per-side pair counts both sides): a
-    capture's are the sums of its parts' totals."""
+    """The `Analysis` totals that are sums over connections (a per-side pair counts both
+    sides): a capture's are the sums of its parts' totals."""
     conns = list(conns)
     return {
         "syn": sum(c.syn_packets for c in conns),
