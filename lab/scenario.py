@@ -549,8 +549,6 @@ class Scenario:
                 raise Invalid(("modes", i, "tls"), "the browser client has no TLS yet")
             if m.pipeline:  # one SSL object written and read by two threads at once: unsafe
                 raise Invalid(("modes", i, "pipeline"), "pipelining is not done over TLS")
-            if self.server_of(m).concurrency != "threads":
-                raise Invalid(("modes", i, "tls"), "tls needs the server's threads concurrency")
 
     def tls_of(self, mode: Mode) -> str | None:
         """The mode's TLS version (its own, else the scenario's), or None for plain TCP."""

@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls",
         choices=tuple(tls.VERSIONS),
         default=None,
-        help=f"serve over exactly this TLS version (threads only), with the certificate and "
+        help=f"serve over exactly this TLS version, with the certificate and "
         f"key in ${tls.CERT_ENV} and ${tls.KEY_ENV} (PEM text)",
     )
     _add_limits(p)
@@ -229,8 +229,6 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 def _tls_connections(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """The TLS connection factory for --tls, or a one-line error (exit 2)."""
-    if args.concurrency != "threads":
-        parser.error("--tls needs --concurrency threads (the event loop has no TLS yet)")
     proto = protocols.get(args.protocol)
     if not proto.takes_tls:
         parser.error(f"--tls needs --protocol {' or '.join(protocols.with_tls())}")
@@ -238,7 +236,7 @@ def _tls_connections(args: argparse.Namespace, parser: argparse.ArgumentParser):
         context = tls.context_from_environment(args.tls, alpn=(proto.alpn,) if proto.alpn else ())
     except tls.TlsSetupError as exc:
         parser.error(f"--tls: {exc}")
-    return tls.connection_factory(context)
+    return tls.connection_factory(context, args.concurrency)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

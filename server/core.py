@@ -59,8 +59,9 @@ class ServerConfig:
     spare_threads: int = 64  # finished handler threads kept waiting for a next connection
     concurrency: str = CONCURRENCY[0]
     loops: int = 1  # epoll: event-loop threads (one loop per core is the most that helps)
-    # threads: what an accepted socket becomes (server.tls.connection_factory for --tls)
-    connection: Callable[..., Connection] = Connection
+    # What an accepted socket becomes: by default the model's Connection (threads) or
+    # LoopConnection (epoll); server.tls.connection_factory for --tls.
+    connection: Callable[..., Connection] | None = None
 
 
 class Server:
@@ -71,6 +72,8 @@ class Server:
         self.config = config
         self.log = log
         self._serve = handlers.handler(config.options.protocol)  # looked up once
+        default = loop.LoopConnection if config.concurrency == "epoll" else Connection
+        self.make_connection: Callable[..., Connection] = config.connection or default
         self.ports: list[int] = []
         self._listeners: list[tuple[socket.socket, Listener]] = []
         self._ids = itertools.count(1)
@@ -178,7 +181,7 @@ class Server:
             except OSError as exc:  # e.g. EMFILE: log, keep serving the others
                 self.log.event("error", reason=f"accept failed: {exc}", port=spec.port)
                 return
-            conn = self.admit(sock, addr, spec, self.config.connection)
+            conn = self.admit(sock, addr, spec, self.make_connection)
             if conn is not None:
                 self._spawn(conn)
 

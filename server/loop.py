@@ -181,12 +181,13 @@ class EventLoop:
                 if not self.server.stop_event().is_set():  # else another loop closed it
                     self.server.log.event("error", reason=f"accept failed: {exc}", port=spec.port)
                 break
-            conn = self.server.admit(sock, addr, spec, LoopConnection)
+            conn = self.server.admit(sock, addr, spec, self.server.make_connection)
             if conn is None:
                 continue
             conn.loop = self
-            self.conns[sock.fileno()] = conn
-            self.epoll.register(sock.fileno(), IN)
+            fd = conn.sock.fileno()  # a TLS connection's socket took over the accepted one's
+            self.conns[fd] = conn
+            self.epoll.register(fd, IN)
             conn.watching = IN
             conn.story = self.server.story(conn)
             accepted.append(conn)

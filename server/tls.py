@@ -22,20 +22,26 @@ What the server's accept path has to change for a TLS socket (the hooks, see the
   blocking, CPython's SSLSocket.read() retries it, so the kernel's timeout never reaches the
   caller: use `settimeout()` (or the non-blocking loop) on TLS connections;
 - `SSLSocket.shutdown(SHUT_WR)` drops the TLS layer before the TCP shutdown, so send the
-  close_notify first (`send_close_notify`): the server closes first in the article's modes.
+  close_notify first (`send_close_notify`): the server closes first in the article's modes;
+- on a non-blocking socket (the event loop), OpenSSL's "want read" and "want write" stand for
+  the socket's would-block, and bytes OpenSSL has already decrypted (`pending()`) are where
+  epoll cannot see them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import select
 import socket
 import ssl
+import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 
 from server.connection import Connection, MessageClock, PeerError, Waits
+from server.loop import LoopConnection
 
 CERT_ENV, KEY_ENV = "LAB_TLS_CERT", "LAB_TLS_KEY"  # lab.tlsca writes them
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -172,11 +178,20 @@ class _LayeredSocket(ssl.SSLSocket):
 
     def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
         # Once our close_notify is out, the peer's comes as SSLZeroReturnError, not b"": it is
-        # the peer's end of the stream all the same.
+        # the peer's end of the stream all the same. On a non-blocking socket, a record not yet
+        # whole is the socket's would-block, so code written for plain sockets waits for more.
         try:
             return super().recv(buflen, flags)
         except ssl.SSLZeroReturnError:
             return b""
+        except ssl.SSLWantReadError:
+            raise BlockingIOError(errno.EAGAIN, "TLS record not complete") from None
+
+    def send(self, data, flags: int = 0) -> int:
+        try:
+            return super().send(data, flags)
+        except ssl.SSLWantWriteError:  # the socket's buffer is full: retry with the same bytes
+            raise BlockingIOError(errno.EAGAIN, "TLS record not sent") from None
 
 
 class TlsConnection(Connection):
@@ -197,15 +212,9 @@ class TlsConnection(Connection):
 
     def _handshake(self) -> None:
         self._set_rcvtimeo(self.read_timeout)
-        try:
+        with _handshake_errors(self):
             self.sock.do_handshake()  # type: ignore[attr-defined]
-        except TimeoutError:
-            raise PeerError(f"TLS handshake not complete in {self.read_timeout:g} s") from None
-        except ssl.SSLError as exc:
-            raise PeerError(f"TLS handshake failed: {exc.reason or exc}") from None
-        self.handshake_done = True
-        if self.log.per_connection:
-            self.event("tls", **describe(self.sock))  # type: ignore[arg-type]
+        _handshake_done(self)
 
     def _set_rcvtimeo(self, seconds: float) -> None:
         if seconds != self._rcvtimeo:
@@ -213,10 +222,7 @@ class TlsConnection(Connection):
             self._rcvtimeo = seconds
 
     def _buffered(self) -> bool:
-        if self.sock.pending():  # type: ignore[attr-defined]
-            return True
-        readable, _, _ = select.select([self.sock], [], [], 0)
-        return bool(readable) and not self._shut_rd
+        return _tls_buffered(self)
 
     def send(self, data: bytes) -> Waits[None]:
         yield from ()  # blocks, never yields
@@ -228,7 +234,67 @@ class TlsConnection(Connection):
         self.bytes_out += len(data)
 
 
-def connection_factory(context: ssl.SSLContext):
-    """What `ServerConfig.connection` takes: accepted sockets become TlsConnections."""
+class LoopTlsConnection(LoopConnection):
+    """`server.loop.LoopConnection` over TLS, for the epoll model: the handshake at the first
+    read or write, its waits yielded to the loop like any other; the rest is the plain
+    connection's code, since `_LayeredSocket` turns OpenSSL's want-read and want-write into the
+    socket's would-block."""
+
+    def __init__(self, sock: socket.socket, *args, context: ssl.SSLContext, **kwargs) -> None:
+        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        super().__init__(tls, *args, **kwargs)
+        self.handshake_done = False
+
+    def recv(self, mid_message: bool, clock: MessageClock | None = None) -> Waits[bytes]:
+        if not self.handshake_done:
+            yield from self._handshake()
+        if self.sock.pending():  # type: ignore[attr-defined]
+            self.fresh = True  # decrypted bytes wait in OpenSSL: read them before any wait
+        return (yield from super().recv(mid_message, clock))
+
+    def send(self, data: bytes) -> Waits[None]:
+        if not self.handshake_done:  # HTTP/2's server speaks first
+            yield from self._handshake()
+        yield from super().send(data)
+
+    def _handshake(self) -> Waits[None]:
+        with _handshake_errors(self):
+            yield from handshake(self.sock, time.monotonic() + self.read_timeout)  # type: ignore[arg-type]
+        _handshake_done(self)
+
+    def _buffered(self) -> bool:
+        return _tls_buffered(self)
+
+
+@contextlib.contextmanager
+def _handshake_errors(conn: Connection) -> Iterator[None]:
+    """A handshake that fails or stalls costs its connection, with a one-line reason."""
+    try:
+        yield
+    except TimeoutError:
+        raise PeerError(f"TLS handshake not complete in {conn.read_timeout:g} s") from None
+    except ssl.SSLError as exc:
+        raise PeerError(f"TLS handshake failed: {exc.reason or exc}") from None
+
+
+def _handshake_done(conn: TlsConnection | LoopTlsConnection) -> None:
+    conn.handshake_done = True
+    if conn.log.per_connection:
+        conn.event("tls", **describe(conn.sock))  # type: ignore[arg-type]
+
+
+def _tls_buffered(conn: Connection) -> bool:
+    """Is a request already here (shutdown answers those)? MSG_PEEK does not go through TLS:
+    OpenSSL's decrypted bytes, or anything readable on the socket."""
+    if conn.sock.pending():  # type: ignore[attr-defined]
+        return True
+    readable, _, _ = select.select([conn.sock], [], [], 0)
+    return bool(readable) and not conn._shut_rd
+
+
+def connection_factory(context: ssl.SSLContext, concurrency: str = "threads"):
+    """What `ServerConfig.connection` takes: accepted sockets become TlsConnections (threads)
+    or LoopTlsConnections (epoll)."""
     context.sslsocket_class = _LayeredSocket
-    return functools.partial(TlsConnection, context=context)
+    kind = LoopTlsConnection if concurrency == "epoll" else TlsConnection
+    return functools.partial(kind, context=context)

@@ -55,11 +55,16 @@ def _server(authority, protocol: str, *extra: str) -> Iterator[tuple[int, list[s
         lines += proc.communicate(timeout=20)[0].splitlines()
 
 
-@pytest.fixture(params=["h2", "h2c"])
+@pytest.fixture(
+    params=[("h2", "threads"), ("h2c", "threads"), ("h2", "epoll")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def h2_server(request, authority):
-    gen = _server(authority, request.param)
+    """HTTP/2 over TLS and in clear on the threads server, and over TLS on the event loop."""
+    protocol, concurrency = request.param
+    gen = _server(authority, protocol, "--concurrency", concurrency)
     port, lines = next(gen)
-    yield request.param, port, lines
+    yield protocol, port, lines
     next(gen, None)
 
 

@@ -71,6 +71,15 @@ def test_command_lines_carry_tls_and_resume():
         server_argv(s, s.modes)
 
 
+def test_tls_on_the_event_loop_server_reaches_its_command_line():
+    s = parse_scenario(
+        BASE + "  - {name: a, persistent: true, tls: 1.3, server: {concurrency: epoll, loops: 2}}\n"
+    )
+    argv = server_argv(s, s.modes[0])
+    assert argv[argv.index("--tls") + 1] == "1.3"
+    assert argv[argv.index("--concurrency") + 1] == "epoll" and "--loops" in argv
+
+
 def test_validate_says_tls(capsys):
     assert lab_main(["validate", str(PAGE10_TLS)]) == 0
     out = capsys.readouterr().out

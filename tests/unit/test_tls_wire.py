@@ -54,11 +54,16 @@ def _server(authority, version: str, *extra: str) -> Iterator[tuple[dict[str, in
         lines += proc.communicate(timeout=20)[0].splitlines()
 
 
-@pytest.fixture(params=["1.2", "1.3"])
+@pytest.fixture(
+    params=[("1.2", "threads"), ("1.3", "threads"), ("1.2", "epoll"), ("1.3", "epoll")],
+    ids=lambda p: f"tls{p[0]}-{p[1]}",
+)
 def tls_server(request, authority):
-    gen = _server(authority, request.param)
+    """The server over each TLS version, in each concurrency model."""
+    version, concurrency = request.param
+    gen = _server(authority, version, "--concurrency", concurrency)
     ports, lines = next(gen)
-    yield request.param, ports, lines
+    yield version, ports, lines
     next(gen, None)
 
 
@@ -174,7 +179,7 @@ def test_bad_tls_input_is_one_line_and_exit_2(authority):
     for argv in (
         ["-m", "server", "--protocol", "http", "--tls", "1.3"],
         ["-m", "server", "--protocol", "echo", "--tls", "1.3"],
-        ["-m", "server", "--protocol", "http", "--tls", "1.3", "--concurrency", "epoll"],
+        ["-m", "server", "--protocol", "http", "--tls", "1.3", "--concurrency", "epoll"],  # no PEM
         ["-m", "client", "--host", "h", "--port", "1", "--protocol", "http", "--sizes", "1",
          "--resume"],
         ["-m", "client", "--host", "h", "--port", "1", "--protocol", "http", "--sizes", "1",
