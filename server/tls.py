@@ -89,6 +89,10 @@ def server_context(
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ctx.maximum_version = pinned
     ctx.options &= ~ssl.OP_NO_TICKET  # on by default; said here because resumption needs it
+    # At shutdown an idle connection's read is woken by shutdown(SHUT_RD), which OpenSSL 3
+    # reads as a truncation and answers with a fatal decode_error alert to the client; the
+    # server then closes with its close_notify as at any other close.
+    ctx.options |= getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     ctx.num_tickets = tickets
     cert = cert_pem.encode() if isinstance(cert_pem, str) else cert_pem
     key = key_pem.encode() if isinstance(key_pem, str) else key_pem

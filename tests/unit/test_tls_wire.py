@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -172,6 +174,23 @@ def test_lab_client_over_tls(tls_server, authority, mode, extra, resumed):
     connections = len({r["conn"] for r in requests})
     assert sum(line.startswith(label) for line in keylog) == connections
     assert records[-1]["event"] == "summary"  # the key log lines all came before it
+
+
+@pytest.mark.parametrize("concurrency", ["threads", "epoll"])
+def test_sigterm_ends_an_idle_tls_connection_with_close_notify(authority, ca_file, concurrency):
+    """The shutdown wakes an idle keep-alive read with shutdown(SHUT_RD); OpenSSL 3 took that
+    for a truncation and sent the client a fatal decode_error alert instead of a clean close."""
+    gen = _server(authority, "1.3", "--concurrency", concurrency)
+    ports, lines = next(gen)
+    context = ssl.create_default_context(cafile=str(ca_file))
+    raw = socket.create_connection(("127.0.0.1", ports["persistent"]), timeout=10)
+    with context.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"GET /empty HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert tls.recv(4096).startswith(b"HTTP/1.1 200 OK")
+        next(gen, None)  # SIGTERM, then the server's log
+        assert tls.recv(4096) == b""  # the server's close_notify: not an alert, not a reset
+    closed = _events(lines, "closed")
+    assert [(c["reason"], c["error"]) for c in closed] == [("server shutting down", False)]
 
 
 def test_bad_tls_input_is_one_line_and_exit_2(authority):
