@@ -4,8 +4,9 @@ A scenario's `faults:` fire during the traffic phase of the modes they apply to:
 
     at: {time: S}      S seconds after the client container started
     at: {request: N}   once the server's JSON log shows N requests answered (echo `message`,
-                       http `response` events): the client logs a persistent connection's
-                       requests only when the connection ends, the server logs each at once
+                       http `response` events, each written once its answer is sent): the
+                       client logs a persistent connection's requests only when the
+                       connection ends, the server logs each at once
 
     kill_server         SIGKILL to the server container: the host is gone, its namespace too
                         (so the capture sidecar in it stops seeing anything)
