@@ -1,15 +1,17 @@
 """Benchmark: what TLS costs the server per new connection and per request, against plain TCP.
 
     python benchmarks/tls_bench.py [--connections N] [--requests M] [--repeat R] [--key rsa|ec]
-                                   [--server loop|lab]
+                                   [--server loop|lab] [--concurrency threads|epoll]
 
 One server process (forked) listens on the loopback five times: plain TCP, TLS 1.2, TLS 1.3,
 each with the lab's own contexts (server/tls.py, client/tls.py, a certificate from lab.tlsca).
 `--server loop` (the default): each listener runs the same small HTTP/1.1 loop, a thread per
 connection: read a request head, answer 1000 bytes, until the client closes. `--server lab`:
-the lab's own server (`python -m server`'s Server, threads, keep-alive, JSON log to /dev/null),
-plain or with `--tls`'s TlsConnection: what a run's server pays. The client (this process)
-measures two cells per variant, in turn so that background load hits them alike:
+the lab's own server (`python -m server`'s Server, keep-alive, JSON log to /dev/null), in the
+`--concurrency` model given (threads by default, or epoll: one event loop per variant), plain
+or with `--tls`'s TlsConnection (LoopTlsConnection on epoll): what a run's server pays. The
+client (this process) measures two cells per variant, in turn so that background load hits
+them alike:
 
 - new connection: connect, handshake, one request and its response, close; N times in a row
   (with `resume`, every connection after the first offers the first one's session);
@@ -91,7 +93,7 @@ def _server(listeners: dict[str, socket.socket], pems: tuple[bytes, bytes]) -> N
     threading.Event().wait()
 
 
-def _lab_server(ports_out, pems: tuple[bytes, bytes]) -> None:
+def _lab_server(ports_out, pems: tuple[bytes, bytes], concurrency: str) -> None:
     """The lab's server, one Server per variant (each its own connection class)."""
     from server.core import Listener, Server, ServerConfig
     from server.handlers import ProtocolOptions
@@ -106,9 +108,10 @@ def _lab_server(ports_out, pems: tuple[bytes, bytes]) -> None:
             host="127.0.0.1",
             options=ProtocolOptions(protocol="http"),
             idle_timeout=60.0,
+            concurrency=concurrency,
         )
         if version is not None:
-            config.connection = connection_factory(server_context(version, *pems))
+            config.connection = connection_factory(server_context(version, *pems), concurrency)
         server = Server(config, log)
         server.start()
         ports[name] = server.ports[0]
@@ -170,13 +173,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--key", choices=("rsa", "ec"), default="rsa")
     parser.add_argument("--server", choices=("loop", "lab"), default="loop")
+    parser.add_argument("--concurrency", choices=("threads", "epoll"), default="threads")
     args = parser.parse_args()
     authority = make_authority(names=("server",), key=args.key)
     pems = (authority.server_cert_pem, authority.server_key_pem)
     fork = multiprocessing.get_context("fork")
     if args.server == "lab":
         mine, theirs = fork.Pipe()
-        proc = fork.Process(target=_lab_server, args=(theirs, pems), daemon=True)
+        proc = fork.Process(target=_lab_server, args=(theirs, pems, args.concurrency), daemon=True)
         proc.start()
         ports = mine.recv()
     else:
@@ -209,7 +213,8 @@ def main() -> None:
     finally:
         proc.kill()
     load = os.getloadavg()[0]
-    print(f"{args.server} server, loopback, {args.key} key, {args.repeat} repeats; ", end="")
+    model = f" ({args.concurrency})" if args.server == "lab" else ""
+    print(f"{args.server} server{model}, loopback, {args.key} key, {args.repeat} repeats; ", end="")
     print(f"load average {load:.2f} (2 cores,")
     print("shared with other work: read the ratios to plain TCP, measured in the same run)\n")
     print("| variant | per | wall µs | × plain | server CPU µs | × plain |")
