@@ -7,7 +7,11 @@ the DOM when the page has loaded. This driver then prints:
 
     stdout   the net-log, verbatim (JSON; opens in Chromium's netlog viewer)
     stderr   Chromium's own stderr, then one JSON line: {"event": "browser_done", "exit",
-             "elapsed_s", "title", "dom"}
+             "elapsed_s", "title", "dom", "keylog"}
+
+Over TLS (`--spki-pin`), Chromium trusts the server whose key has that pin (its own trust store
+is NSS, which nothing here writes to), and writes the TLS secrets it negotiates to a key log
+(SSLKEYLOGFILE format) in its temporary folder: `keylog` carries that text, for Wireshark.
 
 Exit 0 when Chromium loaded the page and wrote its net-log; 1 otherwise (one line on stderr);
 2 on bad arguments. Standard library only, like the rest of the client package.
@@ -54,12 +58,24 @@ QUIET_FLAGS = (
 TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 
 
-def chromium_argv(binary: str, url: str, profile: str, netlog: str) -> list[str]:
+def chromium_argv(
+    binary: str,
+    url: str,
+    profile: str,
+    netlog: str,
+    spki_pin: str | None = None,
+    keylog: str | None = None,
+) -> list[str]:
     """Chromium's command line: a fresh profile, the net-log (its default capture mode: no
-    cookies or bodies), and --dump-dom, which prints the DOM once the page has loaded and exits."""
+    cookies or bodies), and --dump-dom, which prints the DOM once the page has loaded and exits.
+    Over TLS: the server key's pin it trusts, and the key log it writes."""
+    tls = [f"--ignore-certificate-errors-spki-list={spki_pin}"] if spki_pin else []
+    if keylog:
+        tls.append(f"--ssl-key-log-file={keylog}")
     return [
         binary,
         *QUIET_FLAGS,
+        *tls,
         f"--user-data-dir={profile}",
         f"--log-net-log={netlog}",
         "--net-log-capture-mode=Default",
@@ -90,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", required=True, help="the page, e.g. http://server:3000/index.html")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole load")
     p.add_argument("--chromium", help="the browser binary (default: Debian's chromium)")
+    p.add_argument(
+        "--spki-pin",
+        metavar="BASE64",
+        help="https: trust the server whose key has this pin (base64 SHA-256 of its "
+        "SubjectPublicKeyInfo), and return the TLS key log",
+    )
     return p
 
 
@@ -104,7 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="tcplab-browser-") as tmp:
         netlog = Path(tmp) / "netlog.json"
-        argv = chromium_argv(binary, args.url, str(Path(tmp) / "profile"), str(netlog))
+        keylog = Path(tmp) / "tls-keys.log" if args.spki_pin else None
+        argv = chromium_argv(
+            binary, args.url, str(Path(tmp) / "profile"), str(netlog), args.spki_pin,
+            str(keylog) if keylog else None,
+        )  # fmt: skip
         started = time.monotonic()
         try:
             done = subprocess.run(argv, capture_output=True, timeout=args.timeout, check=False)
@@ -126,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "elapsed_s": round(elapsed, 3),
             "title": page_title(dom),
             "dom": dom,
+            "keylog": keylog.read_text() if keylog and keylog.is_file() else None,
         }
         print(json.dumps(summary), file=sys.stderr, flush=True)
         if done.returncode != 0 or not netlog.is_file() or not dom:

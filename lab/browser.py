@@ -94,6 +94,13 @@ def load_netlog(text: str) -> dict[str, Any]:
     return data
 
 
+# A job that puts its request on an open HTTP/2 connection (the session's own source id).
+H2_SESSION_FOUND = (
+    "HTTP2_SESSION_POOL_FOUND_EXISTING_SESSION",
+    "HTTP_STREAM_JOB_HTTP2_SESSION_AVAILABLE",
+)
+
+
 def parse_netlog(text: str) -> NetLog:
     data = load_netlog(text)
     try:
@@ -112,6 +119,9 @@ def parse_netlog(text: str) -> NetLog:
     sockets: dict[int, dict[str, Any]] = {}
     requests: dict[int, dict[str, Any]] = {}
     job_socket: dict[int, int] = {}
+    # HTTP/2: a request's job finds the connection's session, not a socket of the pool
+    job_session: dict[int, int] = {}
+    session_socket: dict[int, int] = {}
     for e in events:
         src = e.get("source") or {}
         kind, sid = source_name.get(src.get("type")), src.get("id")
@@ -129,6 +139,10 @@ def parse_netlog(text: str) -> NetLog:
                 s["t_closed"] = secs(e)
         elif kind == "HTTP_STREAM_JOB" and name == "SOCKET_POOL_BOUND_TO_SOCKET":
             job_socket[sid] = params["source_dependency"]["id"]
+        elif kind == "HTTP_STREAM_JOB" and name in H2_SESSION_FOUND:
+            job_session[sid] = params["source_dependency"]["id"]
+        elif kind == "HTTP2_SESSION" and name == "HTTP2_SESSION_INITIALIZED":
+            session_socket[sid] = params["source_dependency"]["id"]
         elif kind == "URL_REQUEST":
             if name == "REQUEST_ALIVE" and phase == "PHASE_BEGIN":
                 url = params.get("url", "")
@@ -158,7 +172,10 @@ def parse_netlog(text: str) -> NetLog:
     fetches = []
     carried: dict[int, list[int]] = {}
     for r in sorted(requests.values(), key=lambda r: (r["t_start"], r["id"])):
-        sock = job_socket.get(r.get("job", -1))
+        job = r.get("job", -1)
+        sock = job_socket.get(job)
+        if sock is None and job in job_session:  # a stream on an HTTP/2 connection
+            sock = session_socket.get(job_session[job])
         if sock is not None:
             carried.setdefault(sock, []).append(r["id"])
         fetches.append(
@@ -361,12 +378,14 @@ def max_open(conns: Iterable[Any]) -> int:
     return most
 
 
-def driver_argv(url: str, timeout_s: float) -> list[str]:
-    """Arguments after `python3 -m client.browser` (the tcplab/browser image's entrypoint)."""
-    return ["--url", url, "--timeout", f"{timeout_s:g}"]
+def driver_argv(url: str, timeout_s: float, spki_pin: str | None = None) -> list[str]:
+    """Arguments after `python3 -m client.browser` (the tcplab/browser image's entrypoint);
+    `spki_pin`: over TLS, the server key's pin the browser trusts (lab.tlsca)."""
+    argv = ["--url", url, "--timeout", f"{timeout_s:g}"]
+    return [*argv, "--spki-pin", spki_pin] if spki_pin else argv
 
 
-def page_url(host: str, port: int, first_resource: str) -> str:
+def page_url(host: str, port: int, first_resource: str, tls: bool = False) -> str:
     """The page the browser loads: the workload's first resource (the HTML); the browser
     fetches whatever it references."""
-    return f"http://{host}:{port}/{first_resource}"
+    return f"{'https' if tls else 'http'}://{host}:{port}/{first_resource}"

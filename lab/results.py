@@ -36,7 +36,7 @@ def plans(scenario, modes, run_dir: Path, authority=None) -> list[ModePlan]:
     server and client containers by environment)."""
     out = []
     for mode in modes:
-        tls = bool(scenario.tls_of(mode)) and mode.client != "browser"
+        tls = bool(scenario.tls_of(mode))
         if tls and authority is None:
             raise ValueError(f"mode {mode.name} speaks TLS: plans() needs the run's authority")
         for repeat in range(1, scenario.repeats + 1):
@@ -54,9 +54,10 @@ def plans(scenario, modes, run_dir: Path, authority=None) -> list[ModePlan]:
                     client_argv=(
                         browser.driver_argv(
                             browser.page_url(
-                                "server", scenario.port_of(mode), _page(scenario, mode)
+                                "server", scenario.port_of(mode), _page(scenario, mode), tls
                             ),
                             scenario.timeouts.run,
+                            spki_pin=authority.server_spki_pin() if tls else None,
                         )
                         if mode.client == "browser"
                         else client_argv(scenario, mode, "server")
@@ -73,7 +74,10 @@ def plans(scenario, modes, run_dir: Path, authority=None) -> list[ModePlan]:
                     capture_client=scenario.capture.on_client,
                     tls=tls,
                     server_env=authority.server_environment() if tls else {},
-                    client_env=authority.client_environment() if tls else {},
+                    # the browser trusts the server by its key's pin (in its argv)
+                    client_env=authority.client_environment()
+                    if tls and mode.client != "browser"
+                    else {},
                 )
             )
     return out
@@ -195,7 +199,7 @@ def _tls_row(row: ModeResult, pcap: Path, server_capture, server_ports) -> None:
 
 def _mode_row(scenario, mode, m, run_dir: Path, records: list[dict]) -> ModeResult:
     """One repeat of one mode: the capture's figures and what the runner knew."""
-    tls = bool(scenario.tls_of(mode)) and mode.client != "browser"
+    tls = bool(scenario.tls_of(mode))
     row = analyze_mode_folder(m.folder, (scenario.port_of(mode),), records, tls=tls)
     if row.tls is not None:
         row.tls.keylog = str(m.folder.relative_to(run_dir) / TLS_KEYLOG) if row.tls.keylog else None

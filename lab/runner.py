@@ -403,6 +403,10 @@ class ModeRunner:
         (plan.folder / browser.NETLOG_FILE).write_bytes(engine.logs(self.client, stderr=False))
         log = engine.log_text(self.client, stdout=False)
         (plan.folder / browser.LOG_FILE).write_text(log)
+        if plan.tls:  # Chromium's own key log, carried in the driver's last line
+            keylog = browser.driver_summary(log).get("keylog")
+            if keylog:
+                (plan.folder / TLS_KEYLOG).write_text(keylog)
         if result.client_exit not in (0, None) and not result.client_error:
             errors = [ln for ln in log.splitlines() if ln.startswith("error:")]
             result.client_error = errors[-1] if errors else f"browser exit {result.client_exit}"

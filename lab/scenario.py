@@ -190,6 +190,8 @@ class ServerOptions:
 
 
 CLIENTS = ("lab", "browser")
+# Chromium speaks HTTP/1.1 and HTTP/2 over TLS (ALPN h2), never HTTP/2 in clear (h2c).
+BROWSER_PROTOCOLS = ("http", "h2")
 TLS_VERSIONS = ("1.2", "1.3")  # server/tls.py's and client/tls.py's VERSIONS (a test checks)
 
 
@@ -228,7 +230,8 @@ class Mode:
         Str(choices=CLIENTS),
         "lab",
         doc="lab: the lab's client; browser: headless Chromium loads the first resource (the "
-        "page) and whatever it references (http only; its own connections: parallel 1)",
+        "page) and whatever it references (http, or h2 over tls; its own connections: "
+        "parallel 1)",
     )
     tls: str | None = spec(
         Version(TLS_VERSIONS),
@@ -486,8 +489,11 @@ class Scenario:
                 self._check_framing(m.framing, ("modes", i, "framing"), self.protocol_of(m))
             if protocols.get(self.protocol_of(m)).multiplexed:
                 self._check_multiplexed(m, i)
-            if m.client == "browser" and self.protocol_of(m) != protocols.HTTP.name:
-                raise Invalid(("modes", i, "client"), "the browser client needs protocol: http")
+            if m.client == "browser" and self.protocol_of(m) not in BROWSER_PROTOCOLS:
+                raise Invalid(
+                    ("modes", i, "client"),
+                    "the browser client needs protocol: http or h2 (it has no h2c)",
+                )
         self._check_framing(self.framing, ("framing",))
         for i, m in enumerate(self.modes):
             self._check_echo_fits(m, i)
@@ -545,8 +551,11 @@ class Scenario:
                 continue
             if not proto.takes_tls:
                 raise Invalid(("modes", i, "tls"), f"tls needs protocol: {with_tls}")
-            if m.client == "browser":
-                raise Invalid(("modes", i, "tls"), "the browser client has no TLS yet")
+            if m.client == "browser" and m.resume is not None:
+                raise Invalid(
+                    ("modes", i, "resume"),
+                    "the browser resumes sessions as it likes: resume is for the lab's client",
+                )
             if m.pipeline:  # one SSL object written and read by two threads at once: unsafe
                 raise Invalid(("modes", i, "pipeline"), "pipelining is not done over TLS")
 

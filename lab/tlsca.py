@@ -30,7 +30,9 @@ TLS 1.2 handshake costs on the wire (about 0.9 KB for the leaf alone), and an EC
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import ipaddress
 import os
 import time
@@ -89,6 +91,14 @@ class Authority:
     def client_environment(self) -> dict[str, str]:
         """What the client's container gets: the CA certificate only (`client.tls.CA_ENV`)."""
         return {CA_ENV: self.ca_cert_pem.decode()}
+
+    def server_spki_pin(self) -> str:
+        """The server certificate's public key as Chromium pins it: the base64 SHA-256 of its
+        SubjectPublicKeyInfo (`--ignore-certificate-errors-spki-list`). Chromium's trust store
+        is NSS, which the lab leaves alone: the browser trusts the run's server by this pin."""
+        cert = x509.load_pem_x509_certificate(self.server_cert_pem)
+        spki = cert.public_key().public_bytes(_DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 _DER = serialization.Encoding.DER

@@ -2,9 +2,9 @@
 
     python -m tests.support.netlog_trim IN.json OUT.json
 
-Keeps the sources lab.browser follows (SOCKET, URL_REQUEST, HTTP_STREAM_JOB), only their
-events it reads, only the parameters it reads, and only the constants those need: a 300 KB
-net-log of a small page becomes a few KB, and stays a net-log Chromium's viewer opens.
+Keeps the sources lab.browser follows (SOCKET, URL_REQUEST, HTTP_STREAM_JOB, HTTP2_SESSION),
+only their events it reads, only the parameters it reads, and only the constants those need: a
+300 KB net-log of a small page becomes a few KB, and stays a net-log Chromium's viewer opens.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-SOURCES = {"SOCKET", "URL_REQUEST", "HTTP_STREAM_JOB"}
+SOURCES = {"SOCKET", "URL_REQUEST", "HTTP_STREAM_JOB", "HTTP2_SESSION"}
 EVENTS = {
     "TCP_CONNECT",
     "SOCKET_ALIVE",
@@ -23,6 +23,9 @@ EVENTS = {
     "HTTP_TRANSACTION_READ_RESPONSE_HEADERS",
     "URL_REQUEST_JOB_FILTERED_BYTES_READ",
     "FAILED",
+    "HTTP2_SESSION_INITIALIZED",
+    "HTTP2_SESSION_POOL_FOUND_EXISTING_SESSION",
+    "HTTP_STREAM_JOB_HTTP2_SESSION_AVAILABLE",
 }
 PARAMS = {"local_address", "remote_address", "source_dependency", "url", "byte_count", "net_error"}
 

@@ -5,7 +5,8 @@ tests/data/browser/ holds a lab run of tests/data/browser/tiny-browser.yaml (a p
 resources of 1-2 KiB: HTML, 2 CSS, 2 JS, 3 PNG, a WOFF2 font; 20 ms; tcpdump -s 96): headless
 Chromium in tcplab/browser, `http10` from the listener that closes after every response,
 `keepalive` from the keep-alive one: the capture, the server's log, the driver's summary line and
-the net-log trimmed with tests/support/netlog_trim.py.
+the net-log trimmed with tests/support/netlog_trim.py. `h2` is the same page over TLS 1.3 and
+HTTP/2 (tiny-browser-tls.yaml): its summary line carries Chromium's key log too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lab.document import ModeResult, RunResult
 from lab.scenario import load_scenario, parse_scenario
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "browser"
-ORIGINS = {"http10": "server:3000", "keepalive": "server:3001"}
+ORIGINS = {"http10": "server:3000", "keepalive": "server:3001", "h2": "server:3000"}
 PAGE = [
     "index.html", "style.css", "theme.css", "app.js", "vendor.js", "hero.png", "photo.png",
     "logo.png", "text.woff2",
@@ -123,6 +124,20 @@ def test_keepalive_server_reused_connections_and_their_streams():
         assert "connect" not in [p for p, _, _ in r.phases()]
 
 
+def test_http2_streams_are_requests_on_their_connection():
+    """Over HTTP/2 a request's job finds the open session, not a socket of the pool: the
+    net-log's HTTP2_SESSION names the socket, so every later request is a reuse of the one
+    connection (Chromium opened a spare one it never used)."""
+    account = recorded("h2")
+    assert (account.connections, account.used_connections, account.unmatched_ports) == (2, 1, [])
+    sent = [r for r in account.resources if r.sent is not None]
+    assert len({r.stream for r in sent}) == 1 and None not in {r.stream for r in sent}
+    assert account.reused == account.requests - 1 == len(sent) - 1
+    assert account.complete_handshakes_used == 1
+    summary = browser.driver_summary((DATA / "h2.log").read_text())
+    assert "CLIENT_TRAFFIC_SECRET_0" in summary["keylog"]
+
+
 def test_origin_leaves_out_chromium_own_hosts():
     netlog = browser.parse_netlog((DATA / "http10.netlog.json").read_text())
     others = [f for f in netlog.fetches if not f.url.startswith("http://server:3000/")]
@@ -167,6 +182,9 @@ def test_page_url_and_driver_argv():
     url = browser.page_url("server", 3002, "index.html")
     assert url == "http://server:3002/index.html"
     assert browser.driver_argv(url, 60.0) == ["--url", url, "--timeout", "60"]
+    url = browser.page_url("server", 3002, "index.html", tls=True)
+    assert url == "https://server:3002/index.html"
+    assert browser.driver_argv(url, 60.0, spki_pin="AAA=")[-2:] == ["--spki-pin", "AAA="]
 
 
 # --- the claims -------------------------------------------------------------------------------
@@ -359,6 +377,9 @@ def test_driver_chromium_flags():
     assert argv[0] == "/c" and argv[-1] == "http://s/"
     assert {"--headless", "--no-sandbox", "--dump-dom", "--log-net-log=/tmp/n.json"} <= set(argv)
     assert "--user-data-dir=/tmp/p" in argv
+    assert not [a for a in argv if "spki" in a or "key-log" in a]
+    argv = driver.chromium_argv("/c", "https://s/", "/tmp/p", "/tmp/n.json", "AAA=", "/tmp/k")
+    assert {"--ignore-certificate-errors-spki-list=AAA=", "--ssl-key-log-file=/tmp/k"} <= set(argv)
 
 
 # --- the run's analysis and the report --------------------------------------------------------

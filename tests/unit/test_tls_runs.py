@@ -4,6 +4,7 @@ and the report use it. Pure: no container starts here."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from lab.argv import client_argv, server_argv
 from lab.cli import main as lab_main
 from lab.costs import measure
 from lab.document import ConnectionResult, ModeResult, RunResult, TlsModeResult
+from lab.errors import UsageError
 from lab.report.render import tls_keylog_text, tls_rows
 from lab.results import _tls_row, plans
 from lab.scenario import dump_yaml, load_scenario, parse_scenario
@@ -99,6 +101,37 @@ def test_plans_give_the_server_its_key_and_the_client_the_ca_only(authority, tmp
         assert "PRIVATE KEY" not in repr(plan)  # the PEMs stay out of a plan's repr
     plain = load_scenario(ROOT / "scenarios" / "page10.yaml")
     assert all(not p.tls and not p.server_env for p in plans(plain, plain.modes, tmp_path))
+
+
+def test_a_browser_mode_over_tls_loads_https_trusting_the_servers_pin(authority, tmp_path):
+    s = parse_scenario(
+        BASE + "  - {name: b, client: browser, persistent: true, tls: 1.3, protocol: h2}\n"
+    )
+    (plan,) = plans(s, s.modes, tmp_path, authority)
+    assert plan.tls and plan.client == "browser"
+    assert set(plan.server_env) == {tlsca.CERT_ENV, tlsca.KEY_ENV}
+    assert plan.client_env == {}  # no CA for Chromium (NSS): it trusts the key's pin
+    argv = plan.client_argv
+    assert argv[argv.index("--url") + 1] == "https://server:3000/index.html"
+    assert argv[argv.index("--spki-pin") + 1] == authority.server_spki_pin()
+    assert len(base64.b64decode(authority.server_spki_pin())) == 32  # a SHA-256
+    assert authority.server_spki_pin() != tlsca.make_authority(key="ec").server_spki_pin()
+    plain = parse_scenario(BASE + "  - {name: b, client: browser, persistent: true}\n")
+    (plan,) = plans(plain, plain.modes, tmp_path)
+    assert "--spki-pin" not in plan.client_argv and "http://server:" in plan.client_argv[1]
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [
+        ("{name: b, client: browser, persistent: true, protocol: h2c}", "it has no h2c"),
+        ("{name: b, client: browser, persistent: true, tls: 1.3, resume: true}",
+         "the browser resumes sessions as it likes"),
+    ],
+)  # fmt: skip
+def test_what_a_browser_mode_cannot_do(mode, says):
+    with pytest.raises(UsageError, match=says):
+        parse_scenario(BASE + f"  - {mode}\n")
 
 
 def test_container_specs_take_the_environment():

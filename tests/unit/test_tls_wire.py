@@ -214,41 +214,33 @@ def test_bad_tls_input_is_one_line_and_exit_2(authority):
 
 @pytest.mark.parametrize("protocol", ["http", "h2"])
 def test_chromium_loads_the_page_over_the_runs_tls(authority, tmp_path, protocol):
-    """Headless Chromium loads the page from `python -m server --tls 1.3` (HTTP/1.1, or HTTP/2
-    by ALPN): every script, stylesheet and image loaded (the page's own script says so in the
-    DOM), and the server's log shows the protocol Chromium spoke. Chromium's trust store is
-    NSS, which the test leaves alone: it trusts the run's server certificate (issued by the
-    run's CA) by its public key's SHA-256, as `--ignore-certificate-errors-spki-list` takes it."""
-    import base64
-    import hashlib
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
+    """Headless Chromium, through the lab's driver (`python -m client.browser --spki-pin`, as
+    a `client: browser` mode over TLS runs it), loads the page from `python -m server --tls
+    1.3` (HTTP/1.1, or HTTP/2 by ALPN): every script, stylesheet and image loaded (the page's
+    own script says so in the DOM), the server's log shows the protocol Chromium spoke, and
+    the driver returns Chromium's key log. Chromium's trust store is NSS, which the test leaves
+    alone: it trusts the run's server certificate by its key's pin (lab.tlsca)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     require(browser is not None, "chromium is not installed (Debian: apt-get install chromium)")
-    cert = x509.load_pem_x509_certificate(
-        authority.write_public(tmp_path)["server_cert"].read_bytes()
-    )
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
     argv = [sys.executable, "-m", "server", "--protocol", protocol, "--tls", "1.3",
             "--host", "127.0.0.1", "--log-format", "json", "--listen", "0:persistent",
             f"--page={RESOURCES}"]  # fmt: skip
     proc = subprocess.Popen(argv, cwd=ROOT, env=_env(authority), stdout=subprocess.PIPE, text=True)
     try:
         port = json.loads(proc.stdout.readline())["port"]
-        shown = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
-             f"--ignore-certificate-errors-spki-list={pin}", "--virtual-time-budget=5000",
-             "--dump-dom", f"https://localhost:{port}/index.html"],
-            capture_output=True, text=True, timeout=45,
+        driven = subprocess.run(
+            [sys.executable, "-m", "client.browser", "--chromium", browser, "--timeout", "40",
+             "--url", f"https://localhost:{port}/index.html",
+             "--spki-pin", authority.server_spki_pin()],
+            cwd=ROOT, capture_output=True, text=True, timeout=45,
         )  # fmt: skip
     finally:
         proc.terminate()
         log = proc.communicate(timeout=20)[0]
+    assert driven.returncode == 0, driven.stderr[-1500:]
+    done = json.loads(driven.stderr.strip().splitlines()[-1])
+    shown = subprocess.CompletedProcess([], 0, stdout=done["dom"], stderr=driven.stderr)
+    assert "CLIENT_HANDSHAKE_TRAFFIC_SECRET" in done["keylog"]  # TLS 1.3's, for Wireshark
     assert 'data-loaded="yes"' in shown.stdout, shown.stderr[-1500:]
     assert 'data-scripts="app.js"' in shown.stdout and "logo.png:32x32" in shown.stdout
     events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
