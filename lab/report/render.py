@@ -220,7 +220,8 @@ def tls_keylog_text(keylogs: list[str]) -> str:
     files = ", ".join(f"`{k}`" for k in keylogs)
     return (
         f"The TLS key log of each mode ({files}: the SSLKEYLOGFILE format, written by the "
-        "client's OpenSSL) decrypts its capture: in Wireshark, Preferences > Protocols > TLS > "
+        "client's TLS library: the lab client's OpenSSL, Chromium's BoringSSL) decrypts its "
+        "capture: in Wireshark, Preferences > Protocols > TLS > "
         "(Pre)-Master-Secret log filename, then Decode As... TLS on the mode's port (the lab's "
         "ports are not 443); or `tshark -r capture.pcap -o tls.keylog_file:tls-keys.log "
         "-d tcp.port==PORT,tls -Y http`. The run's CA certificate is `tls-ca.pem` (`curl "

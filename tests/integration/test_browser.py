@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -80,6 +81,51 @@ def test_page10_browser_counts_from_the_capture(browser_images, tmp_path):
     assert verdicts[("browser-reuse", "browser-keepalive")] is True
     # the lab's client ran beside it as before
     assert result.modes["http1.0"].connections == len(names)
+
+
+TLS_SCENARIO = REPO / "scenarios" / "page10-browser-tls.yaml"
+
+
+@pytest.mark.usefixtures("needs_tshark")
+def test_page10_browser_over_tls_and_http2(browser_images, tmp_path):
+    """Chromium over TLS 1.3, trusting the run's server by its key's pin: HTTP/1.1 keep-alive
+    on up to 6 connections, HTTP/2 on one; the handshakes read from the packets, and tshark
+    decrypts every request with the key log Chromium wrote."""
+    started = time.monotonic()
+    result = lab.run(TLS_SCENARIO, out=tmp_path)
+    print(f"\npage10-browser-tls: {time.monotonic() - started:.1f} s")
+    names = set(_names(load_scenario(TLS_SCENARIO)))
+    for name, port, used in (("browser-tls13", 3000, None), ("browser-h2", 3001, 1)):
+        mode = result.modes[name]
+        account = mode.browser
+        assert account["unmatched_ports"] == [], account
+        loaded = {r["name"] for r in account["resources"] if r["status"] == 200}
+        assert names <= loaded, f"{name}: not loaded: {names - loaded}"
+        assert mode.tls.versions == ["1.3"] and mode.tls.round_trips_full == [1], mode.tls
+        assert mode.tls.connections == mode.connections  # every connection spoke TLS
+        if used is not None:  # HTTP/2: the page on one connection, every later request reused it
+            assert account["used_connections"] == used
+            assert account["reused"] == account["requests"] - 1
+        folder = Path(result.run_dir) / name
+        keylog = (folder / "tls-keys.log").read_text()
+        assert keylog.count("CLIENT_TRAFFIC_SECRET_0") >= account["used_connections"]
+        h2 = name == "browser-h2"
+        wanted = (
+            ["-Y", 'http2.type == 1 && http2.header.name == ":path"', "-e", "http2.headers.path"]
+            if h2
+            else ["-Y", "http.request", "-e", "http.request.uri"]
+        )
+        done = subprocess.run(
+            ["tshark", "-r", str(folder / "capture.pcap"), "-o",
+             f"tls.keylog_file:{folder / 'tls-keys.log'}", "-d", f"tcp.port=={port},tls",
+             "-T", "fields", *wanted],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        paths = {u.split("?")[0].lstrip("/") for u in ",".join(done.stdout.split()).split(",")}
+        assert names <= paths, f"{name}: tshark did not decrypt {names - paths}"
+    verdicts = {(c.id, c.mode): c.holds for c in result.claims}
+    assert verdicts[("browser-reuse", "browser-h2")] is True
 
 
 def _run_browser(client, image: str, url: str, server_id: str, run_id: str, mode: str):
