@@ -20,6 +20,7 @@ turns them into Unix milliseconds, the capture's clock (one host, one clock).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -286,9 +287,29 @@ class BrowserAccount:
     unmatched_ports: list[int] = field(default_factory=list)  # net-log ports not in the capture
     truncated: bool = False
     resources: list[ResourceRow] = field(default_factory=list)
+    # The page's own Navigation Timing (ms from the navigation's start), from the DOM: the
+    # browser's page load time, which the capture's last byte overstates when the browser asks
+    # for more after the load event (its favicon)
+    dom_content_loaded_ms: float | None = None
+    load_event_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_TIMING = {
+    key: re.compile(rf'\bdata-{attr}="([0-9]+(?:\.[0-9]+)?)"')
+    for key, attr in (
+        ("dom_content_loaded_ms", "dom-content-loaded-ms"),
+        ("load_event_ms", "load-event-ms"),
+    )
+}
+
+
+def page_timing(dom: str | None) -> dict[str, float | None]:
+    """The Navigation Timing the page's own script wrote into <body data-*> (wire.site)."""
+    found = {key: pattern.search(dom or "") for key, pattern in _TIMING.items()}
+    return {key: float(m.group(1)) if m else None for key, m in found.items()}
 
 
 def join(
@@ -351,6 +372,7 @@ def join(
         unmatched_ports=sorted(p for p in net_ports if p not in by_port),
         truncated=netlog.truncated,
         resources=rows,
+        **page_timing(summary.get("dom")),
     )
 
 

@@ -209,7 +209,9 @@ def _text(
 
 # Runs at the load event: what the browser made of the page, into <body data-*> so that
 # `chromium --dump-dom` (or any DOM reader) shows it: each image's decoded size, which scripts
-# ran, each stylesheet's rule count, each font's status, and every resource's Resource Timing.
+# ran, each stylesheet's rule count, each font's status, every resource's Resource Timing, and
+# the page's own Navigation Timing: when DOMContentLoaded ended and the load event began (ms
+# from the navigation's start).
 _REPORT_SCRIPT = b"""<script>
 addEventListener("load", () => {
   const d = document.body.dataset, base = (u) => u.split("/").pop().split("?")[0];
@@ -218,6 +220,8 @@ addEventListener("load", () => {
   d.stylesheets = [...document.styleSheets].filter((s) => s.href).map((s) => `${base(s.href)}:${s.cssRules.length}`).join(" ");
   d.fonts = [...document.fonts].map((f) => `${f.family}:${f.status}`).join(" ");
   d.resources = performance.getEntriesByType("resource").map((e) => `${base(e.name)}:${e.decodedBodySize}`).join(" ");
+  const nav = performance.getEntriesByType("navigation")[0];
+  if (nav) [d.domContentLoadedMs, d.loadEventMs] = [nav.domContentLoadedEventEnd.toFixed(1), nav.loadEventStart.toFixed(1)];
   d.loaded = "yes";
 });
 </script>

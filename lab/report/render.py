@@ -190,6 +190,8 @@ def browser_rows(run: RunResult) -> tuple[list[str], list[list[str]]] | None:
 
     lines = [
         ("page title (from the DOM)", lambda m: cell(m, "title")),
+        ("load event (the page's Navigation Timing, ms)", lambda m: cell(m, "load_event_ms")),
+        ("DOMContentLoaded (ms)", lambda m: cell(m, "dom_content_loaded_ms")),
         ("requests on the wire", lambda m: cell(m, "requests")),
         ("loaded (2xx)", lambda m: cell(m, "loaded")),
         ("TCP connections (capture)", lambda m: cell(m, "connections")),

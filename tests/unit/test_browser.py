@@ -138,6 +138,16 @@ def test_http2_streams_are_requests_on_their_connection():
     assert "CLIENT_TRAFFIC_SECRET_0" in summary["keylog"]
 
 
+def test_page_timing_from_the_dom():
+    dom = '<body data-dom-content-loaded-ms="212.4" data-load-event-ms="598.0" data-loaded="yes">'
+    assert browser.page_timing(dom) == {"dom_content_loaded_ms": 212.4, "load_event_ms": 598.0}
+    # a page too small for its report script, or no DOM: unknown, not zero
+    assert browser.page_timing("<body>") == {"dom_content_loaded_ms": None, "load_event_ms": None}
+    assert browser.page_timing(None)["load_event_ms"] is None
+    account = recorded("h2")  # recorded before the page reported its timing
+    assert account.load_event_ms is None and account.as_dict()["load_event_ms"] is None
+
+
 def test_origin_leaves_out_chromium_own_hosts():
     netlog = browser.parse_netlog((DATA / "http10.netlog.json").read_text())
     others = [f for f in netlog.fetches if not f.url.startswith("http://server:3000/")]

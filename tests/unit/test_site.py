@@ -20,6 +20,7 @@ import pytest
 from client import plan
 from lab import scenario as lab_scenario
 from lab.argv import client_argv, server_argv
+from lab.browser import page_timing as browser_timing
 from lab.scenario import load_scenario
 from server.__main__ import build_parser, config_from_args
 from tests.conftest import require
@@ -531,6 +532,9 @@ def test_chromium_renders_the_page(mode: str, tmp_path: Path) -> None:
     assert data["fonts"] == "tcplab text.woff2:loaded"  # OTS took the WOFF2
     fetched = dict(pair.split(":") for pair in data["resources"].split())
     assert fetched == {r.name: str(r.size) for r in PAGE.resources if r.name != "index.html"}
+    # the page's own Navigation Timing, as lab.browser reads it from the DOM
+    timing = browser_timing(dom)
+    assert 0 < timing["dom_content_loaded_ms"] <= timing["load_event_ms"] < 60_000, timing
     served = sorted(e["request"] for e in log.events("response") if e["status"] == 200)
     assert served == sorted(resources)  # every resource once (a missing favicon: a 404)
     connections = len(log.events("accepted"))
