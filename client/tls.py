@@ -38,15 +38,14 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
+from wire.tls import VERSIONS as VERSIONS  # re-exported: the client's command line uses them
+from wire.tls import TlsSetupError as TlsSetupError
+from wire.tls import pinned_context, with_options
+
 CA_ENV = "LAB_TLS_CA"  # lab.tlsca writes it
 KEYLOG_EVENT = "tls_keylog"  # the client log's record of one key log line (lab.tls reads it)
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 SERVER_NAME = "server"  # the server's container name, in its certificate
 _END = b"#end of the key log\n"  # KeyLog.close's marker: no key log line starts with '#'
-
-
-class TlsSetupError(ValueError):
-    """A one-line reason the client cannot speak TLS (bad version, missing or bad CA)."""
 
 
 def client_context(
@@ -56,24 +55,13 @@ def client_context(
     alpn: Sequence[str] = (),
 ) -> ssl.SSLContext:
     """A client context for exactly TLS `version` that trusts `ca_pem` and nothing else."""
-    try:
-        pinned = VERSIONS[version]
-    except KeyError:
-        raise TlsSetupError(
-            f"unknown TLS version {version!r} (choose from {', '.join(VERSIONS)})"
-        ) from None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
-    ctx.minimum_version = ctx.maximum_version = pinned
+    ctx = pinned_context(ssl.PROTOCOL_TLS_CLIENT, version)  # verifies the chain and the name
     text = ca_pem.decode() if isinstance(ca_pem, bytes) else ca_pem
     try:
         ctx.load_verify_locations(cadata=text)
     except (ssl.SSLError, ValueError) as exc:
         raise TlsSetupError(f"cannot load the run's CA certificate: {exc}") from None
-    if alpn:
-        ctx.set_alpn_protocols(list(alpn))
-    if keylog:
-        ctx.keylog_filename = keylog
-    return ctx
+    return with_options(ctx, alpn, keylog)
 
 
 def context_from_environment(

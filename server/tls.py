@@ -42,23 +42,12 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 
 from server.connection import Connection, MessageClock, PeerError, Waits
 from server.loop import LoopConnection
+from wire.tls import VERSIONS as VERSIONS  # re-exported: the server's command line uses them
+from wire.tls import TlsSetupError as TlsSetupError
+from wire.tls import pinned_context, with_options
 
 CERT_ENV, KEY_ENV = "LAB_TLS_CERT", "LAB_TLS_KEY"  # lab.tlsca writes them
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 TICKETS = 2  # TLS 1.3 tickets after a full handshake (OpenSSL's default)
-
-
-class TlsSetupError(ValueError):
-    """A one-line reason the server cannot serve TLS (bad version, missing or bad PEM)."""
-
-
-def version_of(text: str) -> ssl.TLSVersion:
-    try:
-        return VERSIONS[text]
-    except KeyError:
-        raise TlsSetupError(
-            f"unknown TLS version {text!r} (choose from {', '.join(VERSIONS)})"
-        ) from None
 
 
 @contextlib.contextmanager
@@ -85,9 +74,7 @@ def server_context(
     `keylog`: a path the TLS secrets are appended to (SSLKEYLOGFILE format), for Wireshark.
     `alpn`: the protocols the server picks from, in its order of preference ("h2", "http/1.1").
     """
-    pinned = version_of(version)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ctx.maximum_version = pinned
+    ctx = pinned_context(ssl.PROTOCOL_TLS_SERVER, version)
     ctx.options &= ~ssl.OP_NO_TICKET  # on by default; said here because resumption needs it
     # At shutdown an idle connection's read is woken by shutdown(SHUT_RD), which OpenSSL 3
     # reads as a truncation and answers with a fatal decode_error alert to the client; the
@@ -103,11 +90,7 @@ def server_context(
             ctx.load_cert_chain(cert_path, key_path)
     except ssl.SSLError as exc:
         raise TlsSetupError(f"cannot load the server's TLS certificate and key: {exc}") from None
-    if alpn:
-        ctx.set_alpn_protocols(list(alpn))
-    if keylog:
-        ctx.keylog_filename = keylog
-    return ctx
+    return with_options(ctx, alpn, keylog)
 
 
 def context_from_environment(

@@ -139,7 +139,7 @@ def test_http2_streams_are_requests_on_their_connection():
 
 
 def test_page_timing_from_the_dom():
-    dom = '<body data-dom-content-loaded-ms="212.4" data-load-event-ms="598.0" data-loaded="yes">'
+    dom = '<body data-timing="212.4 598.0" data-loaded="yes">'
     assert browser.page_timing(dom) == {"dom_content_loaded_ms": 212.4, "load_event_ms": 598.0}
     # a page too small for its report script, or no DOM: unknown, not zero
     assert browser.page_timing("<body>") == {"dom_content_loaded_ms": None, "load_event_ms": None}
