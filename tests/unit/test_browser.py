@@ -208,6 +208,17 @@ def _run(*modes):
     return RunResult(modes={m.name: m for m in modes})
 
 
+def test_the_modes_table_shows_a_browsers_load_event_beside_the_page_time():
+    from lab.summary import METRICS
+
+    account = {**recorded("h2").as_dict(), "load_event_ms": 598.0}
+    run = _run(
+        _browser_mode("b", True, account), ModeResult(name="lab", persistent=True, client="lab")
+    )
+    (get,) = [g for label, g, _ in METRICS if label == "browser's load event (ms)"]
+    assert [get(run, m) for m in run.modes.values()] == [598.0, None]
+
+
 def _by_id(run):
     return {(c.id, c.mode): c for c in claims.check_claims(run)}
 
