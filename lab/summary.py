@@ -91,7 +91,11 @@ METRICS: list[tuple[str, Callable[[RunResult, ModeResult], Any], Callable[[Any],
     ("page time (ms)", lambda r, m: ms(m.page_time_s), fmt),
     ("page time, every repeat (ms)", lambda r, m: m.repeats or None, _repeats),
     # a browser's own figure: its load event (Navigation Timing), before any favicon
-    ("browser's load event (ms)", lambda r, m: (m.browser or {}).get("load_event_ms"), fmt),
+    (
+        "browser's load event (ms from navigation)",
+        lambda r, m: (m.browser or {}).get("load_event_ms"),
+        fmt,
+    ),
     ("predicted, network alone (ms)", lambda r, m: ms(m.predicted_network_only_s), fmt),
     ("predicted (ms)", lambda r, m: ms(m.predicted_page_time_s), fmt),
     ("error vs model", lambda r, m: error_cell(m), _error),

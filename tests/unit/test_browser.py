@@ -215,7 +215,7 @@ def test_the_modes_table_shows_a_browsers_load_event_beside_the_page_time():
     run = _run(
         _browser_mode("b", True, account), ModeResult(name="lab", persistent=True, client="lab")
     )
-    (get,) = [g for label, g, _ in METRICS if label == "browser's load event (ms)"]
+    (get,) = [g for label, g, _ in METRICS if label == "browser's load event (ms from navigation)"]
     assert [get(run, m) for m in run.modes.values()] == [598.0, None]
 
 
