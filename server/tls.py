@@ -181,16 +181,33 @@ class _LayeredSocket(ssl.SSLSocket):
             raise BlockingIOError(errno.EAGAIN, "TLS record not sent") from None
 
 
-class TlsConnection(Connection):
+class _Wrapped:
+    """What both models' TLS connections do alike: wrap the accepted socket (the handshake
+    comes later, in the connection's own thread or loop), and look for a buffered request
+    through TLS: MSG_PEEK would read ciphertext."""
+
+    def __init__(self, sock: socket.socket, *args, context: ssl.SSLContext, **kwargs) -> None:
+        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        super().__init__(tls, *args, **kwargs)  # type: ignore[call-arg]
+        self.handshake_done = False
+
+    def _handshake_done(self) -> None:
+        self.handshake_done = True
+        if self.log.per_connection:  # type: ignore[attr-defined]
+            self.event("tls", **describe(self.sock))  # type: ignore[attr-defined]
+
+    def _buffered(self) -> bool:
+        if self.sock.pending():  # type: ignore[attr-defined]  # decrypted, not yet read
+            return True
+        readable, _, _ = select.select([self.sock], [], [], 0)  # type: ignore[attr-defined]
+        return bool(readable) and not self._shut_rd  # type: ignore[attr-defined]
+
+
+class TlsConnection(_Wrapped, Connection):
     """`server.connection.Connection` over TLS, for the threads model: the handshake at the
     first read (in the connection's own thread, not the accept loop), and what differs on an
     SSLSocket (see the module doc): timeouts by settimeout(), no send() flags, the close_notify
     before the FIN, pending() for what is already decrypted."""
-
-    def __init__(self, sock: socket.socket, *args, context: ssl.SSLContext, **kwargs) -> None:
-        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        super().__init__(tls, *args, **kwargs)
-        self.handshake_done = False
 
     def recv(self, mid_message: bool, clock: MessageClock | None = None) -> Waits[bytes]:
         if not self.handshake_done:
@@ -201,15 +218,12 @@ class TlsConnection(Connection):
         self._set_rcvtimeo(self.read_timeout)
         with _handshake_errors(self):
             self.sock.do_handshake()  # type: ignore[attr-defined]
-        _handshake_done(self)
+        self._handshake_done()
 
     def _set_rcvtimeo(self, seconds: float) -> None:
         if seconds != self._rcvtimeo:
             self.sock.settimeout(seconds)  # SO_RCVTIMEO does not reach an SSLSocket's reads
             self._rcvtimeo = seconds
-
-    def _buffered(self) -> bool:
-        return _tls_buffered(self)
 
     def send(self, data: bytes) -> Waits[None]:
         yield from ()  # blocks, never yields
@@ -221,16 +235,11 @@ class TlsConnection(Connection):
         self.bytes_out += len(data)
 
 
-class LoopTlsConnection(LoopConnection):
+class LoopTlsConnection(_Wrapped, LoopConnection):
     """`server.loop.LoopConnection` over TLS, for the epoll model: the handshake at the first
     read or write, its waits yielded to the loop like any other; the rest is the plain
     connection's code, since `_LayeredSocket` turns OpenSSL's want-read and want-write into the
     socket's would-block."""
-
-    def __init__(self, sock: socket.socket, *args, context: ssl.SSLContext, **kwargs) -> None:
-        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        super().__init__(tls, *args, **kwargs)
-        self.handshake_done = False
 
     def recv(self, mid_message: bool, clock: MessageClock | None = None) -> Waits[bytes]:
         if not self.handshake_done:
@@ -247,10 +256,7 @@ class LoopTlsConnection(LoopConnection):
     def _handshake(self) -> Waits[None]:
         with _handshake_errors(self):
             yield from handshake(self.sock, time.monotonic() + self.read_timeout)  # type: ignore[arg-type]
-        _handshake_done(self)
-
-    def _buffered(self) -> bool:
-        return _tls_buffered(self)
+        self._handshake_done()
 
 
 @contextlib.contextmanager
@@ -262,21 +268,6 @@ def _handshake_errors(conn: Connection) -> Iterator[None]:
         raise PeerError(f"TLS handshake not complete in {conn.read_timeout:g} s") from None
     except ssl.SSLError as exc:
         raise PeerError(f"TLS handshake failed: {exc.reason or exc}") from None
-
-
-def _handshake_done(conn: TlsConnection | LoopTlsConnection) -> None:
-    conn.handshake_done = True
-    if conn.log.per_connection:
-        conn.event("tls", **describe(conn.sock))  # type: ignore[arg-type]
-
-
-def _tls_buffered(conn: Connection) -> bool:
-    """Is a request already here (shutdown answers those)? MSG_PEEK does not go through TLS:
-    OpenSSL's decrypted bytes, or anything readable on the socket."""
-    if conn.sock.pending():  # type: ignore[attr-defined]
-        return True
-    readable, _, _ = select.select([conn.sock], [], [], 0)
-    return bool(readable) and not conn._shut_rd
 
 
 def connection_factory(context: ssl.SSLContext, concurrency: str = "threads"):

@@ -12,9 +12,11 @@ or the compose test's project name.
 
 from __future__ import annotations
 
+import subprocess
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -27,6 +29,25 @@ from tests.conftest import IN_CI, docker_available
 
 # Labels for every container and network a test makes directly.
 TEST_LABELS = {**LABELS, "tcplab.test": "1"}
+
+
+def decrypted_requests(folder: Path, port: int, h2: bool) -> list[str]:
+    """The request paths tshark reads from a TLS mode's capture with the mode's key log: an
+    independent check that the key log decrypts it (HTTP/2: each request is a HEADERS frame,
+    type 1, whose :path tshark decodes with HPACK)."""
+    wanted = (
+        ["-Y", 'http2.type == 1 && http2.header.name == ":path"', "-e", "http2.headers.path"]
+        if h2
+        else ["-Y", "http.request", "-e", "http.request.uri"]
+    )
+    done = subprocess.run(
+        ["tshark", "-r", str(folder / "capture.pcap"), "-o",
+         f"tls.keylog_file:{folder / 'tls-keys.log'}", "-d", f"tcp.port=={port},tls",
+         "-T", "fields", *wanted],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return ",".join(done.stdout.split()).split(",")
 
 
 def compose_project() -> str:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +24,7 @@ from lab import browser, docker_util, hosts
 from lab.argv import server_argv
 from lab.images import ensure_images
 from lab.scenario import load_scenario
-from tests.integration.conftest import TEST_LABELS
+from tests.integration.conftest import TEST_LABELS, decrypted_requests
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -109,20 +108,8 @@ def test_page10_browser_over_tls_and_http2(browser_images, tmp_path):
         folder = Path(result.run_dir) / name
         keylog = (folder / "tls-keys.log").read_text()
         assert keylog.count("CLIENT_TRAFFIC_SECRET_0") >= account["used_connections"]
-        h2 = name == "browser-h2"
-        wanted = (
-            ["-Y", 'http2.type == 1 && http2.header.name == ":path"', "-e", "http2.headers.path"]
-            if h2
-            else ["-Y", "http.request", "-e", "http.request.uri"]
-        )
-        done = subprocess.run(
-            ["tshark", "-r", str(folder / "capture.pcap"), "-o",
-             f"tls.keylog_file:{folder / 'tls-keys.log'}", "-d", f"tcp.port=={port},tls",
-             "-T", "fields", *wanted],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        paths = {u.split("?")[0].lstrip("/") for u in ",".join(done.stdout.split()).split(",")}
+        requests = decrypted_requests(folder, port, h2=name == "browser-h2")
+        paths = {u.split("?")[0].lstrip("/") for u in requests}
         assert names <= paths, f"{name}: tshark did not decrypt {names - paths}"
     verdicts = {(c.id, c.mode): c.holds for c in result.claims}
     assert verdicts[("browser-reuse", "browser-h2")] is True

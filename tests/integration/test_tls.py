@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.integration.conftest import decrypted_requests
 
 pytestmark = pytest.mark.integration
 
@@ -123,28 +124,13 @@ def test_the_run_folder_holds_the_key_log_and_no_key(page10_tls):
     print(f"page10-tls run: {took:.1f} s")
 
 
+@pytest.mark.usefixtures("needs_tshark")  # a failure in CI, a skip elsewhere
 @pytest.mark.parametrize("mode", ["http1.0-tls12", "keepalive-6-tls13-resume", "h2-tls13"])
 def test_tshark_decrypts_the_requests_with_the_key_log(page10_tls, mode):
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark not installed")
     run_dir, analysis, _ = page10_tls
     m = _modes(analysis)[mode]
     port = m["per_connection"][0]["server_port"]
     folder = run_dir / m["folder"]
-    # HTTP/2: each request is a HEADERS frame (type 1) whose :path tshark decodes with HPACK
-    h2 = mode.startswith("h2")
-    wanted = (
-        ["-Y", 'http2.type == 1 && http2.header.name == ":path"', "-e", "http2.headers.path"]
-        if h2
-        else ["-Y", "http.request", "-e", "http.request.uri"]
-    )
-    done = subprocess.run(
-        ["tshark", "-r", str(folder / "capture.pcap"), "-o",
-         f"tls.keylog_file:{folder / 'tls-keys.log'}", "-d", f"tcp.port=={port},tls",
-         "-T", "fields", *wanted],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    uris = sorted(",".join(done.stdout.split()).split(","))
+    uris = sorted(decrypted_requests(folder, port, h2=mode.startswith("h2")))
     scenario = analysis["scenario"]["workload"]["resources"]
     assert uris == sorted(f"/{r['name']}?size={r['size']}" for r in scenario)
