@@ -297,17 +297,14 @@ class BrowserAccount:
         return asdict(self)
 
 
-_TIMING = re.compile(r'\bdata-timing="([0-9.]+) ([0-9.]+)"')
+_TIMING = re.compile(r'\bdata-timing="([0-9]+(?:\.[0-9]+)?) ([0-9]+(?:\.[0-9]+)?)"')
 
 
 def page_timing(dom: str | None) -> dict[str, float | None]:
     """The Navigation Timing the page's own script wrote into <body data-timing> (wire.site):
     when DOMContentLoaded ended and when the load event began, ms from the navigation's start."""
     m = _TIMING.search(dom or "")
-    try:
-        dcl, load = (float(m.group(1)), float(m.group(2))) if m else (None, None)
-    except ValueError:  # "1.2.3": not the script's
-        dcl = load = None
+    dcl, load = (float(m.group(1)), float(m.group(2))) if m else (None, None)
     return {"dom_content_loaded_ms": dcl, "load_event_ms": load}
 
 

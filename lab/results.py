@@ -39,6 +39,7 @@ def plans(scenario, modes, run_dir: Path, authority=None) -> list[ModePlan]:
         tls = bool(scenario.tls_of(mode))
         if tls and authority is None:
             raise ValueError(f"mode {mode.name} speaks TLS: plans() needs the run's authority")
+        pin = authority.server_spki_pin() if tls and mode.client == "browser" else None
         for repeat in range(1, scenario.repeats + 1):
             folder = run_dir / mode.name
             if scenario.repeats > 1:
@@ -57,7 +58,7 @@ def plans(scenario, modes, run_dir: Path, authority=None) -> list[ModePlan]:
                                 "server", scenario.port_of(mode), _page(scenario, mode), tls
                             ),
                             scenario.timeouts.run,
-                            spki_pin=authority.server_spki_pin() if tls else None,
+                            spki_pin=pin,
                         )
                         if mode.client == "browser"
                         else client_argv(scenario, mode, "server")

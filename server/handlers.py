@@ -59,45 +59,38 @@ def serve_echo(conn: Connection, opts: ProtocolOptions) -> Waits[str | None]:
     answered = 0
     while True:
         data = yield from conn.recv(mid_message=decoder.pending > 0, clock=clock)
-        if whole and data and (count := whole(data)) and (not most or answered + count <= most):
-            yield from conn.send(data)
+        count = whole(data) if whole and data else 0
+        if count and (not most or answered + count <= most):
+            reply, echoed = data, ()  # whole messages: their echo is the read itself
             answered += count
-            if opts.resets.is_set():
-                return conn.reset("reset mode")
-            if answered == most:
-                return last_reason
-            clock.reset()
-            if conn.stopping:
-                return "server shutting down"
-            continue
-        if data:
-            messages = decoder.feed(data)
         else:
-            messages = decoder.eof()  # TruncatedMessage if the peer stopped mid-message
-            if not messages:
-                return None
-            conn.event("peer_fin")  # the FIN ended the message: logged as it came
-        replies = []
-        reason = None
-        for message in messages:
-            replies.append(framing.encode(opts.framing, message, opts.max_message))
-            answered += 1
-            if answered == most:
-                reason = last_reason
-                break
-        if replies:
-            yield from conn.send(b"".join(replies))
+            if data:
+                messages = decoder.feed(data)
+            else:
+                messages = decoder.eof()  # TruncatedMessage if the peer stopped mid-message
+                if not messages:
+                    return None
+                conn.event("peer_fin")  # the FIN ended the message: logged as it came
+            replies = []
+            for message in messages:
+                replies.append(framing.encode(opts.framing, message, opts.max_message))
+                answered += 1
+                if answered == most:
+                    break
+            reply, echoed = b"".join(replies), messages[: len(replies)]
+        if reply:
+            yield from conn.send(reply)
             # Logged once echoed, as http's `response`: a fault `at: {request: N}` follows
             # these lines, and fired on receipt it killed a server mid-echo (seen in CI).
             if conn.log.per_connection:
-                for message in messages[: len(replies)]:
+                for message in echoed:
                     conn.event("message", preview=preview(message), bytes=len(message))
             if opts.resets.is_set():
                 return conn.reset("reset mode")
-        if replies or not decoder.pending:  # a new message, or time spent writing: fresh clock
+        if reply or not decoder.pending:  # a new message, or time spent writing: fresh clock
             clock.reset()
-        if reason:
-            return reason
+        if most and answered == most:
+            return last_reason
         if conn.stopping and decoder.pending == 0:
             return "server shutting down"
 
