@@ -228,8 +228,9 @@ def explain(
     side = "slower" if error > 0 else "faster"
     head = f"{abs(error):.0f}% {side} than predicted (the model's band here is ±{band:.0f}%): "
     reasons = []
-    if mode.retransmissions:
-        reasons.append(f"{mode.retransmissions} retransmissions, and the model assumes no loss")
+    resent = mode.retransmissions if mode.resent_segments is None else mode.resent_segments
+    if resent:
+        reasons.append(f"{resent} data segments resent, and the model assumes no loss")
     alone, measured = mode.predicted_network_only_s, mode.page_time_s
     if alone and measured and alone > measured:
         reasons.append(

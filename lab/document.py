@@ -299,6 +299,9 @@ class ConnectionResult(Record):
     spurious_retransmission: Pair = field(default_factory=Pair)
     keep_alive: Pair = field(default_factory=Pair)
     zero_window_probe: Pair = field(default_factory=Pair)
+    # data segments carrying a byte the capture had shown before, whatever Wireshark names them
+    # (lab.analysis.walk); absent from files written before it was counted
+    resent: Pair | None = _omit()
     overhead_packets: int = 0
     t_last_server_byte: float | None = None
     # the first request's first byte on the server's interface (lab.results, for lab.costs)
@@ -393,6 +396,9 @@ class ModeResult(Record):
     overhead_packets: int | None = None
     overhead_share: float | None = None
     payload_bytes: int | None = None
+    # data segments sent again, whatever Wireshark names them: on a sub-millisecond path most
+    # resends are "out of order" to Wireshark (lab.analysis.walk); absent from older files
+    resent_segments: int | None = _omit()
     requests: int | None = None
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None

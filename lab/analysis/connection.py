@@ -93,6 +93,9 @@ class Connection:
     spurious_retransmission: list[int] = field(default_factory=lambda: [0, 0])
     keep_alive: list[int] = field(default_factory=lambda: [0, 0])
     zero_window_probe: list[int] = field(default_factory=lambda: [0, 0])
+    # data segments carrying a byte this capture had already shown: what the sender sent again,
+    # whatever name Wireshark gives it (on a fast path most resends are "out of order")
+    resent: list[int] = field(default_factory=lambda: [0, 0])
     syn_retransmissions: int = 0
     t_first_client_byte: float | None = None
     t_last_server_byte: float | None = None
@@ -171,6 +174,7 @@ class Connection:
             "spurious_retransmission": _pair(self.spurious_retransmission),
             "keep_alive": _pair(self.keep_alive),
             "zero_window_probe": _pair(self.zero_window_probe),
+            "resent": _pair(self.resent),
             "overhead_packets": self.overhead_packets,
             "t_last_server_byte": self.t_last_server_byte,
             "mss": self.mss,
@@ -267,6 +271,7 @@ def _finish(c: Connection, found: tuple, packets: int, mss: int | None) -> None:
         spurious,
         keep_alives,
         zero_window_probes,
+        resent,
     ) = found  # fmt: skip  (the fields of lab.analysis.walk.Walk)
     c.packets = packets
     c.bytes = wire
@@ -281,7 +286,7 @@ def _finish(c: Connection, found: tuple, packets: int, mss: int | None) -> None:
     c.retransmissions = retrans
     c.fast_retransmission, c.out_of_order = fast_retrans, out_of_order
     c.spurious_retransmission, c.keep_alive = spurious, keep_alives
-    c.zero_window_probe = zero_window_probes
+    c.zero_window_probe, c.resent = zero_window_probes, resent
     c.t_first_client_byte, c.t_last_server_byte = t_first_client_byte, t_last_server_byte
     c.mss = mss or _segment_size(syn_mss, top[SERVER], biggest)
     c_mss, s_mss = syn_mss  # the smaller option announced (0: none); min() over a generator

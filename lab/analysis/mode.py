@@ -143,6 +143,7 @@ def summarize_mode(
         "overhead_packets": overhead,
         "overhead_share": overhead / packets if packets else None,
         "payload_bytes": sum(sum(c.payload_bytes) for c in conns),
+        "resent_segments": sum(sum(c.resent) for c in conns),
         "requests": len(latencies),
         "latency_p50_ms": None if p50 is None else p50 * 1000.0,
         "latency_p95_ms": None if p95 is None else p95 * 1000.0,

@@ -33,6 +33,7 @@ class Analysis:
     spurious_retransmission: int = 0
     keep_alive: int = 0
     zero_window_probe: int = 0
+    resent: int = 0  # data segments sent again, whatever Wireshark calls them (Connection.resent)
     warnings: list[str] = field(default_factory=list)  # frames not decoded, and why
 
     def to_dict(self, series: bool = False, streams: bool = True) -> dict[str, Any]:
@@ -55,6 +56,7 @@ class Analysis:
             "spurious_retransmission": self.spurious_retransmission,
             "keep_alive": self.keep_alive,
             "zero_window_probe": self.zero_window_probe,
+            "resent": self.resent,
             "warnings": self.warnings,
         }
         if streams:
@@ -79,6 +81,7 @@ def totals(conns: Iterable[Connection]) -> dict[str, int]:
         "spurious_retransmission": sum(sum(c.spurious_retransmission) for c in conns),
         "keep_alive": sum(sum(c.keep_alive) for c in conns),
         "zero_window_probe": sum(sum(c.zero_window_probe) for c in conns),
+        "resent": sum(sum(c.resent) for c in conns),
     }
 
 

@@ -207,7 +207,7 @@ _CONNECTION = (
     '"t_first_fin":%s,"t_teardown_end":%s,"fin_packets":%d,"rst":%d,"rst_by":%s,'
     f'"data_segments":{_P},"pure_acks":{_P},"payload_bytes":{_P},"retransmissions":{_P},'
     f'"fast_retransmission":{_P},"out_of_order":{_P},"spurious_retransmission":{_P},'
-    f'"keep_alive":{_P},"zero_window_probe":{_P},'
+    f'"keep_alive":{_P},"zero_window_probe":{_P},"resent":{_P},'
     '"overhead_packets":%d,"t_last_server_byte":%s,'
     '"mss":%d,"syn_mss":%d,"slow_start_restarts":%d,"flights":[%s]}'
 )
@@ -253,7 +253,7 @@ def connection_json(c: Connection) -> str:
         c.fin_packets, c.rst, "null" if rst_by is None else f'"{rst_by}"',
         *c.data_segments, *acks, *c.payload_bytes, *c.retransmissions,
         *c.fast_retransmission, *c.out_of_order, *c.spurious_retransmission, *c.keep_alive,
-        *c.zero_window_probe,
+        *c.zero_window_probe, *c.resent,
         c.handshake_packets + c.teardown_packets + acks[0] + acks[1],  # overhead_packets
         r_last,
         c.mss, c.syn_mss,
@@ -350,8 +350,13 @@ def print_table(capture: Capture, analysis: Analysis, limit: int = 200, out=None
         (analysis.keep_alive, "keep-alives"),
         (analysis.zero_window_probe, "zero-window probes"),
     ]
-    if any(n for n, _ in apart):  # Wireshark's names for what is not a retransmission
-        lines.append("not retransmissions: " + ", ".join(f"{what} {n}" for n, what in apart))
+    if any(n for n, _ in apart):  # what Wireshark does not name a retransmission
+        lines.append("Wireshark's other names: " + ", ".join(f"{what} {n}" for n, what in apart))
+    if analysis.resent:
+        lines.append(
+            f"resent data segments {analysis.resent} (a byte this capture had shown before, "
+            "whatever Wireshark names them)"
+        )
     lines.append("")
     lines += table_lines([_row(c) for c in analysis.connections[:limit]])
     lines.append("")

@@ -56,13 +56,19 @@ def test_rtt_40_shows_as_the_handshake_rtt(needs_docker, lab_images, tmp_path: P
     assert analysis["network"]["rtt_check"]["ok"]
 
 
-def test_loss_5_shows_as_retransmissions(needs_docker, lab_images, tmp_path: Path) -> None:
+def test_loss_5_shows_as_resent_segments(needs_docker, lab_images, tmp_path: Path) -> None:
     # 400 KiB is about 280 data segments: at 5% loss each way, none lost has odds of e^-14.
     resources = [{"name": "big", "kind": "other", "size": "400k"}]
     analysis = run_scenario(tmp_path, small_http("loss5", {"loss": 5}, resources))
     (mode,) = analysis["modes"]
     assert mode["client_failed"] == 0  # TCP recovered every loss
-    assert mode["retransmissions"] > 0
+    assert mode["resent_segments"] > 0
+    # Not Wireshark's retransmissions, which were 0 once in CI: with no delay, the server's
+    # resends come within the handshake's RTT of its newest data, and Wireshark names those out
+    # of order (tests/unit/test_resent.py). The capture is the server's, so each of its
+    # retransmissions repeats bytes the capture showed.
+    (conn,) = mode["per_connection"]
+    assert conn["resent"]["server"] >= conn["retransmissions"]["server"]
 
 
 def test_page10_wan_keepalive_wins_by_the_predicted_ratio(

@@ -172,12 +172,14 @@ def test_a_mode_outside_its_band_says_why_in_words() -> None:
     assert "from 0.1 to 60.0 ms around the mean of 18.3 ms" in note
     assert "31x keepalive's 0.6 ms" in note  # 18.3 / 0.6
     assert costs.explain(calm, [calm, busy], parallel=1, band=25.0) is None  # inside its band
-    lossy = mode("http1.0", -9.0, 1.0, retransmissions=4)
+    lossy = mode("http1.0", -9.0, 1.0, retransmissions=1, resent_segments=4)
     note = costs.explain(lossy, [lossy], parallel=1, band=5.0)
     assert note == (
-        "9% faster than predicted (the model's band here is ±5%): 4 retransmissions, and the "
-        "model assumes no loss"
+        "9% faster than predicted (the model's band here is ±5%): 4 data segments resent, and "
+        "the model assumes no loss"
     )
+    older = mode("http1.0", -9.0, 1.0, retransmissions=3)  # a file from before resent_segments
+    assert "3 data segments resent" in costs.explain(older, [older], parallel=1, band=5.0)
     odd = mode("http1.0", 30.0, 1.0)
     assert "varied within the mode" in costs.explain(odd, [odd], parallel=1, band=25.0)
     fast = mode("keepalive-6", -6.0, 0.5, page_time_s=0.378, predicted_network_only_s=0.384)
