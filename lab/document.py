@@ -431,7 +431,8 @@ class ModeResult(Record):
     predicted_network_only_s: float | None = _omit()
     program_costs: ProgramCostsResult | None = _omit()  # the programs' times the model used
     prediction_band_pct: float | None = _omit()  # how close the model is meant to be here
-    prediction_note: str | None = _omit()  # why this mode is outside its band, in words
+    # why this mode is outside its band, in words; inside it, a caution (loss: lab.costs)
+    prediction_note: str | None = _omit()
     client: str | None = _omit()  # "browser" for a browser mode (absent: the lab's client)
     # a browser mode: its net-log joined to the capture (lab.browser.BrowserAccount.as_dict())
     browser: dict[str, Any] | None = _omit()

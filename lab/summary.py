@@ -49,10 +49,12 @@ def error_pct(m: ModeResult) -> float | None:
 
 def error_cell(m: ModeResult) -> float | str | None:
     """The model's error, or words when the mode is outside the model's band (the note says
-    why: lab.costs.explain)."""
-    if m.prediction_note and m.prediction_band_pct is not None:
-        return f"outside ±{m.prediction_band_pct:.0f}%"
-    return error_pct(m)
+    why: lab.costs.explain; inside it, a note is a caution and the percentage stays)."""
+    error = error_pct(m)
+    band = m.prediction_band_pct
+    if m.prediction_note and band is not None and (error is None or abs(error) > band):
+        return f"outside ±{band:.0f}%"
+    return error
 
 
 def _error(v: float | str | None) -> str:
