@@ -35,6 +35,7 @@ next segment behind the expected seq at the acknowledged seq is a fast retransmi
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import NamedTuple
 
 from lab.tcp import ACK, ETHERNET_MSS, FIN, RST, SEQ_MASK, SYN
@@ -95,21 +96,27 @@ class Walk(NamedTuple):
 
 def _shown_again(holes: list, start: int, stop: int) -> bool:
     """True when the bytes [start, stop) (relative seq) include one outside every hole, i.e.
-    one the capture has shown before; the range leaves the holes, as it has been shown now."""
+    one the capture has shown before; the range leaves the holes, as it has been shown now.
+    `holes` is sorted and disjoint (each opens at the side's highest seq so far), so a bisect
+    finds the first that may overlap: a capture with many holes costs no scan of them all."""
+    first = i = bisect_right(holes, start, key=_hole_end)
     covered = 0
     kept = []
-    for lo, hi in holes:
+    while i < len(holes) and holes[i][0] < stop:
+        lo, hi = holes[i]
         a, b = max(lo, start), min(hi, stop)
-        if a < b:
-            covered += b - a
-            if lo < a:
-                kept.append((lo, a))
-            if b < hi:
-                kept.append((b, hi))
-        else:
-            kept.append((lo, hi))
-    holes[:] = kept
+        covered += b - a
+        if lo < a:
+            kept.append((lo, a))
+        if b < hi:
+            kept.append((b, hi))
+        i += 1
+    holes[first:i] = kept
     return covered < stop - start
+
+
+def _hole_end(hole: tuple[int, int]) -> int:
+    return hole[1]
 
 
 def walk(packets, caddr: str, cport: int, series: list, marks) -> tuple:

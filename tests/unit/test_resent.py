@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,30 @@ def test_lab_analyze_shows_the_resends_beside_wiresharks_names() -> None:
     encode = json.JSONEncoder(separators=(",", ":")).encode
     assert command.connection_json(c) == encode(c.to_dict())
     assert json.loads(command.connection_json(c))["resent"] == {"client": 0, "server": 15}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_resent_agrees_with_the_brute_force_on_random_flows(seed: int) -> None:
+    """A sender whose segments are lost before the capture point (holes), resent whole or in
+    part, early or late, many holes open at once: the walk's holes against every byte range."""
+    rng = random.Random(seed)
+    packets: list[Packet] = []
+    flow = Flow(packets, server_isn=rng.randrange(SEQ_MASK))
+    flow.handshake(0.0, rtt=0.0001)
+    base, t, sent = flow.isn["server"] + 1, 0.001, []
+    for i in range(400):
+        t += 0.00001
+        if sent and rng.random() < 0.2:  # a resend of some earlier range, whole or a part
+            start = rng.choice(sent) + rng.choice([0, 0, 300, -300])
+            flow.send("server", t, ACK, rng.choice([300, 1000, 1700]), seq=base + max(0, start))
+        else:
+            start = i * 1000
+            sent.append(start)
+            if rng.random() < 0.1:
+                continue  # lost before the capture: a hole
+            flow.send("server", t, ACK, 1000, seq=base + start)
+        if rng.random() < 0.3:
+            flow.send("client", t, ACK)
+    c = one(packets)
+    assert c.resent == brute_force_resent(packets, *flow.client)
+    assert c.resent[1] > 0
