@@ -220,7 +220,7 @@ def band_pct(predicted_s: float, network_only_s: float) -> float:
 
 def _losses(mode: ModeResult) -> str | None:
     """What the capture shows lost and sent again, in words (None: nothing)."""
-    resent = mode.retransmissions if mode.resent_segments is None else mode.resent_segments
+    resent = mode.data_resends
     syns = sum(c.syn_retransmissions for c in mode.per_connection)
     parts = [f"data segments resent: {resent}"] if resent else []
     parts += [f"SYNs sent again: {syns}"] if syns else []
@@ -239,17 +239,15 @@ def explain(
     if error is None or abs(error) <= band:
         if error is None or not losses:
             return None
-        alone = mode.predicted_network_only_s
-        return (
+        note = (
             f"inside its band by construction ({losses}): the model assumes no loss, but the "
             "programs' times it charges were measured on this mode, waits for the resends "
             "included"
-            + (
-                f"; the network alone, as the model sees it, takes {alone * 1e3:.1f} ms"
-                if alone
-                else ""
-            )
         )
+        alone = mode.predicted_network_only_s
+        if alone:
+            note += f"; the network alone, as the model sees it, takes {alone * 1e3:.1f} ms"
+        return note
     side = "slower" if error > 0 else "faster"
     head = f"{abs(error):.0f}% {side} than predicted (the model's band here is ±{band:.0f}%): "
     reasons = []

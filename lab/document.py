@@ -440,6 +440,11 @@ class ModeResult(Record):
     tls: TlsModeResult | None = _omit()  # a TLS mode: its handshakes as the packets show them
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def data_resends(self) -> int | None:
+        """`resent_segments`; in a file written before it was counted, Wireshark's count."""
+        return self.retransmissions if self.resent_segments is None else self.resent_segments
+
 
 @dataclass(eq=True)
 class Claim(Record):

@@ -73,10 +73,6 @@ def _repeats(values: Any) -> str:
     return " ".join("–" if v is None else f"{v * 1000:.0f}" for v in values)
 
 
-def _resent(mode: ModeResult) -> int | None:
-    return mode.retransmissions if mode.resent_segments is None else mode.resent_segments
-
-
 # (row label, value getter, formatter); value getters take (run, mode)
 METRICS: list[tuple[str, Callable[[RunResult, ModeResult], Any], Callable[[Any], str]]] = [
     ("persistent", lambda r, m: m.persistent, fmt),
@@ -90,7 +86,7 @@ METRICS: list[tuple[str, Callable[[RunResult, ModeResult], Any], Callable[[Any],
     ("first FIN sent by", lambda r, m: m.closed_first or None, fmt),
     ("bytes on the wire", lambda r, m: m.bytes, fmt),
     # what the sender sent again, whatever Wireshark names it (older files: Wireshark's count)
-    ("data segments resent", lambda r, m: _resent(m), fmt),
+    ("data segments resent", lambda r, m: m.data_resends, fmt),
     ("handshake RTT (ms, median)", lambda r, m: m.rtt_ms, lambda v: fmt(v, 2)),
     ("waiting on handshakes (ms)", lambda r, m: ms(m.handshake_wait_wall_s), fmt),
     ("request latency p50 (ms)", lambda r, m: m.latency_p50_ms, fmt),

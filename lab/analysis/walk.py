@@ -36,6 +36,7 @@ next segment behind the expected seq at the acknowledged seq is a fast retransmi
 from __future__ import annotations
 
 from bisect import bisect_right
+from operator import itemgetter
 from typing import NamedTuple
 
 from lab.tcp import ACK, ETHERNET_MSS, FIN, RST, SEQ_MASK, SYN
@@ -99,7 +100,7 @@ def _shown_again(holes: list, start: int, stop: int) -> bool:
     one the capture has shown before; the range leaves the holes, as it has been shown now.
     `holes` is sorted and disjoint (each opens at the side's highest seq so far), so a bisect
     finds the first that may overlap: a capture with many holes costs no scan of them all."""
-    first = i = bisect_right(holes, start, key=_hole_end)
+    first = i = bisect_right(holes, start, key=itemgetter(1))  # by each hole's end
     covered = 0
     kept = []
     while i < len(holes) and holes[i][0] < stop:
@@ -113,10 +114,6 @@ def _shown_again(holes: list, start: int, stop: int) -> bool:
         i += 1
     holes[first:i] = kept
     return covered < stop - start
-
-
-def _hole_end(hole: tuple[int, int]) -> int:
-    return hole[1]
 
 
 def walk(packets, caddr: str, cport: int, series: list, marks) -> tuple:

@@ -110,8 +110,9 @@ def write_capture_json(capture: Capture, out: TextIO, workers: int = 1) -> None:
         more = analyze_streams(streams[half:], first=half)
         summed, rest = totals(conns + more), _text(lambda file: _write_streams(more, file, False))
     else:
-        theirs, rest = rest.split("\n", 1)
-        summed = {key: n + json.loads(theirs)[key] for key, n in summed.items()}
+        head, rest = rest.split("\n", 1)
+        theirs = json.loads(head)
+        summed = {key: n + theirs[key] for key, n in summed.items()}
     analysis = of_connections(conns, capture.packets, capture, summed)
 
     def streams_text() -> None:
